@@ -1,0 +1,1 @@
+"""Webhook ingest: provider payloads -> canonical events -> Kafka, acknowledged only after Kafka acks."""

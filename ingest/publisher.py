@@ -1,0 +1,85 @@
+"""Kafka publishing for ingest (aiokafka, acks=all)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Protocol
+
+import orjson
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+
+from schemas.event import CanonicalEvent, Envelope
+
+
+class PublishFailed(Exception):
+    """Kafka did not acknowledge in time; the caller must not acknowledge its sender."""
+
+
+class Publisher(Protocol):
+    async def publish(self, events: Sequence[CanonicalEvent], rejected: Sequence[Rejected]) -> None: ...
+
+
+class Rejected:
+    """An input element that failed validation, kept on the dead-letter topic with its reasons."""
+
+    __slots__ = ("endpoint", "index", "payload", "problems")
+
+    def __init__(self, endpoint: str, index: int, payload: object, problems: list[dict[str, str]]) -> None:
+        self.endpoint = endpoint
+        self.index = index
+        self.payload = payload
+        self.problems = problems
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(
+            {
+                "stage": "ingest",
+                "endpoint": self.endpoint,
+                "index": self.index,
+                "problems": self.problems,
+                "payload": self.payload,
+                "at": datetime.now(UTC).isoformat(),
+            },
+            default=str,
+        )
+
+
+def encode(event: CanonicalEvent) -> bytes:
+    return Envelope(event=event).model_dump_json().encode()
+
+
+class KafkaPublisher:
+    """Publishes events keyed by message id and waits for every acknowledgement (acks=all)."""
+
+    def __init__(self, producer: AIOKafkaProducer, topic: str, deadletter_topic: str, timeout_s: float) -> None:
+        self.producer = producer
+        self.topic = topic
+        self.deadletter_topic = deadletter_topic
+        self.timeout_s = timeout_s
+
+    async def publish(self, events: Sequence[CanonicalEvent], rejected: Sequence[Rejected] = ()) -> None:
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                pending = [
+                    await self.producer.send(self.topic, key=e.message_id.encode(), value=encode(e))
+                    for e in events
+                ]
+                pending += [
+                    await self.producer.send(self.deadletter_topic, value=r.to_json()) for r in rejected
+                ]
+                await asyncio.gather(*pending)
+        except (TimeoutError, KafkaError) as exc:
+            raise PublishFailed(f"Kafka did not acknowledge: {exc!r}") from exc
+
+
+def create_producer(bootstrap: str, enable_idempotence: bool) -> AIOKafkaProducer:
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        acks="all",
+        enable_idempotence=enable_idempotence,
+        linger_ms=5,  # small batching window: webhook batches arrive as bursts
+        request_timeout_ms=10_000,
+    )

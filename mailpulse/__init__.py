@@ -1,0 +1,1 @@
+"""mailpulse: composition roots, CLI and the embedded runtime."""

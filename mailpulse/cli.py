@@ -1,0 +1,141 @@
+"""The `mailpulse` command: one subcommand per role."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+
+from mailpulse.settings import Settings
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides = {k: v for k, v in vars(args).items() if k in Settings.model_fields and v is not None}
+    return Settings(**overrides)
+
+
+async def _until_signal() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from mailpulse.demo import main
+
+    return main(_settings(args), args.messages, args.seed)
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from mailpulse.runtime import kafka, serve_ingest
+
+    settings = _settings(args)
+
+    async def run() -> None:
+        stop = await _until_signal()
+        async with kafka(settings) as bootstrap:
+            print(f"ingest on http://{settings.ingest_host}:{settings.ingest_port} -> Kafka {bootstrap}")
+            await serve_ingest(settings, bootstrap, stop)
+
+    asyncio.run(run())
+    return 0
+
+
+def cmd_process(args: argparse.Namespace) -> int:
+    from mailpulse.runtime import kafka, open_store, processor
+
+    settings = _settings(args)
+
+    async def run() -> None:
+        stop = await _until_signal()
+        store = open_store(settings)
+        async with kafka(settings) as bootstrap, processor(settings, bootstrap, store) as proc:
+            print(f"processing {settings.status_topic} from {bootstrap} into {settings.clickhouse_dsn()}")
+            await proc.run(stop)
+
+    asyncio.run(run())
+    return 0
+
+
+def cmd_broker(args: argparse.Namespace) -> int:
+    from mailpulse.runtime import kafka
+
+    settings = _settings(args).model_copy(update={"kafka_bootstrap": None})
+
+    async def run() -> None:
+        stop = await _until_signal()
+        async with kafka(settings) as bootstrap:
+            print(f"embedded Kafka (Tansu) on {bootstrap}; export MAILPULSE_KAFKA_BOOTSTRAP={bootstrap}")
+            await stop.wait()
+
+    asyncio.run(run())
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from mailpulse.runtime import open_store
+
+    settings = _settings(args)
+    open_store(settings)
+    print(f"schema up to date in {settings.clickhouse_dsn()} database {settings.clickhouse_database}")
+    return 0
+
+
+def cmd_sql(args: argparse.Namespace) -> int:
+    from mailpulse.runtime import open_store
+
+    store = open_store(_settings(args))
+    result = store.client.query(args.query)
+    print("\t".join(result.column_names))
+    for row in result.result_rows:
+        print("\t".join("" if v is None else str(v) for v in row))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mailpulse",
+        description="Email delivery-status pipeline: webhooks -> Kafka -> processors -> ClickHouse. "
+        "Settings come from MAILPULSE_* environment variables or .env; options below override them.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(name: str, func: object, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(func=func)
+        p.add_argument("--data-dir", dest="data_dir", help="local state directory (default .mailpulse)")
+        p.add_argument("--clickhouse-url", dest="clickhouse_url", help="http(s):// or chdb:/// DSN")
+        p.add_argument("--kafka-bootstrap", dest="kafka_bootstrap", help="Kafka servers (default: embedded)")
+        return p
+
+    demo = add("demo", cmd_demo, "run the whole pipeline on embedded Kafka and ClickHouse with generated traffic")
+    demo.add_argument("--messages", type=int, default=10_000, help="messages to generate (default 10000)")
+    demo.add_argument("--seed", type=int, default=None, help="traffic seed (default: random, printed)")
+    demo.add_argument("--port", dest="ingest_port", type=int, default=0, help="ingest port (default: free)")
+    ingest = add("ingest", cmd_ingest, "serve the webhook endpoints and publish to Kafka")
+    ingest.add_argument("--host", dest="ingest_host", help="bind address (default 127.0.0.1)")
+    ingest.add_argument("--port", dest="ingest_port", type=int, help="port (default 8080)")
+    add("process", cmd_process, "consume status events, merge state and load ClickHouse")
+    add("broker", cmd_broker, "run the embedded Kafka broker (Tansu) with mailpulse's topics")
+    add("migrate", cmd_migrate, "create or update the ClickHouse schema")
+    sql = add("sql", cmd_sql, "run a SQL query against mailpulse's ClickHouse (views: events, messages)")
+    sql.add_argument("query", help='for example "SELECT status, count() FROM mailpulse.messages GROUP BY status"')
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    with contextlib.suppress(BrokenPipeError):
+        return int(args.func(args))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

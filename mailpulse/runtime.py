@@ -1,0 +1,115 @@
+"""Composition roots: the only place that constructs adapters (Kafka, ClickHouse, HTTP server)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import uvicorn
+
+from ingest.app import create_app
+from ingest.publisher import KafkaPublisher, create_producer
+from mailpulse.broker import EmbeddedBroker
+from mailpulse.settings import Settings
+from mailpulse.topics import ensure_topics
+from processors.consumer import StatusProcessor, create_consumer
+from processors.store import ClickHouseStore, connect
+
+log = logging.getLogger(__name__)
+
+
+@contextlib.asynccontextmanager
+async def kafka(settings: Settings) -> AsyncIterator[str]:
+    """Yield a bootstrap address with mailpulse's topics present: the configured Kafka, or an
+    embedded Tansu broker that lives as long as the context."""
+    broker = None
+    if settings.kafka_bootstrap:
+        bootstrap = settings.kafka_bootstrap
+    else:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        broker = EmbeddedBroker(log_path=settings.data_dir / "tansu.log").start()
+        bootstrap = broker.bootstrap
+        log.info("embedded Kafka (Tansu) on %s", bootstrap)
+    try:
+        await ensure_topics(
+            bootstrap,
+            [settings.status_topic, settings.deadletter_topic],
+            settings.partitions,
+            settings.replication_factor,
+        )
+        yield bootstrap
+    finally:
+        if broker is not None:
+            broker.stop()
+
+
+def open_store(settings: Settings) -> ClickHouseStore:
+    if not settings.clickhouse_url:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = ClickHouseStore(connect(settings.clickhouse_dsn()), settings.clickhouse_database)
+    store.migrate()
+    return store
+
+
+async def serve_ingest(settings: Settings, bootstrap: str, stop: asyncio.Event, port: int | None = None) -> None:
+    """Serve the ingest app until ``stop`` is set; then finish in-flight requests and flush Kafka."""
+    producer = create_producer(bootstrap, settings.kafka_enable_idempotence)
+    await producer.start()
+    try:
+        publisher = KafkaPublisher(
+            producer, settings.status_topic, settings.deadletter_topic, settings.publish_timeout_s
+        )
+        app = create_app(publisher, settings.max_body_bytes)
+        config = uvicorn.Config(
+            app,
+            host=settings.ingest_host,
+            port=settings.ingest_port if port is None else port,
+            log_level="warning",
+            lifespan="off",
+        )
+        server = uvicorn.Server(config)
+        task = asyncio.create_task(server.serve())
+        await stop.wait()
+        server.should_exit = True
+        await task
+    finally:
+        await producer.stop()
+
+
+async def wait_listening(host: str, port: int, timeout_s: float = 10.0) -> None:
+    async with asyncio.timeout(timeout_s):
+        while True:
+            try:
+                _, writer = await asyncio.open_connection(host, port)
+                writer.close()
+                await writer.wait_closed()
+                return
+            except OSError:
+                await asyncio.sleep(0.05)
+
+
+@contextlib.asynccontextmanager
+async def processor(settings: Settings, bootstrap: str, store: ClickHouseStore) -> AsyncIterator[StatusProcessor]:
+    """A started, subscribed processor; on exit it leaves the group (offsets already committed)."""
+    consumer = create_consumer(bootstrap, settings.consumer_group)
+    deadletter = create_producer(bootstrap, settings.kafka_enable_idempotence)
+    proc = StatusProcessor(
+        consumer,
+        deadletter,
+        store,
+        topic=settings.status_topic,
+        deadletter_topic=settings.deadletter_topic,
+        batch_max_records=settings.batch_max_records,
+        batch_wait_ms=settings.batch_wait_ms,
+        cache_messages=settings.state_cache_messages,
+    )
+    await deadletter.start()
+    proc.subscribe()
+    await consumer.start()
+    try:
+        yield proc
+    finally:
+        await consumer.stop()
+        await deadletter.stop()

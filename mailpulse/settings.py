@@ -1,0 +1,43 @@
+"""Settings, read once from MAILPULSE_* environment variables or a .env file, then frozen."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MAILPULSE_", env_file=".env", extra="ignore", frozen=True)
+
+    data_dir: Path = Field(Path(".mailpulse"), description="Local state (embedded ClickHouse data).")
+    kafka_bootstrap: str | None = Field(
+        None, description="Kafka bootstrap servers; unset = start an embedded Tansu broker on loopback."
+    )
+    kafka_enable_idempotence: bool = Field(
+        False, description="Idempotent producer; enable on real Kafka (Tansu does not support it)."
+    )
+    status_topic: str = Field("mailpulse.email-status", description="Topic of canonical status events.")
+    deadletter_topic: str = Field("mailpulse.deadletter", description="Topic of undecodable/invalid input.")
+    partitions: int = Field(6, ge=1, description="Partitions of the topics mailpulse creates.")
+    replication_factor: int = Field(1, ge=1, description="Replication factor of created topics.")
+    clickhouse_url: str | None = Field(
+        None, description="clickhouse-connect DSN (http(s)://…); unset = embedded chDB under data_dir."
+    )
+    clickhouse_database: str = Field("mailpulse", description="ClickHouse database.")
+    ingest_host: str = Field("127.0.0.1", description="Ingest bind address.")
+    ingest_port: int = Field(8080, ge=0, le=65535, description="Ingest port (0 = any free port).")
+    publish_timeout_s: float = Field(
+        3.0, gt=0, description="Longest wait for Kafka acks before ingest answers 503 (Twilio allows 5 s)."
+    )
+    max_body_bytes: int = Field(5 * 1024 * 1024, gt=0, description="Largest webhook body accepted.")
+    consumer_group: str = Field("mailpulse-processors", description="Processor consumer group.")
+    batch_max_records: int = Field(20_000, ge=1, description="Most records loaded in one batch.")
+    batch_wait_ms: int = Field(1000, ge=1, description="Longest wait to fill a batch (about 1 insert/s).")
+    state_cache_messages: int = Field(500_000, ge=1, description="Message states kept in memory.")
+
+    def clickhouse_dsn(self) -> str:
+        if self.clickhouse_url:
+            return self.clickhouse_url
+        return f"chdb://{(self.data_dir / 'clickhouse').resolve()}"

@@ -1,0 +1,34 @@
+"""Create mailpulse's topics; waits until the broker answers Kafka requests."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
+
+
+async def ensure_topics(
+    bootstrap: str, topics: list[str], partitions: int, replication: int = 1, timeout_s: float = 20.0
+) -> None:
+    """Create ``topics`` if missing. Retries until the broker answers, at most ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+        try:
+            await admin.start()
+            existing = set(await admin.list_topics())
+            missing = [NewTopic(t, partitions, replication) for t in topics if t not in existing]
+            if missing:
+                try:
+                    await admin.create_topics(missing)
+                except TopicAlreadyExistsError:
+                    pass
+            return
+        except (KafkaConnectionError, KafkaError):
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.2)
+        finally:
+            await admin.close()

@@ -1,0 +1,64 @@
+"""Canonical events and message states <-> ClickHouse rows (column order of schemas.tables). Pure."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from processors.state import MessageState
+from schemas.event import CanonicalEvent
+from schemas.status import EmailStatus, EventKind
+
+Row = tuple[Any, ...]
+
+
+def event_row(event: CanonicalEvent, partition: int, offset: int) -> Row:
+    e = event
+    return (
+        e.message_id, e.dedupe_key, e.event_id, e.provider_message_id, e.operation_id, e.kind.value,
+        e.status.value if e.status else "", e.raw_type, e.occurred_at, e.received_at, e.source.value,
+        e.provider.value, e.recipient, e.recipient_domain or "", e.sender, e.sender_domain or "",
+        dict(e.tags), list(e.categories), e.reason, e.smtp_status, e.bounce_type,
+        e.bounce_classification, e.attempt, e.machine_open, e.url, partition, offset,
+    )  # fmt: skip
+
+
+def _utc(value: datetime) -> datetime:
+    # chDB hands DateTime64(3, 'UTC') back naive; the column is UTC by definition.
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def event_from_row(row: dict[str, Any]) -> CanonicalEvent:
+    """Rebuild a canonical event from an email_events row (for state rebuild after restart)."""
+    fields = {k: v for k, v in row.items() if k not in {"dedupe_key", "kafka_partition", "kafka_offset"}}
+    fields["status"] = row["status"] or None
+    fields["recipient_domain"] = row["recipient_domain"] or None
+    fields["sender_domain"] = row["sender_domain"] or None
+    fields["occurred_at"] = _utc(row["occurred_at"])
+    fields["received_at"] = _utc(row["received_at"])
+    fields["categories"] = tuple(row["categories"])
+    return CanonicalEvent.model_validate(fields)
+
+
+def state_row(state: MessageState) -> Row:
+    s = state
+    d = s.describing
+    assert d is not None and s.first_event_at is not None and s.last_event_at is not None
+    failure = s.failure
+    return (
+        s.message_id, d.provider.value, s.status.value if s.status else "", d.operation_id, d.recipient,
+        d.recipient_domain or "", d.sender, d.sender_domain or "", dict(d.tags),
+        *(s.first_at.get(status) for status in _STATUS_ORDER),
+        s.count(EmailStatus.OPENED), s.machine_opens, s.count(EventKind.CLICK), s.count(EventKind.DEFERRED),
+        s.event_count, s.first_event_at, s.last_event_at,
+        failure.reason if failure else None, failure.bounce_type if failure else None,
+        s.event_count,
+    )  # fmt: skip
+
+
+# Same order as the *_at columns in schemas.tables.
+_STATUS_ORDER = (
+    EmailStatus.SCHEDULED, EmailStatus.QUEUED, EmailStatus.SENT, EmailStatus.DELIVERED,
+    EmailStatus.UNDELIVERED, EmailStatus.OPENED, EmailStatus.FAILED, EmailStatus.CANCELED,
+    EmailStatus.INBOUND,
+)  # fmt: skip

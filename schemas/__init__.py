@@ -1,0 +1,1 @@
+"""Canonical mailpulse event model, statuses and provider mappings. Pure: no I/O imports."""

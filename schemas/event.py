@@ -1,0 +1,143 @@
+"""The canonical event (schema v1) every source maps into, and its Kafka envelope."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from schemas.status import EmailStatus, EventKind
+
+SCHEMA_VERSION = 1
+
+
+class Source(StrEnum):
+    WEBHOOK = "webhook"
+    POLLER = "poller"
+    INBOUND = "inbound"
+
+
+class Provider(StrEnum):
+    TWILIO = "twilio"
+    SENDGRID = "sendgrid"
+
+
+# Email API tag rules (FACTS.md): at most 10 pairs, key <= 128, value <= 256, [A-Za-z0-9._~-] only.
+MAX_TAGS = 10
+MAX_TAG_KEY = 128
+MAX_TAG_VALUE = 256
+_TAG_CHARS = re.compile(r"^[A-Za-z0-9._~-]+$")
+
+
+def tag_problems(tags: dict[str, str]) -> list[str]:
+    """Every way ``tags`` breaks the Email API's tag rules (empty when valid)."""
+    problems = []
+    if len(tags) > MAX_TAGS:
+        problems.append(f"at most {MAX_TAGS} tags allowed, got {len(tags)}")
+    for key, value in tags.items():
+        if not 0 < len(key) <= MAX_TAG_KEY:
+            problems.append(f"tag key {key[:40]!r} must be 1..{MAX_TAG_KEY} characters")
+        elif not _TAG_CHARS.match(key):
+            problems.append(f"tag key {key[:40]!r} may only contain letters, digits, '.', '_', '-', '~'")
+        if not 0 < len(value) <= MAX_TAG_VALUE:
+            problems.append(f"tag {key[:40]!r} value must be 1..{MAX_TAG_VALUE} characters")
+        elif not _TAG_CHARS.match(value):
+            problems.append(f"tag {key[:40]!r} value may only contain letters, digits, '.', '_', '-', '~'")
+    return problems
+
+
+def _valid_tags(tags: dict[str, str]) -> dict[str, str]:
+    problems = tag_problems(tags)
+    if problems:
+        raise ValueError("; ".join(problems))
+    return tags
+
+
+def _utc(value: datetime) -> datetime:
+    # Milliseconds are the precision ClickHouse keeps (DateTime64(3)); truncating here makes an event
+    # rebuilt from ClickHouse identical to the one first seen, dedupe key included.
+    if value.tzinfo is None:
+        raise ValueError("timestamp must carry a timezone")
+    utc = value.astimezone(UTC)
+    return utc.replace(microsecond=utc.microsecond - utc.microsecond % 1000)
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(_utc)]
+Tags = Annotated[dict[str, str], AfterValidator(_valid_tags)]
+
+
+def domain_of(address: str | None) -> str | None:
+    """Lower-cased domain of an e-mail address, None when there is none."""
+    if not address or "@" not in address:
+        return None
+    return address.rsplit("@", 1)[1].strip().strip(">").lower() or None
+
+
+def derived_event_id(provider: Provider, message_id: str, raw_type: str, occurred_at: datetime) -> str:
+    """A stable id for events whose provider gives none (poller, inbound)."""
+    return _digest(provider.value, message_id, raw_type, occurred_at.isoformat())
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.blake2b("\x1f".join(parts).encode(), digest_size=16).hexdigest()
+
+
+class CanonicalEvent(BaseModel):
+    """One email event, whatever its source. Immutable; ``dedupe_key`` is its semantic identity."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    event_id: str = Field(min_length=1, max_length=256)
+    message_id: str = Field(min_length=1, max_length=512)
+    provider_message_id: str | None = None
+    operation_id: str | None = None
+    kind: EventKind
+    status: EmailStatus | None = None
+    raw_type: str = Field(min_length=1, max_length=128)
+    occurred_at: UtcDatetime
+    received_at: UtcDatetime
+    source: Source
+    provider: Provider
+    recipient: str | None = None
+    recipient_domain: str | None = None
+    sender: str | None = None
+    sender_domain: str | None = None
+    tags: Tags = Field(default_factory=dict)
+    categories: tuple[str, ...] = ()
+    reason: str | None = None
+    smtp_status: str | None = None
+    bounce_type: str | None = None
+    bounce_classification: str | None = None
+    attempt: int | None = None
+    machine_open: bool | None = None
+    url: str | None = None
+
+    @model_validator(mode="after")
+    def _status_matches_kind(self) -> CanonicalEvent:
+        if (self.kind is EventKind.STATUS) != (self.status is not None):
+            raise ValueError("status is required for kind 'status' and forbidden otherwise")
+        return self
+
+    @property
+    def dedupe_key(self) -> str:
+        """Semantic identity: the same transition from any source or retry has the same key.
+
+        Deliberately excludes event_id (SendGrid may resend one event under a new sg_event_id),
+        source and received_at (webhook and poller report the same transition).
+        """
+        what = self.status.value if self.status is not None else self.kind.value
+        extra = (str(self.attempt or ""), self.url or "") if self.status is None else ("", "")
+        return _digest(self.message_id, what, self.occurred_at.isoformat(), *extra)
+
+
+class Envelope(BaseModel):
+    """What travels on the status topic (value), keyed by ``event.message_id``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    event: CanonicalEvent

@@ -1,0 +1,99 @@
+"""ClickHouse table definitions for the mailpulse database.
+
+email_events and email_state are ReplacingMergeTree tables whose sort key is the row's identity, so a
+replayed row can never be counted twice once merged; the views ``events`` and ``messages`` read them
+with FINAL so analysts always see exactly one row per distinct event / per message without writing
+FINAL themselves. Insert deduplication tokens (see processors) stop replays even before a merge.
+"""
+
+from __future__ import annotations
+
+DATABASE = "mailpulse"
+# Non-replicated MergeTree only honours insert_deduplication_token with a window set (DESIGN.md).
+DEDUP_WINDOW = 10_000
+
+_STATUS_TIME_COLUMNS = (
+    "scheduled_at", "queued_at", "sent_at", "delivered_at", "undelivered_at",
+    "opened_at", "failed_at", "canceled_at", "inbound_at",
+)  # fmt: skip
+
+EVENT_COLUMNS: tuple[str, ...] = (
+    "message_id", "dedupe_key", "event_id", "provider_message_id", "operation_id", "kind", "status",
+    "raw_type", "occurred_at", "received_at", "source", "provider", "recipient", "recipient_domain",
+    "sender", "sender_domain", "tags", "categories", "reason", "smtp_status", "bounce_type",
+    "bounce_classification", "attempt", "machine_open", "url", "kafka_partition", "kafka_offset",
+)  # fmt: skip
+
+STATE_COLUMNS: tuple[str, ...] = (
+    "message_id", "provider", "status", "operation_id", "recipient", "recipient_domain", "sender",
+    "sender_domain", "tags", *_STATUS_TIME_COLUMNS, "open_count", "machine_open_count", "click_count",
+    "deferred_count", "event_count", "first_event_at", "last_event_at", "failure_reason", "bounce_type",
+    "version",
+)  # fmt: skip
+
+
+def ddl(database: str = DATABASE) -> list[str]:
+    """Statements that create the database, tables and views; each is idempotent."""
+    ts = "DateTime64(3, 'UTC')"
+    status_times = ",\n  ".join(f"{c} Nullable({ts})" for c in _STATUS_TIME_COLUMNS)
+    return [
+        f"CREATE DATABASE IF NOT EXISTS {database}",
+        f"""CREATE TABLE IF NOT EXISTS {database}.email_events (
+  message_id String,
+  dedupe_key String,
+  event_id String,
+  provider_message_id Nullable(String),
+  operation_id Nullable(String),
+  kind LowCardinality(String),
+  status LowCardinality(String),
+  raw_type LowCardinality(String),
+  occurred_at {ts},
+  received_at {ts},
+  source LowCardinality(String),
+  provider LowCardinality(String),
+  recipient Nullable(String),
+  recipient_domain LowCardinality(String),
+  sender Nullable(String),
+  sender_domain LowCardinality(String),
+  tags Map(String, String),
+  categories Array(String),
+  reason Nullable(String),
+  smtp_status Nullable(String),
+  bounce_type Nullable(String),
+  bounce_classification Nullable(String),
+  attempt Nullable(UInt32),
+  machine_open Nullable(Bool),
+  url Nullable(String),
+  kafka_partition UInt32,
+  kafka_offset UInt64
+) ENGINE = ReplacingMergeTree
+PARTITION BY toYYYYMM(occurred_at)
+ORDER BY (message_id, dedupe_key)
+SETTINGS non_replicated_deduplication_window = {DEDUP_WINDOW}""",
+        f"""CREATE TABLE IF NOT EXISTS {database}.email_state (
+  message_id String,
+  provider LowCardinality(String),
+  status LowCardinality(String),
+  operation_id Nullable(String),
+  recipient Nullable(String),
+  recipient_domain LowCardinality(String),
+  sender Nullable(String),
+  sender_domain LowCardinality(String),
+  tags Map(String, String),
+  {status_times},
+  open_count UInt32,
+  machine_open_count UInt32,
+  click_count UInt32,
+  deferred_count UInt32,
+  event_count UInt32,
+  first_event_at {ts},
+  last_event_at {ts},
+  failure_reason Nullable(String),
+  bounce_type Nullable(String),
+  version UInt64
+) ENGINE = ReplacingMergeTree(version)
+ORDER BY message_id
+SETTINGS non_replicated_deduplication_window = {DEDUP_WINDOW}""",
+        f"CREATE VIEW IF NOT EXISTS {database}.events AS SELECT * FROM {database}.email_events FINAL",
+        f"CREATE VIEW IF NOT EXISTS {database}.messages AS SELECT * FROM {database}.email_state FINAL",
+    ]

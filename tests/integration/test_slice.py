@@ -1,0 +1,231 @@
+"""The end-to-end slice on real components: webhook -> Tansu -> processor -> chDB."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from mailpulse.settings import Settings
+from processors.store import ClickHouseStore
+from tests.integration.pipeline import read_topic, running_pipeline, wait_for_records
+
+pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
+
+T0 = 1_763_900_000  # whole Unix seconds, as SendGrid sends them
+XID = "W86EgYT6SQKk0lRflfLRsA"
+SG_MESSAGE_ID = f"{XID}.filterdrecv-p3las1-5bf99c48d-8k9k5-18-5F7B5D24-59.0"
+
+
+def at(seconds: int) -> datetime:
+    return datetime.fromtimestamp(T0 + seconds, UTC)
+
+
+def sendgrid_event(event: str, offset_s: int, n: int, **extra: Any) -> dict[str, Any]:
+    return {
+        "email": "Ana@Example.com",
+        "timestamp": T0 + offset_s,
+        "event": event,
+        "smtp-id": f"<{XID}@ismtpd-0001>",
+        "sg_event_id": f"ZXZlbnQ{n}",
+        "sg_message_id": SG_MESSAGE_ID,
+        "category": ["welcome"],
+        **extra,
+    }
+
+
+def one_message_batch() -> list[dict[str, Any]]:
+    """Six distinct events of one message, in reverse order, with an exact and a semantic duplicate."""
+    events = [
+        sendgrid_event("processed", 0, 1),
+        sendgrid_event("deferred", 5, 2, attempt="1", response="450 try later"),
+        sendgrid_event("delivered", 30, 3, response="250 OK"),
+        sendgrid_event("open", 100, 4, sg_machine_open=False, useragent="Mozilla"),
+        sendgrid_event("open", 200, 5, sg_machine_open=True),
+        sendgrid_event("click", 210, 6, url="https://example.com/a"),
+    ]
+    resent = copy.deepcopy(events[2])
+    resent["sg_event_id"] = "ZGlmZmVyZW50LWlk"  # SendGrid resends one event under a new id
+    return [*reversed(events), copy.deepcopy(events[0]), resent]
+
+
+def test_sendgrid_batch_reverse_order_with_duplicates(settings: Settings, store: ClickHouseStore) -> None:
+    async def scenario() -> dict[str, Any]:
+        async with running_pipeline(settings, store) as (client, proc):
+            first = await client.post("/webhooks/sendgrid/events", json=one_message_batch())
+            retry = await client.post("/webhooks/sendgrid/events", json=one_message_batch())  # webhook retry
+            assert first.status_code == retry.status_code == 200
+            assert first.json() == {"accepted": 8, "rejected": 0, "errors": []}
+            await wait_for_records(proc, 16)
+            return {"duplicates": proc.stats.duplicates}
+
+    outcome = asyncio.run(scenario())
+    db = store.database
+    rows = store.client.query(f"SELECT * FROM {db}.messages").named_results()
+    [state] = list(rows)
+    assert state["message_id"] == f"{XID}:ana@example.com"
+    assert state["status"] == "OPENED"
+    assert state["provider"] == "sendgrid"
+    assert state["recipient_domain"] == "example.com"
+    assert state["queued_at"] == at(0).replace(tzinfo=None)
+    assert state["delivered_at"] == at(30).replace(tzinfo=None)
+    assert state["opened_at"] == at(100).replace(tzinfo=None)
+    assert state["sent_at"] is None and state["undelivered_at"] is None
+    assert (state["open_count"], state["machine_open_count"], state["click_count"]) == (2, 1, 1)
+    assert (state["deferred_count"], state["event_count"]) == (1, 6)
+    events = store.query(f"SELECT raw_type, status, occurred_at FROM {db}.events ORDER BY occurred_at")
+    assert [(r, s) for r, s, _ in events] == [
+        ("processed", "QUEUED"),
+        ("deferred", ""),
+        ("delivered", "DELIVERED"),
+        ("open", "OPENED"),
+        ("open", "OPENED"),
+        ("click", ""),
+    ]
+    # Duplicates were dropped before ClickHouse, not merely hidden by FINAL.
+    assert store.query(f"SELECT count() FROM {db}.email_events") == [(6,)]
+    assert outcome["duplicates"] == 10
+
+
+def cloud_event(status: str, ms: int, n: int) -> dict[str, Any]:
+    updated = (at(0) + timedelta(milliseconds=ms)).isoformat().replace("+00:00", "Z")
+    return {
+        "specversion": "1.0",
+        "type": f"com.twilio.comms-api.email.{status.lower()}",
+        "source": "/v1/Emails/comms_email_01",
+        "id": f"EZ{n:032d}",
+        "time": updated,
+        "datacontenttype": "application/json",
+        "data": {
+            "id": "comms_email_01",
+            "status": status,
+            "updatedAt": updated,
+            "from": {"address": "news@Shop.example", "name": "Shop"},
+            "to": [{"address": "bo@mail.example"}],
+            "tags": {"campaign": "spring-2026"},
+            "operationId": "comms_operation_01",
+        },
+    }
+
+
+def test_twilio_bounce_after_delivery_out_of_order(settings: Settings, store: ClickHouseStore) -> None:
+    statuses = ["QUEUED", "SENT", "DELIVERED", "UNDELIVERED"]
+    events = [cloud_event(s, 1500 * i + 7, i) for i, s in enumerate(statuses)]
+    deliveries = [events[3], events[1], events[3], events[2], events[0], events[1]]
+
+    async def scenario() -> None:
+        async with running_pipeline(settings, store) as (client, proc):
+            for one in deliveries:  # one POST per event, as Event Streams may deliver
+                response = await client.post("/webhooks/twilio/events", json=[one])
+                assert response.status_code == 200, response.text
+            await wait_for_records(proc, len(deliveries))
+
+    asyncio.run(scenario())
+    [state] = list(store.client.query(f"SELECT * FROM {store.database}.messages").named_results())
+    assert state["status"] == "UNDELIVERED"  # the bounce after delivery is the final truth
+    assert state["delivered_at"] == (at(0) + timedelta(milliseconds=3007)).replace(tzinfo=None)
+    assert state["undelivered_at"] == (at(0) + timedelta(milliseconds=4507)).replace(tzinfo=None)
+    assert (state["sender_domain"], state["operation_id"]) == ("shop.example", "comms_operation_01")
+    assert state["tags"] == {"campaign": "spring-2026"}
+    assert store.query(f"SELECT count() FROM {store.database}.email_events") == [(4,)]
+
+
+def test_acknowledged_events_are_in_kafka(settings: Settings, store: ClickHouseStore) -> None:
+    """A 200 means Kafka already holds every event of the request, keyed by message id."""
+    batch = one_message_batch()
+
+    async def scenario() -> list[Any]:
+        async with running_pipeline(settings, store) as (client, _):
+            assert (await client.post("/webhooks/sendgrid/events", json=batch)).status_code == 200
+        assert settings.kafka_bootstrap is not None
+        return await read_topic(settings.kafka_bootstrap, settings.status_topic, len(batch))
+
+    records = asyncio.run(scenario())
+    assert len(records) == len(batch)
+    assert {r.key for r in records} == {f"{XID}:ana@example.com".encode()}
+    assert sorted(orjson.loads(r.value)["event"]["event_id"] for r in records) == sorted(
+        e["sg_event_id"] for e in batch
+    )
+
+
+def test_batch_policy_and_clear_errors(settings: Settings, store: ClickHouseStore) -> None:
+    good = sendgrid_event("delivered", 30, 3)
+    bad = {"event": "delivered", "timestamp": "yesterday"}
+
+    async def scenario() -> None:
+        async with running_pipeline(settings, store) as (client, proc):
+            mixed = await client.post("/webhooks/sendgrid/events", json=[bad, good])
+            assert mixed.status_code == 200
+            body = mixed.json()
+            assert (body["accepted"], body["rejected"]) == (1, 1)
+            assert {(e["index"], e["field"]) for e in body["errors"]} == {(0, "email"), (0, "timestamp")}
+            all_bad = await client.post("/webhooks/twilio/events", json=[{"specversion": "1.0"}, 7])
+            assert all_bad.status_code == 422
+            fields = {(e["index"], e["field"]) for e in all_bad.json()["errors"]}
+            assert {(0, "id"), (0, "source"), (0, "type"), (0, "data"), (1, "(event)")} <= fields
+            not_json = await client.post(
+                "/webhooks/sendgrid/events", content=b"[{", headers={"content-type": "application/json"}
+            )
+            assert not_json.status_code == 400
+            assert (await client.post("/webhooks/sendgrid/events", json={"a": 1})).status_code == 400
+            assert (await client.post("/webhooks/sendgrid/events", content=b"[]")).status_code == 415
+            huge = b"[" + b" " * settings.max_body_bytes + b"]"
+            too_big = await client.post(
+                "/webhooks/sendgrid/events", content=huge, headers={"content-type": "application/json"}
+            )
+            assert too_big.status_code == 413
+            await wait_for_records(proc, 1)
+        assert settings.kafka_bootstrap is not None
+        dead = await read_topic(settings.kafka_bootstrap, settings.deadletter_topic, 3)
+        assert sorted(orjson.loads(r.value)["index"] for r in dead) == [0, 0, 1]
+
+    asyncio.run(scenario())
+    assert store.query(f"SELECT status FROM {store.database}.messages") == [("DELIVERED",)]
+
+
+def test_replay_from_scratch_changes_nothing(settings: Settings, store: ClickHouseStore) -> None:
+    """A new consumer group re-reads the whole topic: state is rebuilt from ClickHouse, nothing doubles."""
+    db = store.database
+
+    async def process_once(group: str) -> None:
+        async with running_pipeline(settings.model_copy(update={"consumer_group": group}), store) as (
+            client,
+            proc,
+        ):
+            if group == "first":
+                assert (await client.post("/webhooks/sendgrid/events", json=one_message_batch())).is_success
+            await wait_for_records(proc, 8)
+
+    asyncio.run(process_once("first"))
+    before = store.query(f"SELECT * FROM {db}.email_state ORDER BY message_id")
+    asyncio.run(process_once("second"))
+    assert store.query(f"SELECT * FROM {db}.email_state ORDER BY message_id") == before
+    assert store.query(f"SELECT count() FROM {db}.email_events") == [(6,)]
+
+
+def test_undecodable_record_goes_to_dead_letters_without_blocking(
+    settings: Settings, store: ClickHouseStore
+) -> None:
+    async def scenario() -> list[Any]:
+        assert settings.kafka_bootstrap is not None
+        async with running_pipeline(settings, store) as (client, proc):
+            producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
+            await producer.start()
+            key = f"{XID}:ana@example.com".encode()
+            await producer.send_and_wait(settings.status_topic, key=key, value=b"not an envelope")
+            await producer.stop()
+            assert (await client.post("/webhooks/sendgrid/events", json=[sendgrid_event("processed", 0, 1)])).is_success
+            await wait_for_records(proc, 2)
+            assert proc.stats.dead_letters == 1
+        return await read_topic(settings.kafka_bootstrap, settings.deadletter_topic, 1)
+
+    [dead] = asyncio.run(scenario())
+    letter = orjson.loads(dead.value)
+    assert (letter["stage"], letter["value"]) == ("processor", "not an envelope")
+    assert letter["offset"] >= 0 and "envelope" in letter["reason"]
+    assert store.query(f"SELECT status FROM {store.database}.messages") == [("QUEUED",)]
