@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ingest.publisher import PublishFailed, Publisher, Rejected
+from ingest.publisher import Publisher, PublishFailed, Rejected
 from schemas.event import CanonicalEvent
 from schemas.problems import InvalidEvent
 from schemas.sendgrid import parse_sendgrid_event
@@ -53,7 +53,9 @@ async def _read_limited(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _batch_endpoint(name: str, parse: Parser, publisher: Publisher, max_body_bytes: int) -> Callable[..., Any]:
+def _batch_endpoint(
+    name: str, parse: Parser, publisher: Publisher, max_body_bytes: int
+) -> Callable[..., Any]:
     async def endpoint(request: Request) -> Response:
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if content_type != "application/json":

@@ -54,7 +54,9 @@ def encode(event: CanonicalEvent) -> bytes:
 class KafkaPublisher:
     """Publishes events keyed by message id and waits for every acknowledgement (acks=all)."""
 
-    def __init__(self, producer: AIOKafkaProducer, topic: str, deadletter_topic: str, timeout_s: float) -> None:
+    def __init__(
+        self, producer: AIOKafkaProducer, topic: str, deadletter_topic: str, timeout_s: float
+    ) -> None:
         self.producer = producer
         self.topic = topic
         self.deadletter_topic = deadletter_topic

@@ -114,7 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--kafka-bootstrap", dest="kafka_bootstrap", help="Kafka servers (default: embedded)")
         return p
 
-    demo = add("demo", cmd_demo, "run the whole pipeline on embedded Kafka and ClickHouse with generated traffic")
+    demo = add(
+        "demo", cmd_demo, "run the whole pipeline on embedded Kafka and ClickHouse with generated traffic"
+    )
     demo.add_argument("--messages", type=int, default=10_000, help="messages to generate (default 10000)")
     demo.add_argument("--seed", type=int, default=None, help="traffic seed (default: random, printed)")
     demo.add_argument("--port", dest="ingest_port", type=int, default=0, help="ingest port (default: free)")
@@ -125,13 +127,17 @@ def build_parser() -> argparse.ArgumentParser:
     add("broker", cmd_broker, "run the embedded Kafka broker (Tansu) with mailpulse's topics")
     add("migrate", cmd_migrate, "create or update the ClickHouse schema")
     sql = add("sql", cmd_sql, "run a SQL query against mailpulse's ClickHouse (views: events, messages)")
-    sql.add_argument("query", help='for example "SELECT status, count() FROM mailpulse.messages GROUP BY status"')
+    sql.add_argument(
+        "query", help='for example "SELECT status, count() FROM mailpulse.messages GROUP BY status"'
+    )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
     with contextlib.suppress(BrokenPipeError):
         return int(args.func(args))
     return 0

@@ -53,7 +53,9 @@ def open_store(settings: Settings) -> ClickHouseStore:
     return store
 
 
-async def serve_ingest(settings: Settings, bootstrap: str, stop: asyncio.Event, port: int | None = None) -> None:
+async def serve_ingest(
+    settings: Settings, bootstrap: str, stop: asyncio.Event, port: int | None = None
+) -> None:
     """Serve the ingest app until ``stop`` is set; then finish in-flight requests and flush Kafka."""
     producer = create_producer(bootstrap, settings.kafka_enable_idempotence)
     await producer.start()
@@ -91,7 +93,9 @@ async def wait_listening(host: str, port: int, timeout_s: float = 10.0) -> None:
 
 
 @contextlib.asynccontextmanager
-async def processor(settings: Settings, bootstrap: str, store: ClickHouseStore) -> AsyncIterator[StatusProcessor]:
+async def processor(
+    settings: Settings, bootstrap: str, store: ClickHouseStore
+) -> AsyncIterator[StatusProcessor]:
     """A started, subscribed processor; on exit it leaves the group (offsets already committed)."""
     consumer = create_consumer(bootstrap, settings.consumer_group)
     deadletter = create_producer(bootstrap, settings.kafka_enable_idempotence)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -21,10 +22,8 @@ async def ensure_topics(
             existing = set(await admin.list_topics())
             missing = [NewTopic(t, partitions, replication) for t in topics if t not in existing]
             if missing:
-                try:
+                with contextlib.suppress(TopicAlreadyExistsError):  # a concurrent creator won
                     await admin.create_topics(missing)
-                except TopicAlreadyExistsError:
-                    pass
             return
         except (KafkaConnectionError, KafkaError):
             if time.monotonic() > deadline:

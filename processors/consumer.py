@@ -85,7 +85,9 @@ class StatusProcessor:
 
     async def run_once(self) -> int:
         """Consume and load one batch; returns the number of records handled."""
-        fetched = await self.consumer.getmany(timeout_ms=self.batch_wait_ms, max_records=self.batch_max_records)
+        fetched = await self.consumer.getmany(
+            timeout_ms=self.batch_wait_ms, max_records=self.batch_max_records
+        )
         records = [r for batch in fetched.values() for r in batch]
         if not records:
             return 0

@@ -87,7 +87,9 @@ def _describes_better(candidate: CanonicalEvent, current: CanonicalEvent) -> boo
     # Prefer events that name both parties (Twilio resources do, SendGrid events lack the sender),
     # then the earliest; both criteria are properties of the event, so arrival order cannot matter.
     def richness(e: CanonicalEvent) -> int:
-        return (e.recipient is not None) + (e.sender is not None) + bool(e.tags) + (e.operation_id is not None)
+        return (
+            (e.recipient is not None) + (e.sender is not None) + bool(e.tags) + (e.operation_id is not None)
+        )
 
     return (-richness(candidate), order_key(candidate)) < (-richness(current), order_key(current))
 

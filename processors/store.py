@@ -38,12 +38,12 @@ class ClickHouseStore:
         """Every stored event of these messages (duplicates possible before merges; callers fold)."""
         found: dict[str, list[CanonicalEvent]] = defaultdict(list)
         ids = list(message_ids)
-        columns = ", ".join(EVENT_COLUMNS)
+        sql = (
+            f"SELECT {', '.join(EVENT_COLUMNS)} FROM {self.database}.email_events"
+            " WHERE message_id IN {ids:Array(String)}"
+        )
         for start in range(0, len(ids), _LOOKUP_CHUNK):
-            result = self.client.query(
-                f"SELECT {columns} FROM {self.database}.email_events WHERE message_id IN {{ids:Array(String)}}",
-                parameters={"ids": ids[start : start + _LOOKUP_CHUNK]},
-            )
+            result = self.client.query(sql, parameters={"ids": ids[start : start + _LOOKUP_CHUNK]})
             for row in result.named_results():
                 found[row["message_id"]].append(event_from_row(row))
         return dict(found)

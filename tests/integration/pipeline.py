@@ -52,7 +52,9 @@ async def wait_for_records(proc: StatusProcessor, records: int, timeout_s: float
         await asyncio.sleep(0.05)
 
 
-async def read_topic(bootstrap: str, topic: str, expected: int, timeout_s: float = 15.0) -> list[ConsumerRecord]:
+async def read_topic(
+    bootstrap: str, topic: str, expected: int, timeout_s: float = 15.0
+) -> list[ConsumerRecord]:
     """Every record of ``topic`` from the beginning, once ``expected`` of them are there."""
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
     await consumer.start()

@@ -219,7 +219,9 @@ def test_undecodable_record_goes_to_dead_letters_without_blocking(
             key = f"{XID}:ana@example.com".encode()
             await producer.send_and_wait(settings.status_topic, key=key, value=b"not an envelope")
             await producer.stop()
-            assert (await client.post("/webhooks/sendgrid/events", json=[sendgrid_event("processed", 0, 1)])).is_success
+            assert (
+                await client.post("/webhooks/sendgrid/events", json=[sendgrid_event("processed", 0, 1)])
+            ).is_success
             await wait_for_records(proc, 2)
             assert proc.stats.dead_letters == 1
         return await read_topic(settings.kafka_bootstrap, settings.deadletter_topic, 1)
