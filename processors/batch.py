@@ -16,6 +16,7 @@ class Consumed:
     partition: int
     offset: int
     event: CanonicalEvent
+    late: bool = False  # arrived behind its partition's watermark (see processors.reorder)
 
 
 @dataclass(slots=True)

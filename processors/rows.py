@@ -18,7 +18,7 @@ def event_row(event: CanonicalEvent, partition: int, offset: int) -> Row:
         e.message_id, e.dedupe_key, e.event_id, e.provider_message_id, e.operation_id, e.kind.value,
         e.status.value if e.status else "", e.raw_type, e.occurred_at, e.received_at, e.source.value,
         e.provider.value, e.recipient, e.recipient_domain or "", e.sender, e.sender_domain or "",
-        dict(e.tags), list(e.categories), e.reason, e.smtp_status, e.bounce_type,
+        dict(e.tags), dict(e.custom_args), list(e.categories), e.reason, e.smtp_status, e.bounce_type,
         e.bounce_classification, e.attempt, e.machine_open, e.url, partition, offset,
     )  # fmt: skip
 

@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from schemas.status import EmailStatus, EventKind
+from schemas.status import FAILURE_STATUSES, EmailStatus, EventKind
 
 SCHEMA_VERSION = 1
 
@@ -107,6 +107,7 @@ class CanonicalEvent(BaseModel):
     sender: str | None = None
     sender_domain: str | None = None
     tags: Tags = Field(default_factory=dict)
+    custom_args: dict[str, str] = Field(default_factory=dict)  # provider extras that are not valid tags
     categories: tuple[str, ...] = ()
     reason: str | None = None
     smtp_status: str | None = None
@@ -126,12 +127,21 @@ class CanonicalEvent(BaseModel):
     def dedupe_key(self) -> str:
         """Semantic identity: the same transition from any source or retry has the same key.
 
-        Deliberately excludes event_id (SendGrid may resend one event under a new sg_event_id),
-        source and received_at (webhook and poller report the same transition).
+        Excludes event_id (SendGrid may resend one event under a new sg_event_id), source and
+        received_at (webhook and poller report the same transition). Includes every field the merge
+        reads that can differ between genuinely different events (machine vs human open, the reason
+        of a failure, the raw type of a non-status event), so events sharing a key are
+        interchangeable and the state never depends on which copy arrived first.
         """
-        what = self.status.value if self.status is not None else self.kind.value
-        extra = (str(self.attempt or ""), self.url or "") if self.status is None else ("", "")
-        return _digest(self.message_id, what, self.occurred_at.isoformat(), *extra)
+        if self.status is None:
+            parts = (self.kind.value, self.raw_type, str(self.attempt or ""), self.url or "")
+        elif self.status in FAILURE_STATUSES:
+            parts = (self.status.value, self.reason or "", self.bounce_type or "", "")
+        elif self.status is EmailStatus.OPENED:
+            parts = (self.status.value, str(bool(self.machine_open)), "", "")
+        else:
+            parts = (self.status.value, "", "", "")
+        return _digest(self.message_id, self.occurred_at.isoformat(), *parts)
 
 
 class Envelope(BaseModel):

@@ -8,12 +8,21 @@ message carries one way or the other; ``sg_message_id`` is kept as ``provider_me
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from schemas.event import CanonicalEvent, Provider, Source, derived_event_id, domain_of, tag_problems
+from schemas.event import (
+    MAX_TAGS,
+    CanonicalEvent,
+    Provider,
+    Source,
+    derived_event_id,
+    domain_of,
+    tag_problems,
+)
 from schemas.mapping import classify
 from schemas.problems import InvalidEvent, Problem, problems_from
 
@@ -26,7 +35,8 @@ KNOWN_FIELDS = frozenset(
         "marketing_campaign_id", "marketing_campaign_name", "marketing_campaign_version",
         "marketing_campaign_split_id", "singlesend_id", "singlesend_name", "sg_template_id",
         "sg_template_name", "sg_content_type", "template_id", "template_version_id", "mc_stats",
-        "phase_id", "send_at", "post_type", "unique_args", "custom_args", "newsletter",
+        "phase_id", "send_at", "post_type", "unique_args", "custom_args", "newsletter", "mc_auto_id",
+        "mc_auto_name", "mc_auto_step_id", "mc_pod_id", "template_hash", "sg_user_id", "event_id",
     }
 )  # fmt: skip
 # Unix seconds before 2000 or past 2100 are not real event times.
@@ -62,33 +72,57 @@ class SendGridEvent(BaseModel):
         return value
 
 
+# sg_message_id is "<X-Message-Id>.filter…" (older) or "<X-Message-Id>.recvd-…" (current).
+_SG_MESSAGE_ID = re.compile(r"^(.+?)\.(?:filter|recvd)")
+
+
 def x_message_id(sg_message_id: str | None, smtp_id: str | None) -> str | None:
-    """The X-Message-Id both ids start with, or None when neither is usable."""
-    if sg_message_id:
-        return sg_message_id.split(".filter", 1)[0]
-    if smtp_id:
+    """The X-Message-Id both ids start with, or None when neither is usable.
+
+    A sender-set Message-ID header replaces the SendGrid-made smtp-id; an asynchronous bounce of such
+    a message (no sg_message_id) cannot be joined to its other events and gets a message of its own.
+    """
+    if isinstance(sg_message_id, str) and sg_message_id.strip():
+        match = _SG_MESSAGE_ID.match(sg_message_id.strip())
+        return match.group(1) if match else sg_message_id.strip()
+    if isinstance(smtp_id, str):
         local = smtp_id.strip().strip("<>").split("@", 1)[0]
         return local or None
     return None
+
+
+def split_custom_args(raw: dict[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
+    """Custom args (unknown top-level scalars) -> (tags, the rest). Pairs that satisfy the Email API tag
+    rules become tags (at most 10, by key order); the others are kept as-is, never rejected."""
+    custom = {
+        k: v if isinstance(v, str) else str(v).lower() if isinstance(v, bool) else str(v)
+        for k, v in sorted(raw.items())
+        if k not in KNOWN_FIELDS and isinstance(v, str | int | float | bool)
+    }
+    tags: dict[str, str] = {}
+    for key, value in custom.items():
+        if len(tags) < MAX_TAGS and not tag_problems({key: value}):
+            tags[key] = value
+    return tags, {k: v for k, v in custom.items() if k not in tags}
 
 
 def parse_sendgrid_event(raw: Any, received_at: datetime) -> CanonicalEvent:
     """Validate and map one SendGrid event. Raises InvalidEvent listing every problem."""
     if not isinstance(raw, dict):
         raise InvalidEvent([Problem("(event)", "must be a JSON object")])
+    problems: list[Problem] = []
+    sg: SendGridEvent | None = None
     try:
         sg = SendGridEvent.model_validate(raw)
     except ValidationError as exc:
-        raise InvalidEvent(problems_from(exc)) from None
-    problems: list[Problem] = []
-    xid = x_message_id(sg.sg_message_id, sg.smtp_id)
+        problems += problems_from(exc)
+    xid = x_message_id(raw.get("sg_message_id"), raw.get("smtp-id"))
     if xid is None:
         problems.append(Problem("sg_message_id", "neither sg_message_id nor smtp-id identifies the message"))
-    tags = {k: v for k, v in raw.items() if k not in KNOWN_FIELDS and isinstance(v, str)}
-    problems += [Problem("custom_args", p) for p in tag_problems(tags)]
     if problems:
         raise InvalidEvent(problems)
-    assert xid is not None
+    assert sg is not None and xid is not None
+    tags, custom_args = split_custom_args(raw)
     recipient = sg.email.strip().lower()
     message_id = f"{xid}:{recipient}"
     occurred_at = datetime.fromtimestamp(sg.timestamp, UTC)
@@ -110,6 +144,7 @@ def parse_sendgrid_event(raw: Any, received_at: datetime) -> CanonicalEvent:
             recipient=recipient,
             recipient_domain=domain_of(recipient),
             tags=tags,
+            custom_args=custom_args,
             categories=categories,
             reason=sg.reason or sg.response,
             smtp_status=sg.status,

@@ -20,7 +20,7 @@ _STATUS_TIME_COLUMNS = (
 EVENT_COLUMNS: tuple[str, ...] = (
     "message_id", "dedupe_key", "event_id", "provider_message_id", "operation_id", "kind", "status",
     "raw_type", "occurred_at", "received_at", "source", "provider", "recipient", "recipient_domain",
-    "sender", "sender_domain", "tags", "categories", "reason", "smtp_status", "bounce_type",
+    "sender", "sender_domain", "tags", "custom_args", "categories", "reason", "smtp_status", "bounce_type",
     "bounce_classification", "attempt", "machine_open", "url", "kafka_partition", "kafka_offset",
 )  # fmt: skip
 
@@ -56,6 +56,7 @@ def ddl(database: str = DATABASE) -> list[str]:
   sender Nullable(String),
   sender_domain LowCardinality(String),
   tags Map(String, String),
+  custom_args Map(String, String),
   categories Array(String),
   reason Nullable(String),
   smtp_status Nullable(String),

@@ -21,7 +21,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from schemas.event import CanonicalEvent, Provider, Source, UtcDatetime, domain_of
+from schemas.event import CanonicalEvent, Provider, Source, Tags, UtcDatetime, domain_of
 from schemas.mapping import classify
 from schemas.problems import InvalidEvent, Problem, problems_from
 from schemas.status import EventKind
@@ -42,7 +42,7 @@ class EmailResource(BaseModel):
     updated_at: UtcDatetime | None = Field(default=None, alias="updatedAt")
     sender: Address | str | None = Field(default=None, alias="from")
     to: list[Address | str] = Field(default_factory=list)
-    tags: dict[str, str] = Field(default_factory=dict)
+    tags: Tags = Field(default_factory=dict)
     operation_id: str | None = Field(default=None, alias="operationId")
 
 
@@ -74,11 +74,20 @@ def parse_cloud_event(raw: Any, received_at: datetime) -> CanonicalEvent:
     except ValidationError as exc:
         problems += problems_from(exc)
     is_operation = str(raw.get("type", "")).startswith(OPERATION_TYPE_PREFIX)
-    if isinstance(raw.get("data"), dict) and not is_operation:
+    data = raw.get("data")
+    if is_operation:
+        op_id = _operation_id(data)
+        if op_id is None:
+            problems.append(Problem("data.operation_id", "operation events need an operation id"))
+        if raw.get("time") is None:
+            problems.append(Problem("time", "operation events need an event time"))
+    elif isinstance(data, dict):
         try:
-            email = EmailResource.model_validate(raw["data"])
+            email = EmailResource.model_validate(data)
         except ValidationError as exc:
             problems += problems_from(exc, "data.")
+        if data.get("updatedAt") is None and raw.get("time") is None:
+            problems.append(Problem("data.updatedAt", "an event time (data.updatedAt or time) is required"))
     if problems:
         raise InvalidEvent(problems)
     assert ce is not None
@@ -86,8 +95,7 @@ def parse_cloud_event(raw: Any, received_at: datetime) -> CanonicalEvent:
         return _operation_event(ce, received_at)
     assert email is not None
     occurred_at = email.updated_at or ce.time
-    if occurred_at is None:
-        raise InvalidEvent([Problem("data.updatedAt", "an event time (data.updatedAt or time) is required")])
+    assert occurred_at is not None
     kind, status = classify(Provider.TWILIO, email.status)
     recipient = _address(email.to[0]) if email.to else None
     sender = _address(email.sender)
@@ -113,18 +121,23 @@ def parse_cloud_event(raw: Any, received_at: datetime) -> CanonicalEvent:
         raise InvalidEvent(problems_from(exc, "data.")) from None
 
 
+def _operation_id(data: object) -> str | None:
+    if not isinstance(data, dict):
+        return None
+    op_id = data.get("operation_id") or data.get("operationId") or data.get("id")
+    return op_id if isinstance(op_id, str) and op_id else None
+
+
 def _operation_event(ce: CloudEvent, received_at: datetime) -> CanonicalEvent:
-    op_id = ce.data.get("operation_id") or ce.data.get("operationId") or ce.data.get("id")
-    if not isinstance(op_id, str) or not op_id:
-        raise InvalidEvent([Problem("data.operation_id", "operation events need an operation id")])
-    occurred_at = ce.time or received_at
+    op_id = _operation_id(ce.data)
+    assert op_id is not None and ce.time is not None
     return CanonicalEvent(
         event_id=ce.id,
         message_id=op_id,
         operation_id=op_id,
         kind=EventKind.OPERATION,
         raw_type=ce.type[:128],
-        occurred_at=occurred_at,
+        occurred_at=ce.time,
         received_at=received_at,
         source=Source.WEBHOOK,
         provider=Provider.TWILIO,

@@ -163,7 +163,11 @@ def test_batch_policy_and_clear_errors(settings: Settings, store: ClickHouseStor
             assert mixed.status_code == 200
             body = mixed.json()
             assert (body["accepted"], body["rejected"]) == (1, 1)
-            assert {(e["index"], e["field"]) for e in body["errors"]} == {(0, "email"), (0, "timestamp")}
+            assert {(e["index"], e["field"]) for e in body["errors"]} == {
+                (0, "email"),
+                (0, "timestamp"),
+                (0, "sg_message_id"),
+            }
             all_bad = await client.post("/webhooks/twilio/events", json=[{"specversion": "1.0"}, 7])
             assert all_bad.status_code == 422
             fields = {(e["index"], e["field"]) for e in all_bad.json()["errors"]}
