@@ -128,12 +128,12 @@ async def run_demo(settings: Settings, messages: int, seed: int | None, say: Pri
                 say(
                     f"  posted {progress.posted:>7}/{deliveries}  acked by Kafka {progress.accepted:>7}  "
                     f"loaded {s.loaded_events:>7} events  duplicates dropped {s.duplicates:>6}  "
-                    f"batches {s.batches}"
+                    f"late {s.late:>6}  waiting {proc.buffered:>5}  loads {s.batches}"
                 )
 
             await _until(posting.done, report, DRAIN_TIMEOUT_S)
             await posting  # re-raises a delivery failure
-            drained = await _until(lambda: proc.stats.records >= progress.accepted, report, DRAIN_TIMEOUT_S)
+            drained = await _until(lambda: proc.drained(progress.accepted), report, DRAIN_TIMEOUT_S)
             stop_processor.set()
             await consuming
         stop_ingest.set()

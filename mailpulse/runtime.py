@@ -14,7 +14,7 @@ from ingest.publisher import KafkaPublisher, create_producer
 from mailpulse.broker import EmbeddedBroker
 from mailpulse.settings import Settings
 from mailpulse.topics import ensure_topics
-from processors.consumer import StatusProcessor, create_consumer
+from processors.consumer import ProcessorConfig, StatusProcessor, create_consumer
 from processors.store import ClickHouseStore, connect
 
 log = logging.getLogger(__name__)
@@ -33,12 +33,7 @@ async def kafka(settings: Settings) -> AsyncIterator[str]:
         bootstrap = broker.bootstrap
         log.info("embedded Kafka (Tansu) on %s", bootstrap)
     try:
-        await ensure_topics(
-            bootstrap,
-            [settings.status_topic, settings.deadletter_topic],
-            settings.partitions,
-            settings.replication_factor,
-        )
+        await ensure_topics(bootstrap, settings.topics, settings.partitions, settings.replication_factor)
         yield bootstrap
     finally:
         if broker is not None:
@@ -97,23 +92,24 @@ async def processor(
     settings: Settings, bootstrap: str, store: ClickHouseStore
 ) -> AsyncIterator[StatusProcessor]:
     """A started, subscribed processor; on exit it leaves the group (offsets already committed)."""
-    consumer = create_consumer(bootstrap, settings.consumer_group)
-    deadletter = create_producer(bootstrap, settings.kafka_enable_idempotence)
-    proc = StatusProcessor(
-        consumer,
-        deadletter,
-        store,
+    consumer = create_consumer(bootstrap, settings.consumer_group, settings.consumer_session_timeout_ms)
+    producer = create_producer(bootstrap, settings.kafka_enable_idempotence)
+    config = ProcessorConfig(
         topic=settings.status_topic,
         deadletter_topic=settings.deadletter_topic,
+        transitions_topic=settings.transitions_topic,
         batch_max_records=settings.batch_max_records,
         batch_wait_ms=settings.batch_wait_ms,
         cache_messages=settings.state_cache_messages,
+        lateness=settings.reorder_lateness,
+        max_wait_s=settings.reorder_max_wait_ms / 1000,
     )
-    await deadletter.start()
+    proc = StatusProcessor(consumer, producer, store, config)
+    await producer.start()
     proc.subscribe()
     await consumer.start()
     try:
         yield proc
     finally:
         await consumer.stop()
-        await deadletter.stop()
+        await producer.stop()

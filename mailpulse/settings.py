@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 from pydantic import Field
@@ -20,6 +21,9 @@ class Settings(BaseSettings):
     )
     status_topic: str = Field("mailpulse.email-status", description="Topic of canonical status events.")
     deadletter_topic: str = Field("mailpulse.deadletter", description="Topic of undecodable/invalid input.")
+    transitions_topic: str = Field(
+        "mailpulse.email-transitions", description="Topic of status transitions in canonical order."
+    )
     partitions: int = Field(6, ge=1, description="Partitions of the topics mailpulse creates.")
     replication_factor: int = Field(1, ge=1, description="Replication factor of created topics.")
     clickhouse_url: str | None = Field(
@@ -33,11 +37,28 @@ class Settings(BaseSettings):
     )
     max_body_bytes: int = Field(5 * 1024 * 1024, gt=0, description="Largest webhook body accepted.")
     consumer_group: str = Field("mailpulse-processors", description="Processor consumer group.")
+    consumer_session_timeout_ms: int = Field(
+        10_000, ge=1000, description="Consumer group session timeout (Tansu delays a join by half of it)."
+    )
     batch_max_records: int = Field(20_000, ge=1, description="Most records loaded in one batch.")
     batch_wait_ms: int = Field(1000, ge=1, description="Longest wait to fill a batch (about 1 insert/s).")
+    reorder_lateness_ms: int = Field(
+        5000, ge=0, description="Event-time lateness the reorder buffer waits for before emitting."
+    )
+    reorder_max_wait_ms: int = Field(
+        5000, ge=0, description="Longest processing time an event waits in the reorder buffer."
+    )
     state_cache_messages: int = Field(500_000, ge=1, description="Message states kept in memory.")
 
     def clickhouse_dsn(self) -> str:
         if self.clickhouse_url:
             return self.clickhouse_url
         return f"chdb://{(self.data_dir / 'clickhouse').resolve()}"
+
+    @property
+    def topics(self) -> list[str]:
+        return [self.status_topic, self.deadletter_topic, self.transitions_topic]
+
+    @property
+    def reorder_lateness(self) -> timedelta:
+        return timedelta(milliseconds=self.reorder_lateness_ms)

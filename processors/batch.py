@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from processors.state import MessageState
 from schemas.event import CanonicalEvent
+from schemas.status import EmailStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,10 +21,20 @@ class Consumed:
     late: bool = False  # arrived behind its partition's watermark (see processors.reorder)
 
 
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """A status event that was merged, with the message's status before and after it."""
+
+    item: Consumed
+    previous: EmailStatus | None
+    current: EmailStatus
+
+
 @dataclass(slots=True)
 class MergeResult:
     new_events: list[Consumed] = field(default_factory=list)
     touched: dict[str, MessageState] = field(default_factory=dict)
+    transitions: list[Transition] = field(default_factory=list)
     duplicates: int = 0
 
     @property
@@ -31,7 +43,7 @@ class MergeResult:
 
 
 def merge_batch(batch: Iterable[Consumed], state_of: Callable[[str], MessageState]) -> MergeResult:
-    """Merge ``batch`` into the states ``state_of`` returns (already rebuilt from storage).
+    """Merge ``batch`` (in the order given) into the states ``state_of`` returns (already rebuilt).
 
     An event whose dedupe key its message has already merged is dropped and counted; its offset is
     still covered by the batch's commit, so dropping never loses position.
@@ -39,24 +51,19 @@ def merge_batch(batch: Iterable[Consumed], state_of: Callable[[str], MessageStat
     result = MergeResult()
     for item in batch:
         state = state_of(item.event.message_id)
+        previous = state.status
         if state.apply(item.event):
             result.new_events.append(item)
             result.touched[state.message_id] = state
+            if item.event.status is not None and state.status is not None:
+                result.transitions.append(Transition(item, previous, state.status))
         else:
             result.duplicates += 1
     return result
 
 
-def offset_ranges(positions: Iterable[tuple[int, int]]) -> dict[int, tuple[int, int]]:
-    """Per partition, the first and last offset among (partition, offset) positions."""
-    ranges: dict[int, tuple[int, int]] = {}
-    for partition, offset in positions:
-        lo, hi = ranges.get(partition, (offset, offset))
-        ranges[partition] = (min(lo, offset), max(hi, offset))
-    return ranges
-
-
-def dedup_token(topic: str, ranges: dict[int, tuple[int, int]]) -> str:
-    """Insert deduplication token from positions only, never from contents (DESIGN.md)."""
-    spans = ",".join(f"{p}:{lo}-{hi}" for p, (lo, hi) in sorted(ranges.items()))
-    return f"{topic}|{spans}"
+def dedup_token(topic: str, positions: Iterable[tuple[int, int]]) -> str:
+    """Insert deduplication token from Kafka positions only, never from contents (DESIGN.md): the
+    same emitted records always carry the same token, so ClickHouse drops a retried insert."""
+    spans = ",".join(f"{p}:{o}" for p, o in sorted(positions))
+    return f"{topic}|" + hashlib.blake2b(spans.encode(), digest_size=16).hexdigest()

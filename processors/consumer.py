@@ -1,26 +1,33 @@
-"""The status processor: consume a batch, merge, load ClickHouse, then commit offsets.
+"""The status processor: consume, reorder, merge, load ClickHouse, publish transitions, commit.
 
-Order per batch (never reordered): decode -> dead-letter the undecodable (awaited) -> rebuild the
-state of messages not in cache from email_events -> merge -> load ClickHouse -> commit offsets.
-A crash anywhere before the commit replays the batch; rows are keyed and the insert is deduplicated
-by a position-derived token, so the replay changes nothing.
+Per batch, never reordered: decode (undecodable -> dead-letter topic, awaited) -> per-partition
+reorder buffer -> for the emitted events: rebuild uncached message states from email_events -> merge
+-> load ClickHouse -> publish transitions -> commit each partition up to its oldest event still
+waiting. A crash anywhere before the commit replays from there: replayed events already loaded are
+recognised as duplicates by the rebuilt state, and inserts carry position-derived tokens.
+A load that fails is retried with the same events (same token) before anything new is fetched.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.structs import OffsetAndMetadata
 
-from processors.batch import Consumed, MergeResult, dedup_token, merge_batch, offset_ranges
+from processors import metrics
+from processors.batch import Consumed, MergeResult, Transition, dedup_token, merge_batch
 from processors.cache import StateCache
 from processors.decode import Undecodable, decode
-from processors.rows import event_row, state_row
+from processors.reorder import PartitionReorder, decode_watermark, encode_watermark
+from processors.rows import event_row, state_row, transition_row
 from processors.state import MessageState, fold
 from processors.store import ClickHouseStore
 
@@ -30,12 +37,28 @@ RETRY_BACKOFF_S = 1.0
 
 @dataclass(slots=True)
 class ProcessorStats:
+    """This instance's counters (the Prometheus ones are process-wide)."""
+
     batches: int = 0
     records: int = 0
     loaded_events: int = 0
     duplicates: int = 0
+    late: int = 0
     dead_letters: int = 0
     load_failures: int = 0
+    transitions: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessorConfig:
+    topic: str
+    deadletter_topic: str
+    transitions_topic: str
+    batch_max_records: int
+    batch_wait_ms: int
+    cache_messages: int
+    lateness: timedelta
+    max_wait_s: float
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -43,88 +66,147 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         self.processor = processor
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        # Wait for the batch in flight to load and commit before the partitions move on.
-        async with self.processor.lock:
-            self.processor.cache.drop_partitions({tp.partition for tp in revoked})
+        await self.processor.release({tp.partition for tp in revoked})
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        # Another member may have merged events of these messages: rebuild from ClickHouse.
-        self.processor.cache.drop_partitions({tp.partition for tp in assigned})
+        await self.processor.adopt(assigned)
 
 
 class StatusProcessor:
     def __init__(
         self,
         consumer: AIOKafkaConsumer,
-        deadletter: AIOKafkaProducer,
+        producer: AIOKafkaProducer,
         store: ClickHouseStore,
-        *,
-        topic: str,
-        deadletter_topic: str,
-        batch_max_records: int,
-        batch_wait_ms: int,
-        cache_messages: int,
+        config: ProcessorConfig,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.consumer = consumer
-        self.deadletter = deadletter
+        self.producer = producer
         self.store = store
-        self.topic = topic
-        self.deadletter_topic = deadletter_topic
-        self.batch_max_records = batch_max_records
-        self.batch_wait_ms = batch_wait_ms
-        self.cache = StateCache(cache_messages)
+        self.config = config
+        self.clock = clock
+        self.cache = StateCache(config.cache_messages)
+        self.reorders: dict[int, PartitionReorder] = {}
         self.lock = asyncio.Lock()
         self.stats = ProcessorStats()
+        self._pending: list[Consumed] = []  # emitted but not yet loaded (a failed load)
+        self._committed: dict[int, int] = {}
 
     def subscribe(self) -> None:
-        self.consumer.subscribe([self.topic], listener=_Rebalance(self))
+        self.consumer.subscribe([self.config.topic], listener=_Rebalance(self))
+
+    @property
+    def buffered(self) -> int:
+        return sum(len(r) for r in self.reorders.values())
+
+    def drained(self, records: int) -> bool:
+        """Consumed at least ``records`` records and loaded everything it consumed."""
+        return self.stats.records >= records and not self._pending and self.buffered == 0
 
     async def run(self, stop: asyncio.Event) -> None:
+        """Process until ``stop`` is set, then flush the reorder buffers, load and commit."""
         while not stop.is_set():
             await self.run_once()
+        async with self.lock:
+            self._pending.extend(c for r in self.reorders.values() for c in r.flush())
+            await self._load_and_commit()
 
     async def run_once(self) -> int:
-        """Consume and load one batch; returns the number of records handled."""
+        """One step: retry a pending load, or fetch and handle a batch. Returns records handled."""
+        if self._pending:
+            async with self.lock:
+                await self._load_and_commit()
+            return 0
         fetched = await self.consumer.getmany(
-            timeout_ms=self.batch_wait_ms, max_records=self.batch_max_records
+            timeout_ms=self.config.batch_wait_ms, max_records=self.config.batch_max_records
         )
         records = [r for batch in fetched.values() for r in batch]
-        if not records:
-            return 0
         async with self.lock:
-            try:
-                await self._handle(records)
-            except Exception:
-                self.stats.load_failures += 1
-                log.exception("batch failed; replaying it after %.1fs", RETRY_BACKOFF_S)
-                self.cache.drop_partitions({tp.partition for tp in fetched})
-                for tp, batch in fetched.items():
-                    self.consumer.seek(tp, batch[0].offset)
-                await asyncio.sleep(RETRY_BACKOFF_S)
-                return 0
+            await self._accept(records)
+            self._pending.extend(self._overdue())
+            await self._load_and_commit()
+        metrics.BUFFERED.set(self.buffered)
         return len(records)
 
-    async def _handle(self, records: Sequence[ConsumerRecord]) -> None:
-        consumed: list[Consumed] = []
+    async def _accept(self, records: Sequence[ConsumerRecord]) -> None:
+        now = self.clock()
         dead = []
         for record in records:
+            reorder = self._reorder(record.partition)
             try:
-                consumed.append(Consumed(record.partition, record.offset, decode(record.value)))
+                event = decode(record.value)
             except Undecodable as exc:
+                reorder.skip(record.offset)
                 dead.append(self._dead_letter(record, str(exc)))
+                continue
+            self._pending.extend(reorder.push(Consumed(record.partition, record.offset, event), now))
         if dead:
             await asyncio.gather(*dead)
-        ranges = offset_ranges((r.partition, r.offset) for r in records)
-        result = await asyncio.to_thread(self._merge_and_load, consumed, dedup_token(self.topic, ranges))
-        await self.consumer.commit({TopicPartition(self.topic, p): hi + 1 for p, (_, hi) in ranges.items()})
-        self.stats.batches += 1
         self.stats.records += len(records)
+        self.stats.dead_letters += len(dead)
+        metrics.RECORDS.inc(len(records))
+        metrics.DEAD_LETTERS.inc(len(dead))
+
+    def _overdue(self) -> list[Consumed]:
+        now = self.clock()
+        return [c for r in self.reorders.values() if r.overdue(now) for c in r.flush()]
+
+    def _reorder(self, partition: int) -> PartitionReorder:
+        reorder = self.reorders.get(partition)
+        if reorder is None:
+            reorder = self.reorders[partition] = PartitionReorder(
+                self.config.lateness, self.config.max_wait_s
+            )
+        return reorder
+
+    async def _load_and_commit(self) -> None:
+        emitted = self._pending
+        if emitted:
+            token = dedup_token(self.config.topic, ((c.partition, c.offset) for c in emitted))
+            started = time.perf_counter()
+            try:
+                result = await asyncio.to_thread(self._merge_and_load, emitted, token)
+            except Exception:
+                self.stats.load_failures += 1
+                metrics.LOAD_FAILURES.inc()
+                log.exception("load of %d events failed; retrying in %.1fs", len(emitted), RETRY_BACKOFF_S)
+                # Cached states may hold the unloaded events: rebuild them from ClickHouse next time.
+                self.cache.drop_partitions({c.partition for c in emitted})
+                await asyncio.sleep(RETRY_BACKOFF_S)
+                return
+            metrics.LOAD_SECONDS.observe(time.perf_counter() - started)
+            metrics.BATCH_EVENTS.observe(len(emitted))
+            await self._publish_transitions(result.transitions)
+            self._pending = []
+            self._count(emitted, result)
+        await self._commit()
+
+    def _count(self, emitted: list[Consumed], result: MergeResult) -> None:
+        late = sum(c.late for c in emitted)
+        self.stats.batches += 1
         self.stats.loaded_events += len(result.new_events)
         self.stats.duplicates += result.duplicates
-        self.stats.dead_letters += len(dead)
+        self.stats.late += late
+        self.stats.transitions += len(result.transitions)
+        metrics.LOADED.inc(len(result.new_events))
+        metrics.DUPLICATES.inc(result.duplicates)
+        metrics.LATE.inc(late)
+        metrics.TRANSITIONS.inc(len(result.transitions))
 
-    def _merge_and_load(self, consumed: list[Consumed], token: str) -> MergeResult:
-        partition_of = {c.event.message_id: c.partition for c in consumed}
+    async def _commit(self) -> None:
+        offsets = {}
+        for partition, reorder in self.reorders.items():
+            point = reorder.commit_point()
+            if point is not None and self._committed.get(partition) != point.offset:
+                tp = TopicPartition(self.config.topic, partition)
+                offsets[tp] = OffsetAndMetadata(point.offset, encode_watermark(point.watermark))
+        if offsets:
+            await self.consumer.commit(offsets)
+            self._committed.update({tp.partition: meta.offset for tp, meta in offsets.items()})
+
+    def _merge_and_load(self, emitted: list[Consumed], token: str) -> MergeResult:
+        partition_of = {c.event.message_id: c.partition for c in emitted}
         states: dict[str, MessageState] = {}
         for message_id, partition in partition_of.items():
             cached = self.cache.get(partition, message_id)
@@ -135,16 +217,39 @@ class StatusProcessor:
             states[message_id] = fold(message_id, events)
         for message_id in missing:
             states.setdefault(message_id, MessageState(message_id))
-        result = merge_batch(consumed, states.__getitem__)
+        result = merge_batch(emitted, states.__getitem__)
         self.store.write(
             [event_row(c.event, c.partition, c.offset) for c in result.new_events],
             [state_row(s) for s in result.changed_states],
+            [transition_row(t) for t in result.transitions],
             token,
         )
-        # Only a loaded state may be cached: a failed load drops the partitions (see run_once).
         for message_id, partition in partition_of.items():
             self.cache.put(partition, states[message_id])
         return result
+
+    async def _publish_transitions(self, transitions: list[Transition]) -> None:
+        """At least once, after the load and before the commit: readers dedupe on dedupe_key."""
+        pending = []
+        for t in transitions:
+            e = t.item.event
+            value = orjson.dumps(
+                {
+                    "message_id": e.message_id,
+                    "status": e.status,
+                    "previous_status": t.previous,
+                    "current_status": t.current,
+                    "occurred_at": e.occurred_at.isoformat(),
+                    "late": t.item.late,
+                    "event_id": e.event_id,
+                    "dedupe_key": e.dedupe_key,
+                    "provider": e.provider,
+                }
+            )
+            key = e.message_id.encode()
+            pending.append(await self.producer.send(self.config.transitions_topic, key=key, value=value))
+        if pending:
+            await asyncio.gather(*pending)
 
     async def _dead_letter(self, record: ConsumerRecord, reason: str) -> None:
         value = orjson.dumps(
@@ -157,13 +262,43 @@ class StatusProcessor:
                 "value": (record.value or b"").decode("utf-8", "replace"),
             }
         )
-        await (await self.deadletter.send(self.deadletter_topic, key=record.key, value=value))
+        await (await self.producer.send(self.config.deadletter_topic, key=record.key, value=value))
+
+    async def release(self, partitions: set[int]) -> None:
+        """Partitions are leaving: load what was emitted, commit, and forget their state and buffers.
+        Events still waiting in their buffers are not committed; the next owner replays them."""
+        async with self.lock:
+            if self._pending:
+                await self._load_and_commit()
+            self._pending = [c for c in self._pending if c.partition not in partitions]
+            for partition in partitions:
+                self.reorders.pop(partition, None)
+                self._committed.pop(partition, None)
+            self.cache.drop_partitions(partitions)
+
+    async def adopt(self, assigned: list[TopicPartition]) -> None:
+        """New partitions: their messages may have changed elsewhere, so states are rebuilt from
+        ClickHouse; the reorder watermark resumes from the commit metadata (EPOCH if there is none)."""
+        self.cache.drop_partitions({tp.partition for tp in assigned})
+        try:  # aiokafka's public committed() drops the metadata; its coordinator returns it
+            committed = await self.consumer._coordinator.fetch_committed_offsets(assigned)
+        except Exception:
+            log.warning("could not read commit metadata; reorder watermarks restart", exc_info=True)
+            committed = {}
+        for tp in assigned:
+            meta = committed.get(tp)
+            watermark = decode_watermark(meta.metadata if meta is not None else None)
+            self.reorders[tp.partition] = PartitionReorder(
+                self.config.lateness, self.config.max_wait_s, watermark
+            )
 
 
-def create_consumer(bootstrap: str, group: str) -> AIOKafkaConsumer:
+def create_consumer(bootstrap: str, group: str, session_timeout_ms: int = 10_000) -> AIOKafkaConsumer:
     return AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
         group_id=group,
+        session_timeout_ms=session_timeout_ms,
+        heartbeat_interval_ms=min(3000, session_timeout_ms // 4),
         enable_auto_commit=False,  # offsets are committed only after the ClickHouse load
         auto_offset_reset="earliest",
         max_partition_fetch_bytes=4 * 1024 * 1024,

@@ -1,11 +1,14 @@
-"""Bounded-lateness reordering for one partition. Pure: no I/O, no clock (the caller decides idling).
+"""Bounded-lateness reordering for one partition. Pure: no I/O; the caller passes the clock reading.
 
 Events wait until the partition's event-time watermark (highest event time seen minus the allowed
 lateness) passes them, then leave in canonical order: event time, then status precedence, then dedupe
 key. An event at or behind the watermark on arrival is emitted at once and flagged late; it is still
-merged. The commit point is the offset of the oldest event still waiting (nothing unemitted is ever
-committed) together with the watermark as it stood before that event arrived, so a replay from the
-commit point reproduces the same watermark, the same `late` flags and the same emissions.
+merged. No event waits longer than ``max_wait_s`` of processing time: when the oldest one has, the
+buffer flushes and the watermark jumps to the newest event time, so a quiet partition still drains.
+
+The commit point is the offset of the oldest event still waiting (nothing unemitted is ever committed)
+with the watermark as it stood before that event arrived; a replay from the commit point with that
+watermark reproduces the same `late` flags and emissions, flush timing aside.
 """
 
 from __future__ import annotations
@@ -19,11 +22,18 @@ from schemas.event import CanonicalEvent
 from schemas.status import precedence
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# An event time this far past its ingest time is a sender's clock error; it must not drag the
+# watermark into the future and make every following event late.
+MAX_FUTURE_SKEW = timedelta(minutes=5)
 
 
 def canonical_key(event: CanonicalEvent) -> tuple[datetime, int, str]:
     rank = precedence(event.status) if event.status is not None else -1
     return (event.occurred_at, rank, event.dedupe_key)
+
+
+def watermark_time(event: CanonicalEvent) -> datetime:
+    return min(event.occurred_at, event.received_at + MAX_FUTURE_SKEW)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,13 +46,15 @@ class CommitPoint:
 class _Waiting:
     key: tuple[datetime, int, str]
     offset: int
+    arrived: float
     item: Consumed
     watermark_before: datetime
 
 
 class PartitionReorder:
-    def __init__(self, lateness: timedelta, watermark: datetime = EPOCH) -> None:
+    def __init__(self, lateness: timedelta, max_wait_s: float, watermark: datetime = EPOCH) -> None:
         self.lateness = lateness
+        self.max_wait_s = max_wait_s
         self.watermark = watermark
         self._waiting: list[_Waiting] = []
         self._next_offset: int | None = None
@@ -50,25 +62,30 @@ class PartitionReorder:
     def __len__(self) -> int:
         return len(self._waiting)
 
-    def push(self, item: Consumed) -> list[Consumed]:
+    def push(self, item: Consumed, now: float) -> list[Consumed]:
         """Take the next record of the partition (offset order); return what may leave now."""
         self._next_offset = item.offset + 1
-        at = item.event.occurred_at
-        if at <= self.watermark:
+        if item.event.occurred_at <= self.watermark:
             return [Consumed(item.partition, item.offset, item.event, late=True)]
-        heapq.heappush(self._waiting, _Waiting(canonical_key(item.event), item.offset, item, self.watermark))
-        self.watermark = max(self.watermark, at - self.lateness)
+        key = canonical_key(item.event)
+        heapq.heappush(self._waiting, _Waiting(key, item.offset, now, item, self.watermark))
+        self.watermark = max(self.watermark, watermark_time(item.event) - self.lateness)
         return self._release()
 
     def skip(self, offset: int) -> None:
         """A record that will never be emitted (dead letter) still moves the commit point."""
         self._next_offset = offset + 1
 
+    def overdue(self, now: float) -> bool:
+        return any(now - w.arrived >= self.max_wait_s for w in self._waiting)
+
     def flush(self) -> list[Consumed]:
-        """Emit everything waiting (the partition went idle): the watermark jumps to the newest time."""
+        """Emit everything waiting, in canonical order; the watermark jumps to the newest of them."""
         if self._waiting:
-            self.watermark = max(self.watermark, max(w.key[0] for w in self._waiting))
-        return self._release()
+            newest = max(watermark_time(w.item.event) for w in self._waiting)
+            self.watermark = max(self.watermark, newest)
+        out = [heapq.heappop(self._waiting).item for _ in range(len(self._waiting))]
+        return out
 
     def _release(self) -> list[Consumed]:
         out = []
@@ -90,6 +107,7 @@ def encode_watermark(watermark: datetime) -> str:
 
 
 def decode_watermark(metadata: str | None) -> datetime:
+    """The watermark stored with a commit; EPOCH (nothing late yet) when the broker kept none."""
     if not metadata or not metadata.isdigit():
         return EPOCH
     return EPOCH + timedelta(milliseconds=int(metadata))

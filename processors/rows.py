@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from processors.batch import Transition
 from processors.state import MessageState
 from schemas.event import CanonicalEvent
 from schemas.status import EmailStatus, EventKind
@@ -62,3 +63,13 @@ _STATUS_ORDER = (
     EmailStatus.UNDELIVERED, EmailStatus.OPENED, EmailStatus.FAILED, EmailStatus.CANCELED,
     EmailStatus.INBOUND,
 )  # fmt: skip
+
+
+def transition_row(t: Transition) -> Row:
+    e = t.item.event
+    assert e.status is not None
+    return (
+        e.message_id, e.occurred_at, e.dedupe_key, e.event_id, e.status.value,
+        t.previous.value if t.previous else "", t.current.value, t.item.late, e.provider.value,
+        e.source.value, t.item.partition, t.item.offset,
+    )  # fmt: skip

@@ -15,7 +15,7 @@ from clickhouse_connect.driver.client import Client
 
 from processors.rows import Row, event_from_row
 from schemas.event import CanonicalEvent
-from schemas.tables import EVENT_COLUMNS, STATE_COLUMNS, ddl
+from schemas.tables import EVENT_COLUMNS, STATE_COLUMNS, TRANSITION_COLUMNS, ddl
 
 # Keep IN-lists well under ClickHouse's query size limits.
 _LOOKUP_CHUNK = 5_000
@@ -48,13 +48,18 @@ class ClickHouseStore:
                 found[row["message_id"]].append(event_from_row(row))
         return dict(found)
 
-    def write(self, events: Sequence[Row], states: Sequence[Row], token: str) -> None:
-        """Insert a batch. ``token`` is derived from Kafka positions, so a replayed batch is dropped
-        by ClickHouse's insert deduplication instead of written twice."""
-        if events:
-            self._insert("email_events", EVENT_COLUMNS, events, f"events|{token}")
+    def write(
+        self, events: Sequence[Row], states: Sequence[Row], transitions: Sequence[Row], token: str
+    ) -> None:
+        """Insert one batch. ``token`` derives from Kafka positions, so a retried batch is dropped by
+        ClickHouse's insert deduplication. email_events goes last: an event found there proves that
+        the state and transitions of its batch were written too (replays rely on it)."""
+        if transitions:
+            self._insert("email_transitions", TRANSITION_COLUMNS, transitions, f"transitions|{token}")
         if states:
             self._insert("email_state", STATE_COLUMNS, states, f"state|{token}")
+        if events:
+            self._insert("email_events", EVENT_COLUMNS, events, f"events|{token}")
 
     def _insert(self, table: str, columns: Sequence[str], rows: Sequence[Row], token: str) -> None:
         self.client.insert(

@@ -24,6 +24,11 @@ EVENT_COLUMNS: tuple[str, ...] = (
     "bounce_classification", "attempt", "machine_open", "url", "kafka_partition", "kafka_offset",
 )  # fmt: skip
 
+TRANSITION_COLUMNS: tuple[str, ...] = (
+    "message_id", "occurred_at", "dedupe_key", "event_id", "status", "previous_status", "current_status",
+    "late", "provider", "source", "kafka_partition", "kafka_offset",
+)  # fmt: skip
+
 STATE_COLUMNS: tuple[str, ...] = (
     "message_id", "provider", "status", "operation_id", "recipient", "recipient_domain", "sender",
     "sender_domain", "tags", *_STATUS_TIME_COLUMNS, "open_count", "machine_open_count", "click_count",
@@ -95,6 +100,25 @@ SETTINGS non_replicated_deduplication_window = {DEDUP_WINDOW}""",
 ) ENGINE = ReplacingMergeTree(version)
 ORDER BY message_id
 SETTINGS non_replicated_deduplication_window = {DEDUP_WINDOW}""",
+        f"""CREATE TABLE IF NOT EXISTS {database}.email_transitions (
+  message_id String,
+  occurred_at {ts},
+  dedupe_key String,
+  event_id String,
+  status LowCardinality(String),
+  previous_status LowCardinality(String),
+  current_status LowCardinality(String),
+  late Bool,
+  provider LowCardinality(String),
+  source LowCardinality(String),
+  kafka_partition UInt32,
+  kafka_offset UInt64
+) ENGINE = ReplacingMergeTree
+PARTITION BY toYYYYMM(occurred_at)
+ORDER BY (message_id, occurred_at, dedupe_key)
+SETTINGS non_replicated_deduplication_window = {DEDUP_WINDOW}""",
+        f"CREATE VIEW IF NOT EXISTS {database}.transitions AS "
+        f"SELECT * FROM {database}.email_transitions FINAL",
         f"CREATE VIEW IF NOT EXISTS {database}.events AS SELECT * FROM {database}.email_events FINAL",
         f"CREATE VIEW IF NOT EXISTS {database}.messages AS SELECT * FROM {database}.email_state FINAL",
     ]

@@ -24,7 +24,7 @@ async def running_pipeline(
 ) -> AsyncIterator[tuple[httpx.AsyncClient, StatusProcessor]]:
     bootstrap = settings.kafka_bootstrap
     assert bootstrap is not None
-    await ensure_topics(bootstrap, [settings.status_topic, settings.deadletter_topic], settings.partitions)
+    await ensure_topics(bootstrap, settings.topics, settings.partitions)
     port = free_port()
     stop_ingest, stop_processor = asyncio.Event(), asyncio.Event()
     ingest = asyncio.create_task(serve_ingest(settings, bootstrap, stop_ingest, port))
@@ -44,9 +44,9 @@ async def running_pipeline(
 
 
 async def wait_for_records(proc: StatusProcessor, records: int, timeout_s: float = 30.0) -> None:
-    """Wait until the processor has loaded and committed at least ``records`` records."""
+    """Wait until the processor consumed at least ``records`` records and loaded all it consumed."""
     deadline = time.monotonic() + timeout_s
-    while proc.stats.records < records:
+    while not proc.drained(records):
         if time.monotonic() > deadline:
             raise TimeoutError(f"processor handled {proc.stats.records} of {records} records")
         await asyncio.sleep(0.05)
