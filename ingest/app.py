@@ -15,11 +15,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+from prometheus_client import make_asgi_app
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
+from ingest import metrics
 from ingest.publisher import Publisher, PublishFailed, Rejected
 from schemas.event import CanonicalEvent
 from schemas.problems import InvalidEvent
@@ -57,6 +59,11 @@ def _batch_endpoint(
     name: str, parse: Parser, publisher: Publisher, max_body_bytes: int
 ) -> Callable[..., Any]:
     async def endpoint(request: Request) -> Response:
+        response = await handle(request)
+        metrics.REQUESTS.labels(name, str(response.status_code)).inc()
+        return response
+
+    async def handle(request: Request) -> Response:
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if content_type != "application/json":
             return _error(415, f"content type must be application/json, got {content_type or 'none'!r}")
@@ -80,7 +87,8 @@ def _batch_endpoint(
                 problems = [{"field": p.field, "message": p.message} for p in exc.problems]
                 rejected.append(Rejected(name, index, raw, problems))
         try:
-            await publisher.publish(events, rejected)
+            with metrics.PUBLISH_SECONDS.labels(name).time():
+                await publisher.publish(events, rejected)
         except PublishFailed as exc:
             log.warning("publish failed on %s: %s", name, exc)
             return JSONResponse(
@@ -88,6 +96,8 @@ def _batch_endpoint(
                 status_code=503,
                 headers={"Retry-After": RETRY_AFTER_S},
             )
+        metrics.EVENTS.labels(name, "accepted").inc(len(events))
+        metrics.EVENTS.labels(name, "rejected").inc(len(rejected))
         errors = [{"index": r.index, **p} for r in rejected for p in r.problems]
         if rejected and not events:
             return _error(422, "no valid event in the batch", rejected=len(rejected), errors=errors)
@@ -114,5 +124,6 @@ def create_app(publisher: Publisher, max_body_bytes: int) -> Starlette:
                 methods=["POST"],
             ),
             Route("/healthz", healthz, methods=["GET"]),
+            Mount("/metrics", app=make_asgi_app()),
         ]
     )

@@ -8,6 +8,7 @@ import logging
 from collections.abc import AsyncIterator
 
 import uvicorn
+from prometheus_client import start_http_server
 
 from ingest.app import create_app
 from ingest.publisher import KafkaPublisher, create_producer
@@ -38,6 +39,16 @@ async def kafka(settings: Settings) -> AsyncIterator[str]:
     finally:
         if broker is not None:
             broker.stop()
+
+
+def serve_metrics(settings: Settings) -> None:
+    """Prometheus /metrics for a role without an HTTP app; a busy port is logged, not fatal."""
+    if not settings.metrics_port:
+        return
+    try:
+        start_http_server(settings.metrics_port, addr=settings.ingest_host)
+    except OSError as exc:
+        log.warning("metrics not served on port %s: %s", settings.metrics_port, exc)
 
 
 def open_store(settings: Settings) -> ClickHouseStore:

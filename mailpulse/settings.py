@@ -36,6 +36,12 @@ class Settings(BaseSettings):
         3.0, gt=0, description="Longest wait for Kafka acks before ingest answers 503 (Twilio allows 5 s)."
     )
     max_body_bytes: int = Field(5 * 1024 * 1024, gt=0, description="Largest webhook body accepted.")
+    metrics_port: int = Field(
+        9108,
+        ge=0,
+        le=65535,
+        description="Port of /metrics for `mailpulse process` (0 = off); ingest serves /metrics.",
+    )
     consumer_group: str = Field("mailpulse-processors", description="Processor consumer group.")
     consumer_session_timeout_ms: int = Field(
         10_000, ge=1000, description="Consumer group session timeout (Tansu delays a join by half of it)."

@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
+from prometheus_client import REGISTRY
 
 from mailpulse.settings import Settings
 from processors.store import ClickHouseStore
@@ -55,6 +56,8 @@ def one_message_batch() -> list[dict[str, Any]]:
 
 
 def test_sendgrid_batch_reverse_order_with_duplicates(settings: Settings, store: ClickHouseStore) -> None:
+    duplicates_before = REGISTRY.get_sample_value("mailpulse_processor_duplicates_total") or 0.0
+
     async def scenario() -> dict[str, Any]:
         async with running_pipeline(settings, store) as (client, proc):
             first = await client.post("/webhooks/sendgrid/events", json=one_message_batch())
@@ -62,9 +65,14 @@ def test_sendgrid_batch_reverse_order_with_duplicates(settings: Settings, store:
             assert first.status_code == retry.status_code == 200
             assert first.json() == {"accepted": 8, "rejected": 0, "errors": []}
             await wait_for_records(proc, 16)
-            return {"duplicates": proc.stats.duplicates}
+            exposed = (await client.get("/metrics/")).text
+            return {"duplicates": proc.stats.duplicates, "metrics": exposed}
 
     outcome = asyncio.run(scenario())
+    assert REGISTRY.get_sample_value("mailpulse_processor_duplicates_total") == duplicates_before + 10
+    for name in ("duplicates", "late_events", "dead_letters", "loaded_events", "transitions"):
+        assert f"mailpulse_processor_{name}_total" in outcome["metrics"]
+    assert 'mailpulse_ingest_events_total{endpoint="sendgrid",outcome="accepted"}' in outcome["metrics"]
     db = store.database
     rows = store.client.query(f"SELECT * FROM {db}.messages").named_results()
     [state] = list(rows)
@@ -235,3 +243,50 @@ def test_undecodable_record_goes_to_dead_letters_without_blocking(
     assert (letter["stage"], letter["value"]) == ("processor", "not an envelope")
     assert letter["offset"] >= 0 and "envelope" in letter["reason"]
     assert store.query(f"SELECT status FROM {store.database}.messages") == [("QUEUED",)]
+
+
+def test_transitions_leave_in_canonical_order(settings: Settings, store: ClickHouseStore) -> None:
+    """Reverse-ordered events within the window come out of the reorder buffer in event-time order."""
+    wide = settings.model_copy(update={"reorder_lateness_ms": 600_000, "reorder_max_wait_ms": 300})
+
+    async def scenario() -> list[Any]:
+        async with running_pipeline(wide, store) as (client, proc):
+            assert (await client.post("/webhooks/sendgrid/events", json=one_message_batch())).is_success
+            await wait_for_records(proc, 8)
+            assert proc.stats.late == 0
+        assert settings.kafka_bootstrap is not None
+        return await read_topic(settings.kafka_bootstrap, settings.transitions_topic, 4)
+
+    published = [orjson.loads(r.value) for r in asyncio.run(scenario())]
+    expected = [
+        ("QUEUED", None, "QUEUED"),
+        ("DELIVERED", "QUEUED", "DELIVERED"),
+        ("OPENED", "DELIVERED", "OPENED"),
+        ("OPENED", "OPENED", "OPENED"),
+    ]
+    assert [(t["status"], t["previous_status"], t["current_status"]) for t in published] == expected
+    rows = store.query(
+        f"SELECT status, previous_status, current_status, late FROM {store.database}.transitions "
+        "ORDER BY kafka_partition, occurred_at"
+    )
+    assert rows == [(s, p or "", c, False) for s, p, c in expected]
+
+
+def test_events_behind_the_watermark_are_flagged_late_and_still_merged(
+    settings: Settings, store: ClickHouseStore
+) -> None:
+    narrow = settings.model_copy(update={"reorder_lateness_ms": 1000})
+
+    async def scenario() -> int:
+        async with running_pipeline(narrow, store) as (client, proc):
+            # Newest first: with 1 s of lateness every older event arrives behind the watermark.
+            assert (await client.post("/webhooks/sendgrid/events", json=one_message_batch())).is_success
+            await wait_for_records(proc, 8)
+            return proc.stats.late
+
+    late = asyncio.run(scenario())
+    assert late == 7  # all but the newest (the click), duplicates included
+    [(status, opens)] = store.query(f"SELECT status, open_count FROM {store.database}.messages")
+    assert (status, opens) == ("OPENED", 2)
+    flags = store.query(f"SELECT status, late FROM {store.database}.transitions ORDER BY occurred_at")
+    assert flags == [("QUEUED", True), ("DELIVERED", True), ("OPENED", True), ("OPENED", True)]
