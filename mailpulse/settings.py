@@ -54,7 +54,9 @@ class Settings(BaseSettings):
     reorder_max_wait_ms: int = Field(
         5000, ge=0, description="Longest processing time an event waits in the reorder buffer."
     )
-    state_cache_messages: int = Field(500_000, ge=1, description="Message states kept in memory.")
+    state_cache_messages: int = Field(
+        100_000, ge=1, description="Message states kept in memory (about 4.5 KB each); others are rebuilt."
+    )
 
     def clickhouse_dsn(self) -> str:
         if self.clickhouse_url:
