@@ -22,9 +22,9 @@ from schemas.event import CanonicalEvent
 from schemas.status import precedence
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-# An event time this far past its ingest time is a sender's clock error; it must not drag the
-# watermark into the future and make every following event late.
-MAX_FUTURE_SKEW = timedelta(minutes=5)
+# An event cannot have happened after mailpulse received it: a later event time is the sender's clock
+# error, and counting it at its ingest time keeps one such event from making everything after it late.
+MAX_FUTURE_SKEW = timedelta(0)
 
 
 def canonical_key(event: CanonicalEvent) -> tuple[datetime, int, str]:
@@ -103,11 +103,15 @@ class PartitionReorder:
 
 
 def encode_watermark(watermark: datetime) -> str:
-    return str(int(watermark.timestamp() * 1000))
+    # Integer arithmetic: float timestamps lose a millisecond for some dates.
+    return str((watermark - EPOCH) // timedelta(milliseconds=1))
 
 
 def decode_watermark(metadata: str | None) -> datetime:
-    """The watermark stored with a commit; EPOCH (nothing late yet) when the broker kept none."""
-    if not metadata or not metadata.isdigit():
+    """The watermark stored with a commit; EPOCH (nothing late yet) when the broker kept none or junk."""
+    if not metadata or not (metadata.isascii() and metadata.isdigit()):
         return EPOCH
-    return EPOCH + timedelta(milliseconds=int(metadata))
+    try:
+        return EPOCH + timedelta(milliseconds=int(metadata))
+    except OverflowError:
+        return EPOCH
