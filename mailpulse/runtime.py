@@ -10,8 +10,10 @@ from collections.abc import AsyncIterator
 import uvicorn
 from prometheus_client import start_http_server
 
-from ingest.app import create_app
+from ingest.app import IngestConfig, create_app
+from ingest.privacy import RecipientPrivacy
 from ingest.publisher import KafkaPublisher, create_producer
+from ingest.signatures import SendGridVerifier, TwilioVerifier, load_public_key
 from mailpulse.broker import EmbeddedBroker
 from mailpulse.settings import Settings
 from mailpulse.topics import ensure_topics
@@ -59,6 +61,27 @@ def open_store(settings: Settings) -> ClickHouseStore:
     return store
 
 
+def ingest_config(settings: Settings) -> IngestConfig:
+    """What ingest enforces, from settings: limits, the configured signature checks, privacy."""
+    tolerance = settings.signature_tolerance_s
+
+    def sendgrid(key: str | None) -> SendGridVerifier | None:
+        return SendGridVerifier(load_public_key(key), tolerance) if key else None
+
+    token = settings.twilio_auth_token
+    hash_key = settings.recipient_hash_key
+    return IngestConfig(
+        max_body_bytes=settings.max_body_bytes,
+        inbound_max_bytes=settings.inbound_max_bytes,
+        sendgrid=sendgrid(settings.sendgrid_webhook_public_key),
+        sendgrid_inbound=sendgrid(settings.sendgrid_inbound_public_key),
+        twilio=TwilioVerifier(token.get_secret_value(), settings.public_base_url) if token else None,
+        privacy=RecipientPrivacy(
+            settings.recipient_privacy, hash_key.get_secret_value().encode() if hash_key else None
+        ),
+    )
+
+
 async def serve_ingest(
     settings: Settings, bootstrap: str, stop: asyncio.Event, port: int | None = None
 ) -> None:
@@ -69,7 +92,7 @@ async def serve_ingest(
         publisher = KafkaPublisher(
             producer, settings.status_topic, settings.deadletter_topic, settings.publish_timeout_s
         )
-        app = create_app(publisher, settings.max_body_bytes)
+        app = create_app(publisher, ingest_config(settings))
         config = uvicorn.Config(
             app,
             host=settings.ingest_host,

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ingest.signatures import load_public_key
+from schemas.inbound import INBOUND_MAX_BYTES
 
 
 class Settings(BaseSettings):
@@ -35,7 +39,33 @@ class Settings(BaseSettings):
     publish_timeout_s: float = Field(
         3.0, gt=0, description="Longest wait for Kafka acks before ingest answers 503 (Twilio allows 5 s)."
     )
-    max_body_bytes: int = Field(5 * 1024 * 1024, gt=0, description="Largest webhook body accepted.")
+    max_body_bytes: int = Field(
+        5 * 1024 * 1024, gt=0, description="Largest event-batch body (SendGrid posts ~768 KB at most)."
+    )
+    inbound_max_bytes: int = Field(
+        INBOUND_MAX_BYTES, gt=0, description="Largest Inbound Parse body (a mail is at most 20 MB)."
+    )
+    sendgrid_webhook_public_key: str | None = Field(
+        None, description="SendGrid signed Event Webhook public key (base64 DER); set = signatures required."
+    )
+    sendgrid_inbound_public_key: str | None = Field(
+        None, description="Inbound Parse security-policy public key (base64 DER); set = signatures required."
+    )
+    twilio_auth_token: SecretStr | None = Field(
+        None, description="Twilio auth token; set = X-Twilio-Signature required on Twilio events."
+    )
+    signature_tolerance_s: int = Field(
+        300, ge=1, description="Largest distance of a signed timestamp from now (replay window), seconds."
+    )
+    public_base_url: str | None = Field(
+        None, description="External base URL Twilio signs (behind a proxy); unset = the URL ingest sees."
+    )
+    recipient_privacy: Literal["plain", "hashed", "domain"] = Field(
+        "plain", description="Recipient addresses stored as-is, keyed-hashed, or domain only."
+    )
+    recipient_hash_key: SecretStr | None = Field(
+        None, description="HMAC key for recipient_privacy hashed or domain (keep it secret and stable)."
+    )
     metrics_port: int = Field(
         9108,
         ge=0,
@@ -57,6 +87,31 @@ class Settings(BaseSettings):
     state_cache_messages: int = Field(
         100_000, ge=1, description="Message states kept in memory (about 4.5 KB each); others are rebuilt."
     )
+
+    @field_validator("sendgrid_webhook_public_key", "sendgrid_inbound_public_key")
+    @classmethod
+    def _loadable_key(cls, value: str | None) -> str | None:
+        if value is not None:
+            load_public_key(value)  # raises ValueError saying what is wrong with it
+        return value
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an absolute http(s):// URL, as Twilio calls it")
+        return value
+
+    @model_validator(mode="after")
+    def _privacy_key(self) -> Settings:
+        if self.recipient_privacy != "plain" and not (
+            self.recipient_hash_key and self.recipient_hash_key.get_secret_value()
+        ):
+            raise ValueError(
+                f"MAILPULSE_RECIPIENT_PRIVACY={self.recipient_privacy} needs MAILPULSE_RECIPIENT_HASH_KEY "
+                "(a long random secret; hashed and domain modes key the recipients' hashes with it)"
+            )
+        return self
 
     def clickhouse_dsn(self) -> str:
         if self.clickhouse_url:

@@ -5,10 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import TypeAdapter
+
 from processors.batch import Transition
 from processors.state import MessageState
 from schemas.event import CanonicalEvent
+from schemas.inbound import Attachment, InboundDetails
 from schemas.status import EmailStatus, EventKind
+from schemas.tables import INBOUND_COLUMNS
 
 Row = tuple[Any, ...]
 
@@ -21,7 +25,33 @@ def event_row(event: CanonicalEvent, partition: int, offset: int) -> Row:
         e.provider.value, e.recipient, e.recipient_domain or "", e.sender, e.sender_domain or "",
         dict(e.tags), dict(e.custom_args), list(e.categories), e.reason, e.smtp_status, e.bounce_type,
         e.bounce_classification, e.attempt, e.machine_open, e.url, partition, offset,
+        *_inbound_values(e.inbound),
     )  # fmt: skip
+
+
+_ATTACHMENTS = TypeAdapter(tuple[Attachment, ...])
+
+
+def _inbound_values(inbound: InboundDetails | None) -> Row:
+    """The inbound columns; ``attachments`` is '' exactly when the event carries no received mail."""
+    if inbound is None:
+        return ([], None, None, None, None, "")
+    i = inbound
+    attachments = _ATTACHMENTS.dump_json(i.attachments).decode()
+    return (list(i.recipients), i.subject, i.spam_score, i.spf, i.dkim, attachments)
+
+
+def _inbound_from_row(row: dict[str, Any]) -> InboundDetails | None:
+    if not row.get("attachments"):
+        return None
+    return InboundDetails(
+        recipients=tuple(row["inbound_recipients"]),
+        subject=row["subject"],
+        spam_score=row["spam_score"],
+        spf=row["spf"],
+        dkim=row["dkim"],
+        attachments=_ATTACHMENTS.validate_json(row["attachments"]),
+    )
 
 
 def _utc(value: datetime) -> datetime:
@@ -29,9 +59,13 @@ def _utc(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+_NOT_EVENT_FIELDS = frozenset({"dedupe_key", "kafka_partition", "kafka_offset", *INBOUND_COLUMNS})
+
+
 def event_from_row(row: dict[str, Any]) -> CanonicalEvent:
     """Rebuild a canonical event from an email_events row (for state rebuild after restart)."""
-    fields = {k: v for k, v in row.items() if k not in {"dedupe_key", "kafka_partition", "kafka_offset"}}
+    fields = {k: v for k, v in row.items() if k not in _NOT_EVENT_FIELDS}
+    fields["inbound"] = _inbound_from_row(row)
     fields["status"] = row["status"] or None
     fields["recipient_domain"] = row["recipient_domain"] or None
     fields["sender_domain"] = row["sender_domain"] or None

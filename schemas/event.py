@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from schemas.inbound import InboundDetails
 from schemas.status import FAILURE_STATUSES, EmailStatus, EventKind
 
 SCHEMA_VERSION = 1
@@ -57,12 +58,20 @@ def _valid_tags(tags: dict[str, str]) -> dict[str, str]:
     return tags
 
 
+# DateTime64 stores 1900..2299; an email event outside 1970..2200 is not a real event time.
+MIN_YEAR, MAX_YEAR = 1970, 2200
+UINT32_MAX = 2**32 - 1
+
+
 def _utc(value: datetime) -> datetime:
     # Milliseconds are the precision ClickHouse keeps (DateTime64(3)); truncating here makes an event
     # rebuilt from ClickHouse identical to the one first seen, dedupe key included.
     if value.tzinfo is None:
         raise ValueError("timestamp must carry a timezone")
     utc = value.astimezone(UTC)
+    # Anything ClickHouse cannot store would fail every load of its partition (a poison pill).
+    if not MIN_YEAR <= utc.year <= MAX_YEAR:
+        raise ValueError(f"timestamp must lie between {MIN_YEAR} and {MAX_YEAR}")
     return utc.replace(microsecond=utc.microsecond - utc.microsecond % 1000)
 
 
@@ -113,9 +122,10 @@ class CanonicalEvent(BaseModel):
     smtp_status: str | None = None
     bounce_type: str | None = None
     bounce_classification: str | None = None
-    attempt: int | None = None
+    attempt: int | None = Field(default=None, ge=0, le=UINT32_MAX)
     machine_open: bool | None = None
     url: str | None = None
+    inbound: InboundDetails | None = None  # received mail only (source inbound): envelope and attachments
 
     @model_validator(mode="after")
     def _status_matches_kind(self) -> CanonicalEvent:

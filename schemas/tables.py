@@ -17,11 +17,24 @@ _STATUS_TIME_COLUMNS = (
     "opened_at", "failed_at", "canceled_at", "inbound_at",
 )  # fmt: skip
 
+# Received mail (CanonicalEvent.inbound), added after the first release: ALTERed into older tables.
+# ``attachments`` holds a JSON array of attachment metadata, '' when the event is not a received mail.
+_INBOUND_COLUMN_TYPES: tuple[tuple[str, str], ...] = (
+    ("inbound_recipients", "Array(String)"),
+    ("subject", "Nullable(String)"),
+    ("spam_score", "Nullable(Float64)"),
+    ("spf", "LowCardinality(Nullable(String))"),
+    ("dkim", "Nullable(String)"),
+    ("attachments", "String"),
+)
+INBOUND_COLUMNS: tuple[str, ...] = tuple(name for name, _ in _INBOUND_COLUMN_TYPES)
+
 EVENT_COLUMNS: tuple[str, ...] = (
     "message_id", "dedupe_key", "event_id", "provider_message_id", "operation_id", "kind", "status",
     "raw_type", "occurred_at", "received_at", "source", "provider", "recipient", "recipient_domain",
     "sender", "sender_domain", "tags", "custom_args", "categories", "reason", "smtp_status", "bounce_type",
     "bounce_classification", "attempt", "machine_open", "url", "kafka_partition", "kafka_offset",
+    *INBOUND_COLUMNS,
 )  # fmt: skip
 
 TRANSITION_COLUMNS: tuple[str, ...] = (
@@ -41,6 +54,11 @@ def ddl(database: str = DATABASE) -> list[str]:
     """Statements that create the database, tables and views; each is idempotent."""
     ts = "DateTime64(3, 'UTC')"
     status_times = ",\n  ".join(f"{c} Nullable({ts})" for c in _STATUS_TIME_COLUMNS)
+    inbound_columns = ",\n  ".join(f"{name} {kind}" for name, kind in _INBOUND_COLUMN_TYPES)
+    add_inbound = [
+        f"ALTER TABLE {database}.email_events ADD COLUMN IF NOT EXISTS {name} {kind}"
+        for name, kind in _INBOUND_COLUMN_TYPES
+    ]
     return [
         f"CREATE DATABASE IF NOT EXISTS {database}",
         f"""CREATE TABLE IF NOT EXISTS {database}.email_events (
@@ -71,11 +89,13 @@ def ddl(database: str = DATABASE) -> list[str]:
   machine_open Nullable(Bool),
   url Nullable(String),
   kafka_partition UInt32,
-  kafka_offset UInt64
+  kafka_offset UInt64,
+  {inbound_columns}
 ) ENGINE = ReplacingMergeTree
 PARTITION BY toYYYYMM(occurred_at)
 ORDER BY (message_id, dedupe_key)
 SETTINGS non_replicated_deduplication_window = {DEDUP_WINDOW}""",
+        *add_inbound,
         f"""CREATE TABLE IF NOT EXISTS {database}.email_state (
   message_id String,
   provider LowCardinality(String),
@@ -119,6 +139,7 @@ ORDER BY (message_id, occurred_at, dedupe_key)
 SETTINGS non_replicated_deduplication_window = {DEDUP_WINDOW}""",
         f"CREATE VIEW IF NOT EXISTS {database}.transitions AS "
         f"SELECT * FROM {database}.email_transitions FINAL",
-        f"CREATE VIEW IF NOT EXISTS {database}.events AS SELECT * FROM {database}.email_events FINAL",
+        # OR REPLACE: a view fixes its columns when created; re-creating it shows columns added since.
+        f"CREATE OR REPLACE VIEW {database}.events AS SELECT * FROM {database}.email_events FINAL",
         f"CREATE VIEW IF NOT EXISTS {database}.messages AS SELECT * FROM {database}.email_state FINAL",
     ]

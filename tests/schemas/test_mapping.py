@@ -697,3 +697,24 @@ def test_envelope_rejects_other_versions_and_extra_fields(sendgrid_events: list[
     bad_event["event"]["surprise"] = True
     with pytest.raises(ValidationError):
         Envelope.model_validate(bad_event)
+
+
+@pytest.mark.parametrize("attempt", ["-1", str(2**32)])
+def test_sendgrid_attempt_outside_what_clickhouse_stores_is_rejected(attempt: str) -> None:
+    with pytest.raises(InvalidEvent) as exc:
+        parse_sendgrid_event(_sg_base(attempt=attempt), RECEIVED)
+    assert _fields(exc) == ["attempt"]
+
+
+@pytest.mark.parametrize("updated", ["0001-01-01T00:00:00Z", "2299-06-01T00:00:00Z"])
+def test_twilio_time_outside_storable_range_is_rejected(updated: str) -> None:
+    raw = {
+        "specversion": "1.0",
+        "id": "EZ1",
+        "source": "/v1/Emails/comms_email_1",
+        "type": "com.twilio.comms-api.email.delivered",
+        "data": {"id": "comms_email_1", "status": "DELIVERED", "updatedAt": updated},
+    }
+    with pytest.raises(InvalidEvent) as exc:
+        parse_cloud_event(raw, RECEIVED)
+    assert _fields(exc) == ["data.updatedAt"]

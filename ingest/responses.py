@@ -1,0 +1,30 @@
+"""The error answers every endpoint shares: a JSON object whose ``error`` says what is wrong."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.responses import JSONResponse
+
+from ingest.signatures import SignatureError
+
+# Seconds a provider should wait before retrying after a 503 (Kafka did not acknowledge in time).
+RETRY_AFTER_S = "5"
+
+
+def error(status: int, message: str, **extra: Any) -> JSONResponse:
+    return JSONResponse({"error": message, **extra}, status_code=status)
+
+
+def signature_refused(exc: SignatureError) -> JSONResponse:
+    """401 when no signature was sent, 403 when it is wrong or stale; the reason says which."""
+    if exc.missing:
+        response = error(401, exc.reason)
+        response.headers["WWW-Authenticate"] = 'Signature realm="mailpulse webhooks"'
+        return response
+    return error(403, exc.reason)
+
+
+def unavailable(message: str) -> JSONResponse:
+    """503 with Retry-After: nothing was acknowledged, the provider must retry."""
+    return JSONResponse({"error": message}, status_code=503, headers={"Retry-After": RETRY_AFTER_S})

@@ -1,0 +1,62 @@
+"""A TCP proxy on loopback that a test can cut (drop every connection, refuse new ones) and restore:
+an unreachable Kafka without restarting the broker (Tansu loses its topics on restart)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+
+class CuttableProxy:
+    def __init__(self, port: int, target_port: int) -> None:
+        self.port = port
+        self.target_port = target_port
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    async def start(self) -> CuttableProxy:
+        self._server = await asyncio.start_server(self._connect, "127.0.0.1", self.port)
+        return self
+
+    async def cut(self) -> None:
+        """Close the listener (new connections are refused) and abort every open connection."""
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+        for writer in list(self._writers):
+            writer.transport.abort()
+        self._writers.clear()
+
+    async def restore(self) -> None:
+        await self.start()
+
+    async def _connect(
+        self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter
+    ) -> None:
+        try:
+            upstream_reader, upstream_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        except OSError:
+            client_writer.transport.abort()
+            return
+        self._writers |= {client_writer, upstream_writer}
+        await asyncio.gather(
+            self._pipe(client_reader, upstream_writer, client_writer),
+            self._pipe(upstream_reader, client_writer, upstream_writer),
+        )
+
+    async def _pipe(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, other: asyncio.StreamWriter
+    ) -> None:
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            for side in (writer, other):
+                self._writers.discard(side)
+                side.transport.abort()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()

@@ -1,0 +1,315 @@
+"""Fuzz: generated requests across every ingest endpoint, to the real app with a real publisher on the
+real broker. No 5xx (Kafka is up, so not even 503), no exception, every 4xx says why, and every
+answer is one the OpenAPI description lists for that path.
+
+Each hypothesis example is a burst of requests sent concurrently; ``MAILPULSE_FUZZ_REQUESTS`` sets the
+total (default 10,000, what CI runs).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import time
+from collections import Counter
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
+
+from ingest.app import IngestConfig, create_app
+from ingest.openapi import openapi_document
+from ingest.privacy import RecipientPrivacy
+from ingest.publisher import KafkaPublisher, create_producer
+from ingest.signatures import (
+    SENDGRID_SIGNATURE_HEADER,
+    SENDGRID_TIMESTAMP_HEADER,
+    TWILIO_SIGNATURE_HEADER,
+    SendGridVerifier,
+    TwilioVerifier,
+    sign_sendgrid,
+    sign_twilio,
+    with_body_sha256,
+)
+from mailpulse.settings import Settings
+from mailpulse.topics import ensure_topics
+from tests.ingest.mail import HEADERS, inbound_fields, multipart
+
+pytestmark = [pytest.mark.kafka]
+
+TOTAL = int(os.environ.get("MAILPULSE_FUZZ_REQUESTS", "10000"))
+BURST = 25
+TOKEN = "fuzz-auth-token-0123456789abcdef"
+SIGNING_KEY = ec.generate_private_key(ec.SECP256R1())
+BASE = "http://ingest.test"
+SG, TWILIO, INBOUND = "/webhooks/sendgrid/events", "/webhooks/twilio/events", "/webhooks/sendgrid/inbound"
+T0 = 1_763_900_000
+
+
+@dataclass(frozen=True)
+class Call:
+    signed_app: bool
+    path: str
+    body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+    query: str = ""
+
+
+# --------------------------------------------------------------------------- values
+
+text = st.text(max_size=40)
+huge = st.integers(min_value=-(2**70), max_value=2**70)
+json_scalar = st.none() | st.booleans() | huge | st.floats(allow_nan=False, allow_infinity=False) | text
+json_value = st.recursive(
+    json_scalar,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(text, inner, max_size=3),
+    max_leaves=8,
+)
+emails = st.sampled_from(["ana@example.com", "Bo@Mail.Example", "x@y", "not-an-address", "", "ü@ñ.example"])
+
+
+def maybe(valid: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """Mostly the valid kind, sometimes anything at all."""
+    return st.one_of(valid, valid, valid, json_value)
+
+
+sendgrid_events = st.fixed_dictionaries(
+    {
+        "email": maybe(emails),
+        "timestamp": maybe(st.integers(T0 - 10**6, T0 + 10**6)),
+        "event": maybe(
+            st.sampled_from(["processed", "delivered", "open", "bounce", "dropped", "click", "weird"])
+        ),
+        "sg_message_id": maybe(st.sampled_from(["W86EgYT6.filterdrecv-1", "abc.recvd-2", "", "plain"])),
+    },
+    optional={
+        "smtp-id": maybe(st.sampled_from(["<W86EgYT6@ismtpd>", "<@>", "x"])),
+        "sg_event_id": maybe(text),
+        "category": maybe(st.lists(text, max_size=3)),
+        "attempt": maybe(st.sampled_from(["1", "2", "x"])),
+        "type": maybe(st.sampled_from(["bounce", "blocked"])),
+        "sg_machine_open": maybe(st.booleans()),
+        "reason": maybe(text),
+        "url": maybe(text),
+        "custom": json_value,
+    },
+)
+cloud_events = st.fixed_dictionaries(
+    {
+        "specversion": maybe(st.just("1.0")),
+        "id": maybe(text),
+        "source": maybe(st.just("/v1/Emails/comms_email_01")),
+        "type": maybe(
+            st.sampled_from(
+                ["com.twilio.comms-api.email.delivered", "com.twilio.comms-api.operation.completed"]
+            )
+        ),
+        "time": maybe(st.sampled_from(["2026-11-23T10:00:01.250Z", "2026-11-23T10:00:01", "yesterday"])),
+        "data": maybe(
+            st.fixed_dictionaries(
+                {
+                    "id": maybe(st.sampled_from(["comms_email_01", "comms_operation_01", ""])),
+                    "status": maybe(st.sampled_from(["DELIVERED", "SENT", "INBOUND", "bogus"])),
+                },
+                optional={
+                    "updatedAt": maybe(st.sampled_from(["2026-11-23T10:00:02Z", "0001-01-01T00:00:00Z"])),
+                    "to": maybe(st.lists(st.fixed_dictionaries({"address": maybe(emails)}), max_size=2)),
+                    "tags": maybe(st.dictionaries(text, text, max_size=12)),
+                    "operation_id": maybe(text),
+                },
+            )
+        ),
+    }
+)
+
+
+def encoded(value: Any) -> bytes:
+    # The standard library writes any integer (orjson stops at 64 bits) and NaN, which is no JSON.
+    return json.dumps(value, ensure_ascii=False, allow_nan=True).encode("utf-8", "surrogatepass")
+
+
+batches = st.lists(st.one_of(sendgrid_events, cloud_events, json_value), max_size=6).map(encoded)
+json_bodies = st.one_of(
+    batches,
+    batches,
+    batches,
+    json_value.map(encoded),
+    st.binary(max_size=80),
+    st.just(b'["\\ud800"]'),
+    st.just(b"[1e400]"),
+)
+content_types = st.sampled_from(
+    ["application/json"] * 4 + ["application/json; charset=utf-8", "text/plain", ""]
+)
+
+inbound_names = st.sampled_from(
+    ["headers", "from", "to", "cc", "subject", "envelope", "attachment-info", "content-ids", "spam_score",
+     "SPF", "dkim", "email", "text", "charsets", "x"]
+)  # fmt: skip
+file_names = st.builds(
+    lambda stem, ext: stem + ext, text, st.sampled_from([".pdf", ".EXE", ".png", "", ".tar.gz", ".heic"])
+)
+
+
+@st.composite
+def inbound_bodies(draw: st.DrawFn) -> tuple[bytes, str]:
+    kind = draw(st.sampled_from(["realistic", "random", "garbage", "no-boundary", "truncated"]))
+    if kind == "garbage":
+        return draw(st.binary(max_size=200)), "multipart/form-data; boundary=b"
+    fields = inbound_fields() if kind != "random" else {}
+    fields.update(draw(st.dictionaries(inbound_names, st.one_of(text, st.just(HEADERS)), max_size=6)))
+    files = draw(
+        st.lists(
+            st.tuples(
+                st.sampled_from(["attachment1", "attachment2", "attachmentX"]),
+                file_names,
+                st.sampled_from(["application/pdf", "image/png", "x/y"]),
+                st.binary(max_size=64),
+            ),
+            max_size=3,
+        )
+    )
+    body, content_type = multipart(fields, files)
+    if kind == "no-boundary":
+        return body, "multipart/form-data"
+    if kind == "truncated":
+        return body[: draw(st.integers(0, len(body) - 1))], content_type
+    return body, content_type
+
+
+b64_junk = st.binary(min_size=1, max_size=80).map(lambda b: base64.b64encode(b).decode())
+
+
+@st.composite
+def calls(draw: st.DrawFn) -> Call:
+    path = draw(st.sampled_from([SG, TWILIO, INBOUND]))
+    if path == INBOUND:
+        body, content_type = draw(inbound_bodies())
+        if draw(st.integers(0, 9)) == 0:
+            content_type = draw(content_types)
+    else:
+        body, content_type = draw(json_bodies), draw(content_types)
+    headers = {"content-type": content_type} if content_type else {}
+    signed = draw(st.booleans())
+    query = ""
+    if signed:
+        how = draw(st.sampled_from(["valid", "valid", "missing", "forged", "stale", "garbage"]))
+        if path == TWILIO:
+            url = with_body_sha256(f"{BASE}{path}", body if how != "forged" else body + b"!")
+            query = url.split("?", 1)[1]
+            if how != "missing":
+                token = TOKEN if how in ("valid", "stale", "forged") else "wrong"
+                headers[TWILIO_SIGNATURE_HEADER] = sign_twilio(url, token) if how != "garbage" else "%%"
+        elif how != "missing":
+            ts = str(T0 if how == "stale" else int(time.time()))
+            signature = sign_sendgrid(SIGNING_KEY, ts, body) if how in ("valid", "stale") else draw(b64_junk)
+            headers |= {SENDGRID_SIGNATURE_HEADER: signature, SENDGRID_TIMESTAMP_HEADER: ts}
+            if how == "garbage":
+                headers[SENDGRID_TIMESTAMP_HEADER] = draw(st.sampled_from(["", "soon", "-5", "9" * 30]))
+    return Call(signed, path, body, headers, query)
+
+
+# --------------------------------------------------------------------------- the run
+
+
+@dataclass
+class Tally:
+    requests: int = 0
+    codes: Counter[tuple[str, int]] = field(default_factory=Counter)
+
+
+DOCUMENTED = {
+    path: set(ops["post"]["responses"])
+    for path, ops in openapi_document(1, 1)["paths"].items()
+    if "post" in ops
+}
+
+
+def check(call: Call, answer: httpx.Response) -> None:
+    status = answer.status_code
+    assert status < 500, f"{status} for {call}: {answer.text[:300]}"
+    assert str(status) in DOCUMENTED[call.path], f"undocumented {status} on {call.path}"
+    if status >= 400:
+        reason = answer.json().get("error")
+        assert isinstance(reason, str) and reason.strip(), f"4xx without a reason: {answer.text[:300]}"
+
+
+async def clients(settings_: Settings) -> AsyncGenerator[tuple[httpx.AsyncClient, httpx.AsyncClient]]:
+    bootstrap = settings_.kafka_bootstrap
+    assert bootstrap is not None
+    await ensure_topics(bootstrap, [settings_.status_topic, settings_.deadletter_topic], settings_.partitions)
+    producer = create_producer(bootstrap, enable_idempotence=False)
+    await producer.start()
+    publisher = KafkaPublisher(producer, settings_.status_topic, settings_.deadletter_topic, 10.0)
+    verifier = SendGridVerifier(SIGNING_KEY.public_key(), 300)
+    plain = create_app(publisher, IngestConfig(privacy=RecipientPrivacy("hashed", b"fuzz-key")))
+    signed = create_app(
+        publisher,
+        IngestConfig(
+            sendgrid=verifier,
+            sendgrid_inbound=verifier,
+            twilio=TwilioVerifier(TOKEN),
+            privacy=RecipientPrivacy("domain", b"fuzz-key"),
+        ),
+    )
+    try:
+        async with (
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=plain), base_url=BASE) as one,
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=signed), base_url=BASE) as two,
+        ):
+            yield one, two
+    finally:
+        await producer.stop()
+
+
+def test_fuzz_every_endpoint(settings: Settings) -> None:
+    tally = Tally()
+    started = time.monotonic()
+    with asyncio.Runner() as runner:
+        context = clients(settings)
+        plain, signed = runner.run(anext(context))
+
+        async def send(call: Call) -> None:
+            client = signed if call.signed_app else plain
+            url = call.path + (f"?{call.query}" if call.query else "")
+            answer = await client.post(url, content=call.body, headers=call.headers)
+            check(call, answer)
+            tally.codes[(call.path, answer.status_code)] += 1
+
+        async def send_all(batch: list[Call]) -> None:
+            await asyncio.gather(*(send(c) for c in batch))
+
+        @settings_for(TOTAL)
+        @given(st.lists(calls(), min_size=BURST, max_size=BURST))
+        def burst(batch: list[Call]) -> None:
+            runner.run(send_all(batch))
+            tally.requests += len(batch)
+
+        try:
+            burst()
+        finally:
+            runner.run(context.aclose())
+    elapsed = time.monotonic() - started
+    print(f"\nfuzz: {tally.requests} requests in {elapsed:.1f}s; answers: {sorted(tally.codes.items())}")
+    assert tally.requests >= TOTAL
+
+
+def settings_for(total: int) -> hypothesis_settings:
+    return hypothesis_settings(
+        max_examples=-(-total // BURST),
+        deadline=None,
+        database=None,
+        suppress_health_check=[
+            HealthCheck.too_slow,
+            HealthCheck.data_too_large,
+            HealthCheck.large_base_example,
+        ],
+    )

@@ -1,0 +1,63 @@
+"""The OpenAPI description is served, names every route, and every reference in it resolves."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+from starlette.routing import Mount, Route
+
+from ingest.app import IngestConfig, create_app
+from ingest.publisher import Rejected
+from schemas.event import CanonicalEvent
+
+REFUSALS = {"400", "401", "403", "413", "415", "422", "503"}
+
+
+class Unused:
+    """The description needs no broker; nothing is published here."""
+
+    async def publish(self, events: Sequence[CanonicalEvent], rejected: Sequence[Rejected]) -> None:
+        raise AssertionError("nothing is published by these requests")
+
+
+def refs(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        return [v for k, v in node.items() if k == "$ref"] + [r for v in node.values() for r in refs(v)]
+    if isinstance(node, list):
+        return [r for v in node for r in refs(v)]
+    return []
+
+
+def test_openapi_is_served_and_complete() -> None:
+    app = create_app(Unused(), IngestConfig(max_body_bytes=1234, inbound_max_bytes=5678))
+
+    async def fetch() -> dict[str, Any]:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+            answer = await client.get("/openapi.json")
+            assert answer.status_code == 200
+            document: dict[str, Any] = answer.json()
+            return document
+
+    document = asyncio.run(fetch())
+    assert document["openapi"].startswith("3.")
+    paths = document["paths"]
+    for route in app.routes:
+        if isinstance(route, Route):
+            assert route.methods is not None
+            assert {m.lower() for m in route.methods} - {"head"} <= set(paths[route.path]), route.path
+        elif isinstance(route, Mount):
+            assert f"{route.path}/" in paths
+    for path in ("/webhooks/sendgrid/events", "/webhooks/twilio/events", "/webhooks/sendgrid/inbound"):
+        responses = paths[path]["post"]["responses"]
+        assert set(responses) == {"200", *REFUSALS}, path
+        for code in REFUSALS:
+            schema = responses[code]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+            assert "error" in document["components"]["schemas"][schema]["required"]
+        assert "Retry-After" in responses["503"]["headers"]
+    assert "1234 bytes" in paths["/webhooks/sendgrid/events"]["post"]["responses"]["413"]["description"]
+    assert "5678 bytes" in paths["/webhooks/sendgrid/inbound"]["post"]["responses"]["413"]["description"]
+    for ref in refs(document):
+        assert ref.rsplit("/", 1)[1] in document["components"]["schemas"], ref

@@ -1,0 +1,31 @@
+"""The core stays pure (STYLE.md): schemas/ and the signature and privacy functions import no web
+framework, Kafka or ClickHouse client."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+FORBIDDEN = ("starlette", "aiokafka", "clickhouse_connect", "chdb", "httpx", "uvicorn", "prometheus_client")
+PURE = [
+    *sorted((ROOT / "schemas").glob("*.py")),
+    ROOT / "ingest" / "signatures.py",
+    ROOT / "ingest" / "privacy.py",
+]
+
+
+def imported(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+def test_core_modules_import_no_adapter() -> None:
+    for path in PURE:
+        bad = {name for name in imported(path) if name.split(".")[0] in FORBIDDEN}
+        assert not bad, f"{path.relative_to(ROOT)} imports {sorted(bad)}"
