@@ -98,6 +98,19 @@ def cmd_sql(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_config(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from mailpulse.config_doc import settings_table, update_readme
+
+    if args.write_readme:
+        changed = update_readme(Path("README.md"))
+        print("README.md updated" if changed else "README.md already up to date")
+    else:
+        print(settings_table())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mailpulse",
@@ -131,6 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
     sql.add_argument(
         "query", help='for example "SELECT status, count() FROM mailpulse.messages GROUP BY status"'
     )
+    config = sub.add_parser("config", help="print the settings reference (MAILPULSE_* variables)")
+    config.set_defaults(func=cmd_config)
+    config.add_argument("--write-readme", action="store_true", help="regenerate README.md's table")
     return parser
 
 
