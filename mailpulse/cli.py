@@ -47,17 +47,18 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def cmd_process(args: argparse.Namespace) -> int:
-    from mailpulse.runtime import kafka, open_store, processor, serve_metrics
+    from mailpulse.runtime import kafka, open_store, processor, serve_health
 
     settings = _settings(args)
 
     async def run() -> None:
         stop = await _until_signal()
-        serve_metrics(settings)
         store = open_store(settings)
         async with kafka(settings) as bootstrap, processor(settings, bootstrap, store) as proc:
             print(f"processing {settings.status_topic} from {bootstrap} into {settings.clickhouse_dsn()}")
-            await proc.run(stop)
+            health = asyncio.create_task(serve_health(proc, settings, stop))
+            await proc.run(stop)  # on SIGTERM: finish the batch, flush, load, commit
+            await health
 
     asyncio.run(run())
     return 0

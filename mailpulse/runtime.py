@@ -8,13 +8,14 @@ import logging
 from collections.abc import AsyncIterator
 
 import uvicorn
-from prometheus_client import start_http_server
+from starlette.types import ASGIApp
 
 from ingest.app import IngestConfig, create_app
 from ingest.privacy import RecipientPrivacy
 from ingest.publisher import KafkaPublisher, create_producer
 from ingest.signatures import SendGridVerifier, TwilioVerifier, load_public_key
 from mailpulse.broker import EmbeddedBroker
+from mailpulse.health import health_app
 from mailpulse.settings import Settings
 from mailpulse.topics import ensure_topics
 from processors.consumer import ProcessorConfig, StatusProcessor, create_consumer
@@ -43,14 +44,24 @@ async def kafka(settings: Settings) -> AsyncIterator[str]:
             broker.stop()
 
 
-def serve_metrics(settings: Settings) -> None:
-    """Prometheus /metrics for a role without an HTTP app; a busy port is logged, not fatal."""
+async def serve_asgi(app: ASGIApp, host: str, port: int, stop: asyncio.Event) -> None:
+    """Serve ``app`` until ``stop`` is set, then let in-flight requests finish."""
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    await stop.wait()
+    server.should_exit = True
+    await task
+
+
+async def serve_health(proc: StatusProcessor, settings: Settings, stop: asyncio.Event) -> None:
+    """/healthz, /readyz, /metrics of `mailpulse process`; a busy port is logged, never fatal."""
     if not settings.metrics_port:
         return
     try:
-        start_http_server(settings.metrics_port, addr=settings.ingest_host)
-    except OSError as exc:
-        log.warning("metrics not served on port %s: %s", settings.metrics_port, exc)
+        await serve_asgi(health_app(proc), settings.ingest_host, settings.metrics_port, stop)
+    except SystemExit:  # uvicorn exits when it cannot bind
+        log.warning("health and metrics not served: port %s is busy", settings.metrics_port)
 
 
 def open_store(settings: Settings) -> ClickHouseStore:
@@ -93,18 +104,7 @@ async def serve_ingest(
             producer, settings.status_topic, settings.deadletter_topic, settings.publish_timeout_s
         )
         app = create_app(publisher, ingest_config(settings))
-        config = uvicorn.Config(
-            app,
-            host=settings.ingest_host,
-            port=settings.ingest_port if port is None else port,
-            log_level="warning",
-            lifespan="off",
-        )
-        server = uvicorn.Server(config)
-        task = asyncio.create_task(server.serve())
-        await stop.wait()
-        server.should_exit = True
-        await task
+        await serve_asgi(app, settings.ingest_host, settings.ingest_port if port is None else port, stop)
     finally:
         await producer.stop()
 
@@ -137,6 +137,7 @@ async def processor(
         cache_messages=settings.state_cache_messages,
         lateness=settings.reorder_lateness,
         max_wait_s=settings.reorder_max_wait_ms / 1000,
+        stuck_after_s=settings.stuck_after_s,
     )
     proc = StatusProcessor(consumer, producer, store, config)
     await producer.start()

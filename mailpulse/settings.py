@@ -66,11 +66,14 @@ class Settings(BaseSettings):
     recipient_hash_key: SecretStr | None = Field(
         None, description="HMAC key for recipient_privacy hashed or domain (keep it secret and stable)."
     )
+    stuck_after_s: float = Field(
+        120.0, gt=0, description="A partition with lag and no commit for this long makes /readyz fail."
+    )
     metrics_port: int = Field(
         9108,
         ge=0,
         le=65535,
-        description="Port of /metrics for `mailpulse process` (0 = off); ingest serves /metrics.",
+        description="Port of /healthz, /readyz, /metrics of `mailpulse process` (0 = off).",
     )
     consumer_group: str = Field("mailpulse-processors", description="Processor consumer group.")
     consumer_session_timeout_ms: int = Field(

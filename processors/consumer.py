@@ -28,6 +28,7 @@ from processors.cache import StateCache
 from processors.decode import Undecodable, decode
 from processors.reorder import PartitionReorder, decode_watermark, encode_watermark
 from processors.rows import event_row, state_row, transition_row
+from processors.stall import StallDetector
 from processors.state import MessageState, fold
 from processors.store import ClickHouseStore
 
@@ -59,6 +60,7 @@ class ProcessorConfig:
     cache_messages: int
     lateness: timedelta
     max_wait_s: float
+    stuck_after_s: float = 120.0
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -92,6 +94,7 @@ class StatusProcessor:
         self.stats = ProcessorStats()
         self._pending: list[Consumed] = []  # emitted but not yet loaded (a failed load)
         self._committed: dict[int, int] = {}
+        self.stall = StallDetector(config.stuck_after_s)
 
     def subscribe(self) -> None:
         self.consumer.subscribe([self.config.topic], listener=_Rebalance(self))
@@ -264,6 +267,20 @@ class StatusProcessor:
         )
         await (await self.producer.send(self.config.deadletter_topic, key=record.key, value=value))
 
+    async def readiness(self, now: float) -> dict[str, object]:
+        """Kafka answers, and no assigned partition has lag while its commit stands still."""
+        assigned = sorted(self.consumer.assignment(), key=lambda tp: tp.partition)
+        ends = await self.consumer.end_offsets(assigned) if assigned else {}
+        for tp in assigned:
+            committed = self._committed.get(tp.partition)
+            if committed is None:
+                committed = await self.consumer.committed(tp) or 0
+            self.stall.observe(tp.partition, committed, ends[tp], now)
+        for partition, lag in self.stall.lags().items():
+            metrics.LAG.labels(str(partition)).set(lag)
+        stuck = self.stall.stuck(now)
+        return {"partitions": [tp.partition for tp in assigned], "lag": self.stall.lags(), "stuck": stuck}
+
     async def release(self, partitions: set[int]) -> None:
         """Partitions are leaving: load what was emitted, commit, and forget their state and buffers.
         Events still waiting in their buffers are not committed; the next owner replays them."""
@@ -274,6 +291,7 @@ class StatusProcessor:
             for partition in partitions:
                 self.reorders.pop(partition, None)
                 self._committed.pop(partition, None)
+            self.stall.forget(partitions)
             self.cache.drop_partitions(partitions)
 
     async def adopt(self, assigned: list[TopicPartition]) -> None:

@@ -18,3 +18,4 @@ BATCH_EVENTS = Histogram(
 )
 LOAD_SECONDS = Histogram("mailpulse_processor_load_seconds", "Duration of one merge + ClickHouse load")
 BUFFERED = Gauge("mailpulse_processor_reorder_buffered", "Events waiting in reorder buffers")
+LAG = Gauge("mailpulse_processor_lag", "Records not yet committed, per partition", ["partition"])
