@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 
@@ -112,6 +113,68 @@ def cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_topics(args: argparse.Namespace) -> int:
+    from mailpulse.ops import describe_topics
+    from mailpulse.runtime import kafka
+
+    settings = _settings(args)
+    if not settings.kafka_bootstrap:
+        print("set MAILPULSE_KAFKA_BOOTSTRAP (an embedded broker would vanish with this command)")
+        return 2
+
+    async def run() -> None:
+        async with kafka(settings) as bootstrap:  # creates missing topics
+            for topic, ends in (await describe_topics(bootstrap, settings.topics)).items():
+                print(f"{topic}: {len(ends)} partitions, {sum(ends.values())} records, end offsets {ends}")
+
+    asyncio.run(run())
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from mailpulse.ops import rewind_group
+    from mailpulse.runtime import kafka
+
+    settings = _settings(args)
+    if not settings.kafka_bootstrap:
+        print("set MAILPULSE_KAFKA_BOOTSTRAP: replay moves the processors' group on a real Kafka")
+        return 2
+    since = datetime.fromisoformat(args.since).astimezone(UTC) if args.since else None
+
+    async def run() -> None:
+        async with kafka(settings) as bootstrap:
+            moved = await rewind_group(settings, bootstrap, since)
+            print(
+                f"group {settings.consumer_group} now starts at {moved}; start `mailpulse process` to replay"
+            )
+
+    asyncio.run(run())
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from mailpulse.runtime import kafka, open_store, processor, serve_ingest
+
+    settings = _settings(args)
+
+    async def run() -> None:
+        stop = await _until_signal()
+        store = open_store(settings)
+        async with kafka(settings) as bootstrap, processor(settings, bootstrap, store) as proc:
+            print(
+                f"ingest on http://{settings.ingest_host}:{settings.ingest_port}; Kafka {bootstrap}; "
+                f"ClickHouse {settings.clickhouse_dsn()}; Ctrl-C stops"
+            )
+            ingest = asyncio.create_task(serve_ingest(settings, bootstrap, stop))
+            await proc.run(stop)
+            await ingest
+
+    asyncio.run(run())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mailpulse",
@@ -145,6 +208,10 @@ def build_parser() -> argparse.ArgumentParser:
     sql.add_argument(
         "query", help='for example "SELECT status, count() FROM mailpulse.messages GROUP BY status"'
     )
+    add("run", cmd_run, "run ingest and the processor in one process (embedded defaults)")
+    add("topics", cmd_topics, "create mailpulse's topics if missing and describe them")
+    replay = add("replay", cmd_replay, "rewind the processors' consumer group to replay history (idempotent)")
+    replay.add_argument("--since", help="ISO time to replay from (default: the whole topic)")
     config = sub.add_parser("config", help="print the settings reference (MAILPULSE_* variables)")
     config.set_defaults(func=cmd_config)
     config.add_argument("--write-readme", action="store_true", help="regenerate README.md's table")
@@ -153,8 +220,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    from mailpulse.logs import configure
+
+    # The log format is read before settings, so that a settings error is logged as configured too.
+    configure(
+        logging.INFO if args.verbose else logging.WARNING, os.environ.get("MAILPULSE_LOG_FORMAT", "text")
     )
     with contextlib.suppress(BrokenPipeError):
         return int(args.func(args))

@@ -37,7 +37,13 @@ async def kafka(settings: Settings) -> AsyncIterator[str]:
         bootstrap = broker.bootstrap
         log.info("embedded Kafka (Tansu) on %s", bootstrap)
     try:
-        await ensure_topics(bootstrap, settings.topics, settings.partitions, settings.replication_factor)
+        await ensure_topics(
+            bootstrap,
+            settings.topics,
+            settings.partitions,
+            settings.replication_factor,
+            retention_ms=settings.topic_retention_ms or None,
+        )
         yield bootstrap
     finally:
         if broker is not None:

@@ -30,6 +30,10 @@ class Settings(BaseSettings):
     )
     partitions: int = Field(6, ge=1, description="Partitions of the topics mailpulse creates.")
     replication_factor: int = Field(1, ge=1, description="Replication factor of created topics.")
+    topic_retention_ms: int = Field(
+        7 * 24 * 3600 * 1000, ge=0, description="retention.ms of created topics (0 = broker default)."
+    )
+    log_format: Literal["text", "json"] = Field("text", description="Log lines as text or JSON.")
     clickhouse_url: str | None = Field(
         None, description="clickhouse-connect DSN (http(s)://…); unset = embedded chDB under data_dir."
     )

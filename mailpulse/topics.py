@@ -11,7 +11,12 @@ from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExists
 
 
 async def ensure_topics(
-    bootstrap: str, topics: list[str], partitions: int, replication: int = 1, timeout_s: float = 20.0
+    bootstrap: str,
+    topics: list[str],
+    partitions: int,
+    replication: int = 1,
+    timeout_s: float = 20.0,
+    retention_ms: int | None = None,
 ) -> None:
     """Create ``topics`` if missing. Retries until the broker answers, at most ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
@@ -20,7 +25,12 @@ async def ensure_topics(
         try:
             await admin.start()
             existing = set(await admin.list_topics())
-            missing = [NewTopic(t, partitions, replication) for t in topics if t not in existing]
+            configs = {"retention.ms": str(retention_ms)} if retention_ms else None
+            missing = [
+                NewTopic(t, partitions, replication, topic_configs=configs)
+                for t in topics
+                if t not in existing
+            ]
             if missing:
                 with contextlib.suppress(TopicAlreadyExistsError):  # a concurrent creator won
                     await admin.create_topics(missing)

@@ -275,7 +275,9 @@ class StatusProcessor:
             committed = self._committed.get(tp.partition)
             if committed is None:
                 committed = await self.consumer.committed(tp) or 0
-            self.stall.observe(tp.partition, committed, ends[tp], now)
+            # Tansu's ListOffsets counts the last batch as one record; fetch high-watermarks are right.
+            end = max(ends[tp], self.consumer.highwater(tp) or 0)
+            self.stall.observe(tp.partition, committed, end, now)
         for partition, lag in self.stall.lags().items():
             metrics.LAG.labels(str(partition)).set(lag)
         stuck = self.stall.stuck(now)
