@@ -38,6 +38,7 @@ def test_sigterm_under_load_loses_no_acknowledged_event(settings: Settings, tmp_
     }
     acked: list[str] = []
     refused = 0
+    under_load = asyncio.Event()
 
     async def client_loop(client: httpx.AsyncClient, worker: int) -> None:
         nonlocal refused
@@ -52,12 +53,19 @@ def test_sigterm_under_load_loses_no_acknowledged_event(settings: Settings, tmp_
                 return
             if response.status_code == 200:
                 acked.extend(e["sg_event_id"] for e in batch)
+                if len(acked) >= 500:
+                    under_load.set()
 
     async def scenario() -> int:
         await ensure_topics(bootstrap, settings.topics, settings.partitions)
         log = (tmp_path / "ingest.log").open("wb")
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "mailpulse.cli", "ingest", "--port", str(port)],
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "mailpulse.cli",
+            "ingest",
+            "--port",
+            str(port),
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -66,14 +74,14 @@ def test_sigterm_under_load_loses_no_acknowledged_event(settings: Settings, tmp_
             await wait_listening("127.0.0.1", port, timeout_s=30)
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
                 load = [asyncio.create_task(client_loop(client, w)) for w in range(4)]
-                while len(acked) < 500:  # under load
-                    await asyncio.sleep(0.01)
+                await asyncio.wait_for(under_load.wait(), timeout=60)
                 proc.send_signal(signal.SIGTERM)
                 await asyncio.wait_for(asyncio.gather(*load), timeout=60)
-            return await asyncio.to_thread(proc.wait, 30)
+            return await asyncio.wait_for(proc.wait(), timeout=30)
         finally:
-            if proc.poll() is None:
+            if proc.returncode is None:
                 proc.kill()
+                await proc.wait()
             log.close()
 
     code = asyncio.run(scenario())
