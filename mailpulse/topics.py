@@ -4,10 +4,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
+
+log = logging.getLogger(__name__)
+
+
+async def _warn_on_partition_count(admin: AIOKafkaAdminClient, topics: list[str], partitions: int) -> None:
+    # A topic made elsewhere (or auto-created by a broker on first use) may have another count.
+    if not topics:
+        return
+    for described in await admin.describe_topics(topics):
+        found = len(described.get("partitions", []))
+        if found != partitions:
+            log.warning(
+                "topic %s has %d partitions, MAILPULSE_PARTITIONS is %d",
+                described["topic"],
+                found,
+                partitions,
+            )
 
 
 async def ensure_topics(
@@ -25,6 +43,7 @@ async def ensure_topics(
         try:
             await admin.start()
             existing = set(await admin.list_topics())
+            await _warn_on_partition_count(admin, [t for t in topics if t in existing], partitions)
             configs = {"retention.ms": str(retention_ms)} if retention_ms else None
             missing = [
                 NewTopic(t, partitions, replication, topic_configs=configs)

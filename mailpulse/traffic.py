@@ -26,6 +26,8 @@ What is generated, per message (one recipient of one send request):
 - No two distinct events of one message share (message_id, status or kind, occurred_at[, attempt, url]),
   the downstream semantic dedupe key: repeated opens and clicks are at least one second (for SendGrid one
   whole second) apart.
+- ``Truth.events`` lists every distinct event as (intended status, or SendGrid event name for
+  non-status events; event time): the expected ``email_events`` rows, recorded as generated, not parsed.
 
 Deliveries: a ``duplicate_rate`` share of distinct events is posted more than once (mostly one extra copy,
 some two or three; retries arrive later). Twilio copies are exact (same CloudEvent ``id``); a SendGrid
@@ -208,6 +210,10 @@ class Truth:
     provider: str  # "sendgrid" or "twilio"
     recipient: str  # lower-cased, as the canonical event names it
     machine_opens: int = 0  # opens flagged sg_machine_open
+    # Every distinct event as (label, event time): the label is the status the generator meant
+    # (EmailStatus value) for a status event, else the SendGrid event name ("deferred", "click",
+    # "unsubscribe", "spamreport"). In generation order; len(events) == distinct_events.
+    events: tuple[tuple[str, datetime], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -322,6 +328,7 @@ class _MessageTruth:
     machine_opens: int = 0
     distinct: int = 0
     deliveries: int = 0
+    events: list[tuple[str, int]] = field(default_factory=list)
 
     def freeze(self) -> Truth:
         return Truth(
@@ -333,6 +340,7 @@ class _MessageTruth:
             provider=self.provider,
             recipient=self.recipient,
             machine_opens=self.machine_opens,
+            events=tuple((label, _at(ms)) for label, ms in self.events),
         )
 
 
@@ -744,6 +752,7 @@ class _Generator:
         """Record one distinct event (reported time ``at_ms``) and post it, maybe more than once."""
         rng = self.rng
         mt.distinct += 1
+        mt.events.append((status.value if status is not None else str(payload["event"]), at_ms))
         if status is not None:
             previous = mt.first_at.get(status)
             if previous is None or at_ms < previous:

@@ -31,6 +31,7 @@ from processors.rows import event_row, state_row, transition_row
 from processors.stall import StallDetector
 from processors.state import MessageState, fold
 from processors.store import ClickHouseStore
+from schemas.event import CanonicalEvent
 
 log = logging.getLogger(__name__)
 RETRY_BACKOFF_S = 1.0
@@ -48,6 +49,12 @@ class ProcessorStats:
     dead_letters: int = 0
     load_failures: int = 0
     transitions: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Owned:
+    partition: int
+    state: MessageState
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,15 +140,15 @@ class StatusProcessor:
         return len(records)
 
     async def _accept(self, records: Sequence[ConsumerRecord]) -> None:
+        # Decoding a large batch takes about a second: off the event loop, so heartbeats keep going.
+        decoded = await asyncio.to_thread(_decode_all, records)
         now = self.clock()
         dead = []
-        for record in records:
+        for record, event in zip(records, decoded, strict=True):
             reorder = self._reorder(record.partition)
-            try:
-                event = decode(record.value)
-            except Undecodable as exc:
+            if isinstance(event, Undecodable):
                 reorder.skip(record.offset)
-                dead.append(self._dead_letter(record, str(exc)))
+                dead.append(self._dead_letter(record, str(event)))
                 continue
             self._pending.extend(reorder.push(Consumed(record.partition, record.offset, event), now))
         if dead:
@@ -169,7 +176,11 @@ class StatusProcessor:
             token = dedup_token(self.config.topic, ((c.partition, c.offset) for c in emitted))
             started = time.perf_counter()
             try:
-                result = await asyncio.to_thread(self._merge_and_load, emitted, token)
+                result, states = await asyncio.to_thread(self._merge, emitted)
+                # Publish before the load: a crash between the two repeats transitions on the topic
+                # (readers dedupe) instead of losing them, since a replay finds the events loaded.
+                await self._publish_transitions(result.transitions)
+                await asyncio.to_thread(self._write, result, token)
             except Exception:
                 self.stats.load_failures += 1
                 metrics.LOAD_FAILURES.inc()
@@ -178,9 +189,10 @@ class StatusProcessor:
                 self.cache.drop_partitions({c.partition for c in emitted})
                 await asyncio.sleep(RETRY_BACKOFF_S)
                 return
+            for state in states:  # only loaded states may be cached
+                self.cache.put(state.partition, state.state)
             metrics.LOAD_SECONDS.observe(time.perf_counter() - started)
             metrics.BATCH_EVENTS.observe(len(emitted))
-            await self._publish_transitions(result.transitions)
             self._pending = []
             self._count(emitted, result)
         await self._commit()
@@ -208,7 +220,8 @@ class StatusProcessor:
             await self.consumer.commit(offsets)
             self._committed.update({tp.partition: meta.offset for tp, meta in offsets.items()})
 
-    def _merge_and_load(self, emitted: list[Consumed], token: str) -> MergeResult:
+    def _merge(self, emitted: list[Consumed]) -> tuple[MergeResult, list[_Owned]]:
+        """Rebuild the states of uncached messages from email_events, then merge (blocking)."""
         partition_of = {c.event.message_id: c.partition for c in emitted}
         states: dict[str, MessageState] = {}
         for message_id, partition in partition_of.items():
@@ -221,18 +234,18 @@ class StatusProcessor:
         for message_id in missing:
             states.setdefault(message_id, MessageState(message_id))
         result = merge_batch(emitted, states.__getitem__)
+        return result, [_Owned(p, states[m]) for m, p in partition_of.items()]
+
+    def _write(self, result: MergeResult, token: str) -> None:
         self.store.write(
             [event_row(c.event, c.partition, c.offset) for c in result.new_events],
             [state_row(s) for s in result.changed_states],
             [transition_row(t) for t in result.transitions],
             token,
         )
-        for message_id, partition in partition_of.items():
-            self.cache.put(partition, states[message_id])
-        return result
 
     async def _publish_transitions(self, transitions: list[Transition]) -> None:
-        """At least once, after the load and before the commit: readers dedupe on dedupe_key."""
+        """At least once, acknowledged before the load and the commit: readers dedupe on dedupe_key."""
         pending = []
         for t in transitions:
             e = t.item.event
@@ -311,6 +324,16 @@ class StatusProcessor:
             self.reorders[tp.partition] = PartitionReorder(
                 self.config.lateness, self.config.max_wait_s, watermark
             )
+
+
+def _decode_all(records: Sequence[ConsumerRecord]) -> list[CanonicalEvent | Undecodable]:
+    out: list[CanonicalEvent | Undecodable] = []
+    for record in records:
+        try:
+            out.append(decode(record.value))
+        except Undecodable as exc:
+            out.append(exc)
+    return out
 
 
 def create_consumer(bootstrap: str, group: str, session_timeout_ms: int = 10_000) -> AIOKafkaConsumer:

@@ -157,6 +157,26 @@ def test_merge_core_agrees_with_truth() -> None:
     assert not disagreements, disagreements[:3]
 
 
+def test_truth_lists_every_distinct_event() -> None:
+    """Truth.events is the expected email_events content: (status or raw type, event time) per message."""
+    traffic, events = parsed(CROSS_CHECK_MESSAGES, 11)
+    got: defaultdict[str, set[tuple[str, datetime]]] = defaultdict(set)
+    for e in events:
+        got[e.message_id].add((e.status.value if e.status else e.raw_type, e.occurred_at))
+    for message_id, truth in traffic.truth.items():
+        assert len(truth.events) == truth.distinct_events == len(set(truth.events))
+        assert set(truth.events) == got[message_id], message_id
+        first: dict[str, datetime] = {}
+        for label, at in truth.events:
+            first[label] = min(first.get(label, at), at)
+        assert {s.value: at for s, at in truth.first_at.items()} == {
+            label: at for label, at in first.items() if label in set(S)
+        }
+        assert sum(label == S.OPENED for label, _ in truth.events) == truth.opens
+    labels = {label for t in traffic.truth.values() for label, _ in t.events}
+    assert {"deferred", "click", S.QUEUED, S.OPENED, S.UNDELIVERED} <= labels
+
+
 def test_truth_times_are_utc_milliseconds_and_follow_the_lifecycle() -> None:
     traffic, _ = parsed(CROSS_CHECK_MESSAGES, 11)
     for truth in traffic.truth.values():
