@@ -297,11 +297,13 @@ class StatusProcessor:
         return {"partitions": [tp.partition for tp in assigned], "lag": self.stall.lags(), "stuck": stuck}
 
     async def release(self, partitions: set[int]) -> None:
-        """Partitions are leaving: load what was emitted, commit, and forget their state and buffers.
-        Events still waiting in their buffers are not committed; the next owner replays them."""
+        """Partitions are leaving: flush their reorder buffers, load, commit, and forget their state.
+        If the load fails, nothing of theirs is committed and the next owner replays it."""
         async with self.lock:
-            if self._pending:
-                await self._load_and_commit()
+            self._pending.extend(
+                c for p in partitions if p in self.reorders for c in self.reorders[p].flush()
+            )
+            await self._load_and_commit()
             self._pending = [c for c in self._pending if c.partition not in partitions]
             for partition in partitions:
                 self.reorders.pop(partition, None)
