@@ -130,6 +130,15 @@ def _twilio_check(verifier: TwilioVerifier) -> Verify:
     return verify
 
 
+def _readyz(publisher: Publisher) -> Callable[[Request], Awaitable[Response]]:
+    async def readyz(request: Request) -> Response:
+        if await publisher.ready():
+            return JSONResponse({"ready": True})
+        return JSONResponse({"ready": False, "problems": ["Kafka unreachable"]}, status_code=503)
+
+    return readyz
+
+
 async def healthz(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
@@ -167,6 +176,7 @@ def create_app(publisher: Publisher, config: IngestConfig | None = None) -> Star
                 methods=["POST"],
             ),
             Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", _readyz(publisher), methods=["GET"]),
             Route("/openapi.json", openapi, methods=["GET"]),
             Mount("/metrics", app=make_asgi_app()),
         ]

@@ -245,6 +245,18 @@ def openapi_document(max_body_bytes: int, inbound_max_bytes: int) -> dict[str, A
                     },
                 }
             },
+            "/readyz": {
+                "get": {
+                    "summary": "Readiness: Kafka answers a metadata request within the publish timeout",
+                    "responses": {
+                        "200": {"description": "ready", "content": {JSON: {"schema": {"type": "object"}}}},
+                        "503": {
+                            "description": "Kafka unreachable",
+                            "content": {JSON: {"schema": {"type": "object"}}},
+                        },
+                    },
+                }
+            },
             "/openapi.json": {
                 "get": {
                     "summary": "This description",

@@ -21,6 +21,10 @@ class PublishFailed(Exception):
 class Publisher(Protocol):
     async def publish(self, events: Sequence[CanonicalEvent], rejected: Sequence[Rejected]) -> None: ...
 
+    async def ready(self) -> bool:
+        """Kafka answers a metadata request in time."""
+        ...
+
 
 class Rejected:
     """An input element that failed validation, kept on the dead-letter topic with its reasons."""
@@ -75,6 +79,13 @@ class KafkaPublisher:
                 await asyncio.gather(*pending)
         except (TimeoutError, KafkaError) as exc:
             raise PublishFailed(f"Kafka did not acknowledge: {exc!r}") from exc
+
+    async def ready(self) -> bool:
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                return bool(await self.producer.client.force_metadata_update())
+        except (TimeoutError, KafkaError):
+            return False
 
 
 def create_producer(bootstrap: str, enable_idempotence: bool) -> AIOKafkaProducer:

@@ -22,6 +22,9 @@ class Unused:
     async def publish(self, events: Sequence[CanonicalEvent], rejected: Sequence[Rejected]) -> None:
         raise AssertionError("nothing is published by these requests")
 
+    async def ready(self) -> bool:
+        return False
+
 
 def refs(node: Any) -> list[str]:
     if isinstance(node, dict):

@@ -77,3 +77,28 @@ def test_wait_helper_is_bounded(settings: Settings, store: ClickHouseStore) -> N
                 await wait_for_records(proc, 1, timeout_s=0.5)
 
     asyncio.run(scenario())
+
+
+def test_ingest_readyz_follows_kafka(settings: Settings, store: ClickHouseStore) -> None:
+    """Ready against the live broker; not ready (503, within the publish timeout) against a dead port."""
+    from ingest.app import create_app
+    from ingest.publisher import KafkaPublisher, create_producer
+    from mailpulse.broker import free_port
+    from mailpulse.runtime import ingest_config
+
+    assert settings.kafka_bootstrap is not None
+
+    async def probe(bootstrap: str, start: bool) -> int:
+        producer = create_producer(bootstrap, False)
+        if start:
+            await producer.start()
+        publisher = KafkaPublisher(producer, settings.status_topic, settings.deadletter_topic, 1.0)
+        app = create_app(publisher, ingest_config(settings))
+        try:
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+                return (await c.get("/readyz")).status_code
+        finally:
+            await producer.stop()
+
+    assert asyncio.run(probe(settings.kafka_bootstrap, start=True)) == 200
+    assert asyncio.run(probe(f"127.0.0.1:{free_port()}", start=False)) == 503
