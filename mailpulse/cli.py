@@ -27,9 +27,16 @@ async def _until_signal() -> asyncio.Event:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from mailpulse.demo import main
+    from mailpulse.demo import DemoOptions, main
 
-    return main(_settings(args), args.messages, args.seed)
+    options = DemoOptions(
+        messages=args.messages,
+        seed=args.seed,
+        drop_rate=args.drop_rate,
+        acceleration=args.acceleration,
+        poller=not args.no_poller,
+    )
+    return main(_settings(args), options)
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
@@ -175,6 +182,34 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_poll(args: argparse.Namespace) -> int:
+    from mailpulse.runtime import kafka, poller, serve_poll_metrics
+
+    settings = _settings(args)
+
+    async def run() -> int:
+        stop = await _until_signal()
+        async with kafka(settings) as bootstrap, poller(settings, bootstrap) as poll:
+            print(
+                f"polling {settings.email_api_base_url} -> Kafka {bootstrap}; "
+                f"checkpoint {settings.poll_checkpoint_path}"
+            )
+            if args.once:
+                return 0 if await poll.cycle_safely() else 1
+            metrics = asyncio.create_task(serve_poll_metrics(settings, stop))
+            await poll.run(stop)
+            await metrics
+        return 0
+
+    return asyncio.run(run())
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from mailpulse.simulator.cli import simulate
+
+    return simulate(args, _settings(args), _until_signal)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mailpulse",
@@ -193,11 +228,26 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     demo = add(
-        "demo", cmd_demo, "run the whole pipeline on embedded Kafka and ClickHouse with generated traffic"
+        "demo",
+        cmd_demo,
+        "run the whole pipeline on embedded Kafka and ClickHouse, fed by the Email API simulator "
+        "(webhooks with a share dropped, and the poller), and check it against the simulator's truth",
     )
-    demo.add_argument("--messages", type=int, default=10_000, help="messages to generate (default 10000)")
+    demo.add_argument("--messages", type=int, default=10_000, help="emails to send (default 10000)")
     demo.add_argument("--seed", type=int, default=None, help="traffic seed (default: random, printed)")
     demo.add_argument("--port", dest="ingest_port", type=int, default=0, help="ingest port (default: free)")
+    demo.add_argument("--drop-rate", type=float, default=0.3, help="share of webhooks dropped (default 0.3)")
+    demo.add_argument(
+        "--acceleration", type=float, default=2000.0, help="API time per real time (default 2000)"
+    )
+    demo.add_argument("--no-poller", action="store_true", help="webhooks only (shows what they miss)")
+    poll = add("poll", cmd_poll, "poll the Email API and publish the transitions webhooks missed")
+    poll.add_argument("--base-url", dest="email_api_base_url", help="Email API base URL")
+    poll.add_argument("--once", action="store_true", help="run one cycle and exit (1 if it failed)")
+    simulate = add("simulate", cmd_simulate, "run the Email API simulator (and its webhooks) on loopback")
+    from mailpulse.simulator.cli import add_arguments
+
+    add_arguments(simulate)
     ingest = add("ingest", cmd_ingest, "serve the webhook endpoints and publish to Kafka")
     ingest.add_argument("--host", dest="ingest_host", help="bind address (default 127.0.0.1)")
     ingest.add_argument("--port", dest="ingest_port", type=int, help="port (default 8080)")

@@ -1,4 +1,13 @@
-"""`mailpulse demo`: the whole pipeline in one process on embedded components, checked against truth."""
+"""`mailpulse demo`: the whole pipeline in one process, fed by the Email API simulator, checked against
+the simulator's ground truth.
+
+In one process: embedded Kafka (unless configured), ClickHouse (chDB unless configured), ingest on a
+free loopback port, the processor, the Email API simulator (accelerated time) posting Event Streams
+webhooks to ingest while dropping ``drop_rate`` of them, and the poller reading the simulator's API.
+A traffic driver posts ``messages`` emails as send requests. Once every email has settled in the
+simulator and the poller has completed a cycle that re-polled everything still open, the processor
+drains and the demo compares ClickHouse's ``messages`` with the truth (``simulator.truth``).
+"""
 
 from __future__ import annotations
 
@@ -6,145 +15,238 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 
+from ingest.poller import Poller
 from mailpulse.broker import free_port
-from mailpulse.runtime import kafka, open_store, processor, serve_ingest, wait_listening
+from mailpulse.runtime import kafka, open_store, poller, processor, serve_ingest, wait_listening
 from mailpulse.settings import Settings
-from mailpulse.traffic import Traffic, delivery_rate, generate, status_counts
+from mailpulse.simulator.core import EmailTruth
+from mailpulse.simulator.driver import Traffic, drive
+from mailpulse.simulator.payloads import Signer
+from mailpulse.simulator.server import SimulatorConfig, SimulatorServer
+from mailpulse.simulator.truth import Comparison, Seen, compare, status_counts, webhook_misses
+from mailpulse.simulator.webhooks import WebhookPolicy, WebhookTarget
+from processors.consumer import StatusProcessor
 from processors.store import ClickHouseStore
 from schemas.status import EmailStatus
 
-POST_CONCURRENCY = 8
-POST_ATTEMPTS = 5
-DRAIN_TIMEOUT_S = 120.0
-FINAL_OUTBOUND = "'DELIVERED', 'OPENED', 'UNDELIVERED', 'FAILED', 'CANCELED'"
 Print = Callable[[str], None]
+DROP_RATE = 0.3
+ACCELERATION = 2000.0  # one real second is 33 API minutes: hours of lifecycles in seconds
+API_SPAN = timedelta(hours=8)  # the API clock starts this far back, so event times end near now
+SIM_RATE_LIMIT = 100.0  # requests per second before the simulator answers 429
+SETTLE_TIMEOUT_S = 150.0
+DRAIN_TIMEOUT_S = 120.0
+_STATUS_COLUMNS = [f"{s.value.lower()}_at" for s in EmailStatus]
+
+
+@dataclass(frozen=True, slots=True)
+class DemoOptions:
+    messages: int = 10_000
+    seed: int | None = None
+    drop_rate: float = DROP_RATE
+    acceleration: float = ACCELERATION
+    poller: bool = True
 
 
 @dataclass(slots=True)
-class Progress:
-    posted: int = 0
-    accepted: int = 0
-    retried: int = 0
+class Outcome:
+    comparison: Comparison
+    drained: bool
+    webhook_misses: int
+    seconds: float
+
+    @property
+    def match(self) -> bool:
+        return self.comparison.ok and self.drained
 
 
-async def _post_all(base_url: str, traffic: Traffic, progress: Progress) -> None:
-    """Deliver every batch like a provider does: concurrently, retrying non-2xx a bounded number of times."""
-    posts = [("/webhooks/sendgrid/events", b) for b in traffic.sendgrid_batches]
-    posts += [("/webhooks/twilio/events", b) for b in traffic.twilio_batches]
-    random.Random(0).shuffle(posts)  # providers' deliveries interleave
-    queue: asyncio.Queue[tuple[str, list[dict[str, Any]]]] = asyncio.Queue()
-    for post in posts:
-        queue.put_nowait(post)
-
-    async def worker(client: httpx.AsyncClient) -> None:
-        while not queue.empty():
-            path, batch = queue.get_nowait()
-            for attempt in range(POST_ATTEMPTS):
-                response = await client.post(path, json=batch)
-                if response.status_code == 200:
-                    progress.posted += len(batch)
-                    progress.accepted += int(response.json()["accepted"])
-                    break
-                progress.retried += 1
-                await asyncio.sleep(0.2 * 2**attempt)
-            else:
-                raise RuntimeError(f"{path} kept answering {response.status_code}: {response.text[:200]}")
-
-    async with httpx.AsyncClient(base_url=base_url, timeout=30.0) as client:
-        await asyncio.gather(*(worker(client) for _ in range(POST_CONCURRENCY)))
+def read_messages(store: ClickHouseStore) -> dict[str, Seen]:
+    """Every message's current status and the first time of that status, from ``messages``."""
+    rows = store.query(
+        f"SELECT message_id, status, {', '.join(_STATUS_COLUMNS)} FROM {store.database}.messages"
+    )
+    seen = {}
+    for message_id, status, *times in rows:
+        at = dict(zip(_STATUS_COLUMNS, times, strict=True)).get(f"{str(status).lower()}_at")
+        seen[str(message_id)] = Seen(str(status), at.replace(tzinfo=UTC) if at and not at.tzinfo else at)
+    return seen
 
 
-async def _until(done: Callable[[], bool], tick: Callable[[], Awaitable[None]], timeout_s: float) -> bool:
+@contextlib.asynccontextmanager
+async def ingest_server(settings: Settings, bootstrap: str) -> AsyncIterator[str]:
+    """Ingest on a free loopback port; yields its base URL."""
+    stop = asyncio.Event()
+    port = free_port() if settings.ingest_port == 0 else settings.ingest_port
+    task = asyncio.create_task(serve_ingest(settings, bootstrap, stop, port))
+    await wait_listening(settings.ingest_host, port)
+    try:
+        yield f"http://{settings.ingest_host}:{port}"
+    finally:
+        stop.set()
+        await task
+
+
+def simulator_config(settings: Settings, ingest_url: str, options: DemoOptions, seed: int) -> SimulatorConfig:
+    token = settings.twilio_auth_token
+    return SimulatorConfig(
+        acceleration=options.acceleration,
+        start=datetime.now(UTC) - API_SPAN,
+        seed=seed,
+        rate_limit=SIM_RATE_LIMIT,
+        webhooks=(WebhookTarget(f"{ingest_url}/webhooks/twilio/events"),),
+        policy=WebhookPolicy(drop_rate=options.drop_rate),
+        signer=Signer(twilio_auth_token=token.get_secret_value() if token else None),
+    )
+
+
+def demo_checkpoint(settings: Settings) -> Path:
+    return settings.data_dir / "demo-poller.sqlite3"
+
+
+def reset_checkpoint(settings: Settings) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{demo_checkpoint(settings)}{suffix}").unlink(missing_ok=True)
+
+
+def poll_settings(settings: Settings, base_url: str) -> Settings:
+    """The demo's poller: fast cycles, reconciliation after one real second (minutes of API time)."""
+    return settings.model_copy(
+        update={
+            "email_api_base_url": base_url,
+            "poll_interval_s": 0.5,
+            "poll_reconcile_after_s": 1.0,
+            "poll_rate_per_s": 80.0,
+            "poll_checkpoint": demo_checkpoint(settings),
+        }
+    )
+
+
+async def _until(done: Callable[[], bool], timeout_s: float, tick: Callable[[], None]) -> bool:
     deadline = time.monotonic() + timeout_s
     while not done():
         if time.monotonic() > deadline:
             return False
-        await tick()
+        tick()
+        await asyncio.sleep(1.0)
     return True
 
 
-def summarize(store: ClickHouseStore, traffic: Traffic, say: Print) -> bool:
-    """Print ClickHouse's view next to the generator's truth; True when they agree exactly."""
-    db = store.database
-    got = {
-        EmailStatus(s): n
-        for s, n in store.query(f"SELECT status, count() FROM {db}.messages GROUP BY status")
-    }
-    expected = status_counts(traffic.truth)
-    [(events,)] = store.query(f"SELECT count() FROM {db}.events")
-    expected_events = sum(t.distinct_events for t in traffic.truth.values())
-    [(delivered, final)] = store.query(
-        "SELECT countIf(status IN ('DELIVERED', 'OPENED')), "
-        f"countIf(status IN ({FINAL_OUTBOUND})) FROM {db}.messages"
-    )
-    got_rate = delivered / final if final else 0.0
-    want_rate = delivery_rate(traffic.truth)
-    say(f"\n{'status':<12} {'ClickHouse':>10} {'truth':>10}")
-    for status in EmailStatus:
-        if got.get(status, 0) or expected.get(status, 0):
-            say(f"{status.value:<12} {got.get(status, 0):>10} {expected.get(status, 0):>10}")
-    say(f"{'messages':<12} {sum(got.values()):>10} {len(traffic.truth):>10}")
-    say(f"{'events':<12} {events:>10} {expected_events:>10}   (distinct, after dedupe)")
-    say(f"{'delivery':<12} {got_rate:>10.2%} {want_rate:>10.2%}   (DELIVERED+OPENED / final outbound)")
-    match = got == {s: n for s, n in expected.items() if n} and events == expected_events
-    match = match and abs(got_rate - want_rate) < 1e-12
-    say("\nRESULT: MATCH — ClickHouse equals the generator's ground truth" if match else "\nRESULT: MISMATCH")
-    return match
-
-
-async def run_demo(settings: Settings, messages: int, seed: int | None, say: Print = print) -> bool:
-    seed = seed if seed is not None else random.SystemRandom().randrange(2**31)
+async def run_demo(
+    settings: Settings, options: DemoOptions, say: Print = print, store: ClickHouseStore | None = None
+) -> Outcome:
+    seed = options.seed if options.seed is not None else random.SystemRandom().randrange(2**31)
     started = time.monotonic()
-    traffic = generate(messages, seed)
-    deliveries = sum(map(len, traffic.sendgrid_batches)) + sum(map(len, traffic.twilio_batches))
-    say(f"mailpulse demo: {messages} messages, {deliveries} webhook events (seed {seed})")
-    store = open_store(settings)
-    for table in ("email_events", "email_state"):  # a demo starts clean, so truth and tables compare
+    say(
+        f"mailpulse demo: {options.messages} emails through the Email API simulator (seed {seed}), "
+        f"{options.drop_rate:.0%} of webhooks dropped, poller {'on' if options.poller else 'off'}"
+    )
+    store = store or open_store(settings)
+    for table in ("email_events", "email_state", "email_transitions"):  # compare one run with its truth
         store.client.command(f"TRUNCATE TABLE IF EXISTS {store.database}.{table}")
+    reset_checkpoint(settings)  # the poller starts from scratch too
     say(f"ClickHouse: {settings.clickhouse_dsn()} (database {store.database})")
-    async with kafka(settings) as bootstrap:
-        say(f"Kafka: {bootstrap} (topics {settings.status_topic}, {settings.deadletter_topic})")
-        stop_ingest, stop_processor = asyncio.Event(), asyncio.Event()
-        port = free_port() if settings.ingest_port == 0 else settings.ingest_port
-        ingest = asyncio.create_task(serve_ingest(settings, bootstrap, stop_ingest, port))
-        await wait_listening(settings.ingest_host, port)
-        say(f"ingest: http://{settings.ingest_host}:{port}")
+    async with kafka(settings) as bootstrap, ingest_server(settings, bootstrap) as ingest_url:
+        say(f"Kafka: {bootstrap}   ingest: {ingest_url}")
         async with processor(settings, bootstrap, store) as proc:
+            stop_processor = asyncio.Event()
             consuming = asyncio.create_task(proc.run(stop_processor))
-            progress = Progress()
-            posting = asyncio.create_task(
-                _post_all(f"http://{settings.ingest_host}:{port}", traffic, progress)
-            )
-
-            async def report() -> None:
-                await asyncio.sleep(1.0)
-                s = proc.stats
-                say(
-                    f"  posted {progress.posted:>7}/{deliveries}  acked by Kafka {progress.accepted:>7}  "
-                    f"loaded {s.loaded_events:>7} events  duplicates dropped {s.duplicates:>6}  "
-                    f"late {s.late:>6}  waiting {proc.buffered:>5}  loads {s.batches}"
-                )
-
-            await _until(posting.done, report, DRAIN_TIMEOUT_S)
-            await posting  # re-raises a delivery failure
-            drained = await _until(lambda: proc.drained(progress.accepted), report, DRAIN_TIMEOUT_S)
+            config = simulator_config(settings, ingest_url, options, seed)
+            async with SimulatorServer(config) as sim:
+                say(f"Email API simulator: {sim.base_url} (time x{options.acceleration:g})")
+                polling = poll_settings(settings, sim.base_url)
+                async with poller(polling, bootstrap) as poll:
+                    published = await _run_traffic(sim, poll, proc, options, seed, polling, say)
+                records = sim.send_stats.accepted_events + published
+                drained = await _until(lambda: proc.drained(records), DRAIN_TIMEOUT_S, lambda: None)
+                truth = sim.simulator.truth(sim.clock.now())
+                misses = webhook_misses(truth, sim.send_stats.delivered)
             stop_processor.set()
             await consuming
-        stop_ingest.set()
-        await ingest
-    if not drained:
-        say("processor did not catch up in time")
-    say(f"done in {time.monotonic() - started:.1f}s")
-    return summarize(store, traffic, say) and drained
+    seen = read_messages(store)
+    outcome = Outcome(compare(truth, seen), drained, misses, time.monotonic() - started)
+    _summary(outcome, truth, seen, say)
+    return outcome
 
 
-def main(settings: Settings, messages: int, seed: int | None) -> int:
+async def _run_traffic(
+    sim: SimulatorServer,
+    poll: Poller,
+    proc: StatusProcessor,
+    options: DemoOptions,
+    seed: int,
+    polling: Settings,
+    say: Print,
+) -> int:
+    """Drive the traffic, let the simulator settle, and let the poller finish; events it published."""
+    stop_poller = asyncio.Event()
+    polling_task = asyncio.create_task(poll.run(stop_poller)) if options.poller else None
+
+    def report() -> None:
+        plan, sent, p, s = sim.plan_stats, sim.send_stats, poll.stats, proc.stats
+        say(
+            f"  API {sim.clock.now():%H:%M}  webhook events sent {sent.delivered_events:>6} "
+            f"dropped {plan.dropped:>5}  poller requests {p.requests:>5} (429: {p.throttled}) "
+            f"published {p.published:>6}  "
+            f"loaded {s.loaded_events:>6} duplicates {s.duplicates:>6}"
+        )
+
+    try:
+        async with httpx.AsyncClient(base_url=sim.base_url, timeout=30) as client:
+            driving = asyncio.create_task(drive(client, Traffic(options.messages, seed=seed)))
+            await _until(driving.done, SETTLE_TIMEOUT_S, report)
+            traffic = await driving
+        say(
+            f"  {traffic.emails} emails sent in {traffic.requests} requests "
+            f"({traffic.throttled} answered 429)"
+        )
+        if not await _until(sim.quiet, SETTLE_TIMEOUT_S, report):
+            raise TimeoutError("the simulator did not settle in time")
+        if polling_task is not None:
+            # A cycle that starts once everything unsettled is due re-polls all of it: after that the
+            # poller has seen every email's final status.
+            final = time.monotonic() + polling.poll_reconcile_after_s
+            await _until(lambda: poll.stats.last_cycle_started > final, SETTLE_TIMEOUT_S, report)
+    finally:
+        stop_poller.set()
+        if polling_task is not None:
+            await polling_task
+    report()
+    return poll.stats.published
+
+
+def _summary(outcome: Outcome, truth: list[EmailTruth], seen: dict[str, Seen], say: Print) -> None:
+    want, got = status_counts(truth), Counter(s.status for s in seen.values())
+    say(f"\n{'status':<12} {'ClickHouse':>10} {'truth':>10}")
+    for status in EmailStatus:
+        if want[status.value] or got[status.value]:
+            say(f"{status.value:<12} {got[status.value]:>10} {want[status.value]:>10}")
+    say(f"{'emails':<12} {len(seen):>10} {len(truth):>10}")
+    c = outcome.comparison
+    say(
+        f"\nwebhooks alone: the current status of {outcome.webhook_misses} of {len(truth)} emails never "
+        "arrived by webhook (dropped, or given up after retries)"
+    )
+    say(f"status and first time of that status equal to the millisecond: {c.matched} of {c.emails} emails")
+    if not outcome.drained:
+        say("the processor did not catch up in time")
+    if not c.ok:
+        say(f"differences: {c.describe()}")
+    say(f"done in {outcome.seconds:.1f}s")
+    if outcome.match:
+        say("\nRESULT: MATCH — ClickHouse equals the simulator's ground truth")
+    else:
+        say("\nRESULT: MISMATCH")
+
+
+def main(settings: Settings, options: DemoOptions) -> int:
     with contextlib.suppress(KeyboardInterrupt):
-        return 0 if asyncio.run(run_demo(settings, messages, seed)) else 1
+        return 0 if asyncio.run(run_demo(settings, options)).match else 1
     return 130

@@ -5,12 +5,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
 
+import httpx
 import uvicorn
+from prometheus_client import make_asgi_app
 from starlette.types import ASGIApp
 
 from ingest.app import IngestConfig, create_app
+from ingest.checkpoint import Checkpoint
+from ingest.poll_core import Backoff
+from ingest.poller import Poller, PollerConfig
 from ingest.privacy import RecipientPrivacy
 from ingest.publisher import KafkaPublisher, create_producer
 from ingest.signatures import SendGridVerifier, TwilioVerifier, load_public_key
@@ -154,3 +161,53 @@ async def processor(
     finally:
         await consumer.stop()
         await producer.stop()
+
+
+def poller_config(settings: Settings) -> PollerConfig:
+    return PollerConfig(
+        page_size=settings.poll_page_size,
+        interval_s=settings.poll_interval_s,
+        rate_per_s=settings.poll_rate_per_s,
+        burst=max(1.0, settings.poll_rate_per_s / 2),
+        concurrency=settings.poll_concurrency,
+        reconcile_after_s=settings.poll_reconcile_after_s,
+        warn_after=timedelta(seconds=settings.poll_retention_warn_s),
+        backoff=Backoff(
+            settings.poll_backoff_base_s, settings.poll_backoff_max_s, settings.poll_max_attempts
+        ),
+    )
+
+
+@contextlib.asynccontextmanager
+async def poller(
+    settings: Settings, bootstrap: str, clock: Callable[[], float] = time.time
+) -> AsyncIterator[Poller]:
+    """A poller on the configured Email API, publishing to the status topic, with its checkpoint.
+    ``clock`` (wall seconds) times reconciliation; tests inject their own."""
+    producer = create_producer(bootstrap, settings.kafka_enable_idempotence)
+    await producer.start()
+    sid, secret = settings.email_api_key_sid, settings.email_api_key_secret
+    auth = httpx.BasicAuth(sid, secret.get_secret_value()) if sid and secret else None
+    checkpoint = Checkpoint(settings.poll_checkpoint_path)
+    try:
+        async with httpx.AsyncClient(
+            base_url=settings.email_api_base_url, auth=auth, timeout=settings.poll_timeout_s
+        ) as client:
+            publisher = KafkaPublisher(
+                producer, settings.status_topic, settings.deadletter_topic, settings.publish_timeout_s
+            )
+            privacy = ingest_config(settings).privacy
+            yield Poller(client, publisher, checkpoint, poller_config(settings), privacy, clock)
+    finally:
+        checkpoint.close()
+        await producer.stop()
+
+
+async def serve_poll_metrics(settings: Settings, stop: asyncio.Event) -> None:
+    """/metrics of `mailpulse poll`; a busy port is logged, never fatal."""
+    if not settings.poll_metrics_port:
+        return
+    try:
+        await serve_asgi(make_asgi_app(), settings.ingest_host, settings.poll_metrics_port, stop)
+    except SystemExit:  # uvicorn exits when it cannot bind
+        log.warning("poller metrics not served: port %s is busy", settings.poll_metrics_port)

@@ -94,6 +94,43 @@ class Settings(BaseSettings):
     state_cache_messages: int = Field(
         100_000, ge=1, description="Message states kept in memory (about 4.5 KB each); others are rebuilt."
     )
+    # Poller (`mailpulse poll`): reads the Email API and publishes what webhooks missed.
+    email_api_base_url: str = Field(
+        "https://comms.twilio.com",
+        description="Email API base URL the poller reads (the simulator: http://127.0.0.1:PORT).",
+    )
+    email_api_key_sid: str | None = Field(
+        None, description="Email API key SID (basic auth user) for the poller; unset = no credentials."
+    )
+    email_api_key_secret: SecretStr | None = Field(
+        None, description="Email API key secret (basic auth password) for the poller."
+    )
+    poll_interval_s: float = Field(10.0, gt=0, description="Pause between two poll cycles, seconds.")
+    poll_page_size: int = Field(
+        1000, ge=1, le=1000, description="pageSize of the poller's list requests (the API allows 1..1000)."
+    )
+    poll_rate_per_s: float = Field(20.0, gt=0, description="Most Email API requests per second.")
+    poll_concurrency: int = Field(4, ge=1, description="Most Email API requests in flight.")
+    poll_timeout_s: float = Field(10.0, gt=0, description="Timeout of one Email API request, seconds.")
+    poll_max_attempts: int = Field(
+        6, ge=1, description="Attempts per request on 429, 5xx or network errors before the cycle stops."
+    )
+    poll_backoff_base_s: float = Field(
+        0.5, gt=0, description="First backoff step (full jitter, doubling); Retry-After is a floor."
+    )
+    poll_backoff_max_s: float = Field(60.0, gt=0, description="Longest backoff without Retry-After.")
+    poll_reconcile_after_s: float = Field(
+        900.0, gt=0, description="Re-poll an email that has no settled status after this long unseen."
+    )
+    poll_retention_warn_s: float = Field(
+        6 * 86_400.0, gt=0, description="Warn when the checkpoint is this far behind (the API keeps 7 days)."
+    )
+    poll_checkpoint: Path | None = Field(
+        None, description="Poller checkpoint (SQLite); unset = poller.sqlite3 under data_dir."
+    )
+    poll_metrics_port: int = Field(
+        9109, ge=0, le=65535, description="Port of /metrics of `mailpulse poll` (0 = off)."
+    )
 
     @field_validator("sendgrid_webhook_public_key", "sendgrid_inbound_public_key")
     @classmethod
@@ -119,6 +156,18 @@ class Settings(BaseSettings):
                 "(a long random secret; hashed and domain modes key the recipients' hashes with it)"
             )
         return self
+
+    @model_validator(mode="after")
+    def _email_api_credentials(self) -> Settings:
+        if (self.email_api_key_sid is None) != (self.email_api_key_secret is None):
+            raise ValueError(
+                "set both MAILPULSE_EMAIL_API_KEY_SID and MAILPULSE_EMAIL_API_KEY_SECRET, or neither"
+            )
+        return self
+
+    @property
+    def poll_checkpoint_path(self) -> Path:
+        return self.poll_checkpoint or self.data_dir / "poller.sqlite3"
 
     def clickhouse_dsn(self) -> str:
         if self.clickhouse_url:

@@ -12,6 +12,10 @@ is an Email API Email resource, for example::
 
 The status comes from ``data.status``, the event time from ``data.updatedAt`` (else ``time``).
 Operation events (``com.twilio.comms-api.operation.*``) are kept as kind ``operation``.
+
+The poller reads the same resources from the Email API (``parse_email_resource``,
+``parse_operation_resource``): same status, same event time (``updatedAt``), so a webhook and a poll of
+one status share a dedupe key.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from schemas.event import CanonicalEvent, Provider, Source, Tags, UtcDatetime, domain_of
+from schemas.event import CanonicalEvent, Provider, Source, Tags, UtcDatetime, derived_event_id, domain_of
 from schemas.mapping import classify
 from schemas.problems import InvalidEvent, Problem, problems_from
 from schemas.status import EventKind
@@ -96,12 +100,23 @@ def parse_cloud_event(raw: Any, received_at: datetime) -> CanonicalEvent:
     assert email is not None
     occurred_at = email.updated_at or ce.time
     assert occurred_at is not None
+    return _email_event(email, ce.id, occurred_at, received_at, Source.WEBHOOK, "data.")
+
+
+def _email_event(
+    email: EmailResource,
+    event_id: str,
+    occurred_at: datetime,
+    received_at: datetime,
+    source: Source,
+    prefix: str = "",
+) -> CanonicalEvent:
     kind, status = classify(Provider.TWILIO, email.status)
     recipient = _address(email.to[0]) if email.to else None
     sender = _address(email.sender)
     try:
         return CanonicalEvent(
-            event_id=ce.id,
+            event_id=event_id,
             message_id=email.id,
             operation_id=email.operation_id,
             kind=kind,
@@ -109,7 +124,7 @@ def parse_cloud_event(raw: Any, received_at: datetime) -> CanonicalEvent:
             raw_type=email.status,
             occurred_at=occurred_at,
             received_at=received_at,
-            source=Source.WEBHOOK,
+            source=source,
             provider=Provider.TWILIO,
             recipient=recipient,
             recipient_domain=domain_of(recipient),
@@ -118,7 +133,62 @@ def parse_cloud_event(raw: Any, received_at: datetime) -> CanonicalEvent:
             tags=email.tags,
         )
     except ValidationError as exc:
-        raise InvalidEvent(problems_from(exc, "data.")) from None
+        raise InvalidEvent(problems_from(exc, prefix)) from None
+
+
+def parse_email_resource(raw: Any, received_at: datetime, source: Source = Source.POLLER) -> CanonicalEvent:
+    """An Email resource read from the Email API (the poller) -> its current status as an event.
+
+    The event time is the resource's ``updatedAt`` (required here), so the poller's event for a
+    status and the webhook's CloudEvent for the same status share a dedupe key; the event id is
+    derived from (message id, status, updatedAt), stable across polls. Raises InvalidEvent."""
+    if not isinstance(raw, dict):
+        raise InvalidEvent([Problem("(resource)", "must be a JSON object")])
+    try:
+        email = EmailResource.model_validate(raw)
+    except ValidationError as exc:
+        raise InvalidEvent(problems_from(exc)) from None
+    if email.updated_at is None:
+        raise InvalidEvent([Problem("updatedAt", "an Email resource needs updatedAt")])
+    event_id = derived_event_id(Provider.TWILIO, email.id, email.status, email.updated_at)
+    return _email_event(email, event_id, email.updated_at, received_at, source)
+
+
+class OperationResource(BaseModel):
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    id: str = Field(min_length=1, max_length=256)
+    status: str = Field(min_length=1, max_length=64)
+    updated_at: UtcDatetime = Field(alias="updatedAt")
+
+
+def operation_type(status: str) -> str:
+    """The Event Streams type of an operation status (``com.twilio.comms-api.operation.completed``)."""
+    return f"{OPERATION_TYPE_PREFIX}{status.lower()}"[:128]
+
+
+def parse_operation_resource(
+    raw: Any, received_at: datetime, source: Source = Source.POLLER
+) -> CanonicalEvent:
+    """An Operation resource read from the Email API -> an operation event carrying the same type and
+    time (``updatedAt``) as the Event Streams CloudEvent of that status. Raises InvalidEvent."""
+    if not isinstance(raw, dict):
+        raise InvalidEvent([Problem("(resource)", "must be a JSON object")])
+    try:
+        operation = OperationResource.model_validate(raw)
+    except ValidationError as exc:
+        raise InvalidEvent(problems_from(exc)) from None
+    raw_type = operation_type(operation.status)
+    return CanonicalEvent(
+        event_id=derived_event_id(Provider.TWILIO, operation.id, raw_type, operation.updated_at),
+        message_id=operation.id,
+        operation_id=operation.id,
+        kind=EventKind.OPERATION,
+        raw_type=raw_type,
+        occurred_at=operation.updated_at,
+        received_at=received_at,
+        source=source,
+        provider=Provider.TWILIO,
+    )
 
 
 def _operation_id(data: object) -> str | None:

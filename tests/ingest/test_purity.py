@@ -1,5 +1,5 @@
-"""The core stays pure (STYLE.md): schemas/ and the signature and privacy functions import no web
-framework, Kafka or ClickHouse client."""
+"""The core stays pure (STYLE.md): schemas/, the signature and privacy functions, the poller's decisions
+and the Email API simulator's core import no web framework, HTTP client, Kafka or ClickHouse client."""
 
 from __future__ import annotations
 
@@ -12,6 +12,22 @@ PURE = [
     *sorted((ROOT / "schemas").glob("*.py")),
     ROOT / "ingest" / "signatures.py",
     ROOT / "ingest" / "privacy.py",
+    ROOT / "ingest" / "poll_core.py",
+    ROOT / "ingest" / "ratelimit.py",
+    *(
+        ROOT / "mailpulse" / "simulator" / f"{name}.py"
+        for name in (
+            "clock",
+            "model",
+            "lifecycle",
+            "validation",
+            "paging",
+            "core",
+            "payloads",
+            "webhooks",
+            "truth",
+        )
+    ),
 ]
 
 

@@ -1,0 +1,91 @@
+"""With 30% of webhooks dropped, webhooks alone miss the ground truth and webhooks + poller reach it.
+
+"Reach the ground truth" (README): every email the simulator has is a message in ClickHouse with the
+simulator's current status, first seen at the time the email got that status (to the millisecond),
+and ClickHouse has no other email. Everything runs for real: simulator and ingest over loopback HTTP,
+the Tansu broker, the processor, chDB.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import httpx
+import pytest
+
+from mailpulse.demo import DemoOptions, read_messages, run_demo
+from mailpulse.runtime import poller
+from mailpulse.settings import Settings
+from mailpulse.simulator.driver import Traffic, drive
+from mailpulse.simulator.server import SimulatorConfig, SimulatorServer
+from mailpulse.simulator.truth import compare, webhook_misses
+from mailpulse.simulator.webhooks import WebhookPolicy, WebhookTarget
+from processors.consumer import StatusProcessor
+from processors.store import ClickHouseStore
+from tests.integration.pipeline import running_pipeline
+
+pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
+EMAILS = 1500
+ACCELERATION = 3000.0  # the longest lifecycle (about 6 API hours) takes about 7 s
+
+
+async def drained(proc: StatusProcessor, records: int, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not proc.drained(records):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"processor handled {proc.stats.records} of {records} records")
+        await asyncio.sleep(0.1)
+
+
+def test_webhooks_alone_miss_the_truth_and_the_poller_completes_it(
+    settings: Settings, store: ClickHouseStore
+) -> None:
+    async def scenario() -> None:
+        async with running_pipeline(settings, store) as (ingest, proc):
+            hook = WebhookTarget(f"{ingest.base_url}webhooks/twilio/events")
+            config = SimulatorConfig(
+                acceleration=ACCELERATION, seed=11, webhooks=(hook,), policy=WebhookPolicy(drop_rate=0.3)
+            )
+            async with SimulatorServer(config) as sim:
+                async with httpx.AsyncClient(base_url=sim.base_url, timeout=30) as client:
+                    await drive(client, Traffic(EMAILS, schedule_ahead_s=(120.0, 1800.0), seed=11))
+                await sim.wait_quiet(60)
+                sent = sim.send_stats
+                assert sent.given_up == sent.discarded == 0
+                await drained(proc, sent.accepted_events)
+                truth = sim.simulator.truth(sim.clock.now())
+                assert len(truth) >= EMAILS
+
+                webhooks_only = compare(truth, read_messages(store))
+                misses = webhook_misses(truth, sent.delivered)
+                assert not webhooks_only.ok, "with 30% dropped, webhooks alone cannot be right"
+                assert misses > 0.2 * len(truth)
+                assert len(webhooks_only.wrong_status) + len(webhooks_only.missing) == misses
+                assert webhooks_only.unexpected == [] and webhooks_only.wrong_time == []
+
+                polling = settings.model_copy(
+                    update={"email_api_base_url": sim.base_url, "poll_rate_per_s": 200.0}
+                )
+                assert settings.kafka_bootstrap is not None
+                async with poller(polling, settings.kafka_bootstrap) as poll:
+                    assert await poll.cycle_safely()
+                    published = poll.stats.published
+                await drained(proc, sent.accepted_events + published)
+                together = compare(truth, read_messages(store))
+                assert together.ok, together.describe()
+                assert together.matched == len(truth)
+
+    asyncio.run(asyncio.wait_for(scenario(), 150))
+
+
+def test_the_demo_reaches_the_truth_with_webhooks_and_poller_together(
+    settings: Settings, store: ClickHouseStore
+) -> None:
+    said: list[str] = []
+    options = DemoOptions(messages=800, seed=3, drop_rate=0.3, acceleration=ACCELERATION)
+    demo_settings = settings.model_copy(update={"ingest_port": 0})
+    outcome = asyncio.run(asyncio.wait_for(run_demo(demo_settings, options, said.append, store), 150))
+    assert outcome.match, "\n".join(said)
+    assert outcome.webhook_misses > 0
+    assert said[-1].startswith("\nRESULT: MATCH")
