@@ -16,7 +16,7 @@ import contextlib
 import random
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -222,6 +222,13 @@ async def _run_traffic(
     return poll.stats.published
 
 
+def delivery_rate(counts: Mapping[str, int]) -> float:
+    """Delivered (DELIVERED or OPENED) over messages with a final outbound outcome; INBOUND excluded."""
+    delivered = counts["DELIVERED"] + counts["OPENED"]
+    final = delivered + counts["UNDELIVERED"] + counts["FAILED"] + counts["CANCELED"]
+    return delivered / final if final else 0.0
+
+
 def _summary(outcome: Outcome, truth: list[EmailTruth], seen: dict[str, Seen], say: Print) -> None:
     want, got = status_counts(truth), Counter(s.status for s in seen.values())
     say(f"\n{'status':<12} {'ClickHouse':>10} {'truth':>10}")
@@ -229,6 +236,8 @@ def _summary(outcome: Outcome, truth: list[EmailTruth], seen: dict[str, Seen], s
         if want[status.value] or got[status.value]:
             say(f"{status.value:<12} {got[status.value]:>10} {want[status.value]:>10}")
     say(f"{'emails':<12} {len(seen):>10} {len(truth):>10}")
+    rate = f"{'delivery':<12} {delivery_rate(got):>10.2%} {delivery_rate(want):>10.2%}"
+    say(f"{rate}   (DELIVERED+OPENED over final outbound: +UNDELIVERED, FAILED, CANCELED)")
     c = outcome.comparison
     say(
         f"\nwebhooks alone: the current status of {outcome.webhook_misses} of {len(truth)} emails never "

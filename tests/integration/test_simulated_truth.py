@@ -89,3 +89,6 @@ def test_the_demo_reaches_the_truth_with_webhooks_and_poller_together(
     assert outcome.match, "\n".join(said)
     assert outcome.webhook_misses > 0
     assert said[-1].startswith("\nRESULT: MATCH")
+    [rate] = [line for line in said if line.startswith("delivery")]
+    clickhouse_rate, truth_rate = rate.split()[1:3]
+    assert clickhouse_rate == truth_rate and clickhouse_rate.endswith("%")
