@@ -65,12 +65,8 @@ def _batch_endpoint(
 ) -> Callable[[Request], Awaitable[Response]]:
     privacy = config.privacy
 
+    @metrics.counted(name)
     async def endpoint(request: Request) -> Response:
-        response = await handle(request)
-        metrics.REQUESTS.labels(name, str(response.status_code)).inc()
-        return response
-
-    async def handle(request: Request) -> Response:
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if content_type != "application/json":
             return error(415, f"content type must be application/json, got {content_type[:80] or 'none'!r}")

@@ -84,12 +84,8 @@ def inbound_endpoint(
     privacy: RecipientPrivacy,
     clock: Callable[[], float],
 ) -> Callable[[Request], Awaitable[Response]]:
+    @metrics.counted(NAME)
     async def endpoint(request: Request) -> Response:
-        response = await handle(request)
-        metrics.REQUESTS.labels(NAME, str(response.status_code)).inc()
-        return response
-
-    async def handle(request: Request) -> Response:
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if content_type != "multipart/form-data":
             return error(

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from prometheus_client import Counter, Histogram
+from starlette.requests import Request
+from starlette.responses import Response
 
 REQUESTS = Counter(
     "mailpulse_ingest_requests", "Webhook requests by endpoint and status code", ["endpoint", "code"]
@@ -11,3 +15,20 @@ EVENTS = Counter("mailpulse_ingest_events", "Webhook events by endpoint and outc
 PUBLISH_SECONDS = Histogram(
     "mailpulse_ingest_publish_seconds", "Time until Kafka acknowledged a request's events", ["endpoint"]
 )
+
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def counted(endpoint: str) -> Callable[[Handler], Handler]:
+    """Count every answer of ``endpoint`` by status code."""
+
+    def wrap(handle: Handler) -> Handler:
+        async def counting(request: Request) -> Response:
+            response = await handle(request)
+            REQUESTS.labels(endpoint, str(response.status_code)).inc()
+            return response
+
+        return counting
+
+    return wrap

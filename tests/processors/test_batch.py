@@ -15,9 +15,9 @@ from processors.batch import Consumed, Transition, dedup_token, merge_batch
 from processors.state import MessageState, fold
 from schemas.event import CanonicalEvent
 from schemas.status import EmailStatus, EventKind
+from tests.processors.expected import RANK
 from tests.processors.test_state_properties import (
     PROPS,
-    RANK,
     ev,
     events_with_copies,
     semantic_copy,

@@ -30,6 +30,7 @@ from processors.reorder import (
 )
 from schemas.event import CanonicalEvent, Provider, Source
 from schemas.status import EmailStatus, EventKind
+from tests.processors.expected import FAILURES, RANK
 
 PROPS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -40,19 +41,6 @@ MS = timedelta(milliseconds=1)
 
 # The designed precedence, lowest first (DESIGN.md "Statuses and precedence"); events without a status
 # (clicks, deferrals, ...) sort before every status at the same instant.
-STATUS_ORDER: list[EmailStatus] = [
-    ES.SCHEDULED,
-    ES.QUEUED,
-    ES.CANCELED,
-    ES.FAILED,
-    ES.SENT,
-    ES.DELIVERED,
-    ES.UNDELIVERED,
-    ES.OPENED,
-    ES.INBOUND,
-]
-RANK = {status: i for i, status in enumerate(STATUS_ORDER)}
-FAILURES = {ES.UNDELIVERED, ES.FAILED, ES.CANCELED}
 MESSAGE_IDS = [
     "comms_email_01jbq8x2m4f6e9h3k5n7p9r1s3",
     "comms_email_01jbq8y7t5v3w1x9z7b5d3f1h9",

@@ -23,6 +23,7 @@ from processors.state import MessageState, fold
 from schemas.event import CanonicalEvent, Provider, Source, domain_of
 from schemas.status import EmailStatus, EventKind, precedence
 from schemas.tables import EVENT_COLUMNS, STATE_COLUMNS
+from tests.processors.expected import FAILURES, RANK, STATUS_ORDER
 
 PROPS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -31,19 +32,6 @@ ES = EmailStatus
 # The precedence the design prescribes, lowest first: the happy path climbs SCHEDULED < QUEUED < SENT <
 # DELIVERED < OPENED; cancel/failure lose to SENT (they lost a race); a bounce after delivery wins over
 # DELIVERED; an open proves delivery; INBOUND is its own lifecycle.
-STATUS_ORDER: list[EmailStatus] = [
-    ES.SCHEDULED,
-    ES.QUEUED,
-    ES.CANCELED,
-    ES.FAILED,
-    ES.SENT,
-    ES.DELIVERED,
-    ES.UNDELIVERED,
-    ES.OPENED,
-    ES.INBOUND,
-]
-RANK = {status: i for i, status in enumerate(STATUS_ORDER)}
-FAILURES = {ES.UNDELIVERED, ES.FAILED, ES.CANCELED}
 
 BASE = datetime(2026, 11, 23, 10, 0, 0, tzinfo=UTC)
 OPERATION_ID = "comms_operation_01jbq8x1z0a2b4c6d8e0f2g4h6"
