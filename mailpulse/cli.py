@@ -91,8 +91,11 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     from mailpulse.runtime import open_store
 
     settings = _settings(args)
-    open_store(settings)
-    print(f"schema up to date in {settings.clickhouse_dsn()} database {settings.clickhouse_database}")
+    applied = open_store(settings).applied_migrations()
+    print(
+        f"schema at version {max(applied)} ({len(applied)} migrations recorded in"
+        f" {settings.clickhouse_database}.schema_migrations) in {settings.clickhouse_dsn()}"
+    )
     return 0
 
 

@@ -27,6 +27,7 @@ from mailpulse.settings import Settings
 from mailpulse.topics import ensure_topics
 from processors.consumer import ProcessorConfig, StatusProcessor, create_consumer
 from processors.store import ClickHouseStore, connect
+from schemas.migrations import Retention
 
 log = logging.getLogger(__name__)
 
@@ -81,8 +82,12 @@ def open_store(settings: Settings) -> ClickHouseStore:
     if not settings.clickhouse_url:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = ClickHouseStore(connect(settings.clickhouse_dsn()), settings.clickhouse_database)
-    store.migrate()
+    store.migrate(settings.clickhouse_cluster, retention(settings))
     return store
+
+
+def retention(settings: Settings) -> Retention:
+    return Retention(settings.retention_days, settings.rollup_retention_days)
 
 
 def ingest_config(settings: Settings) -> IngestConfig:

@@ -38,6 +38,15 @@ class Settings(BaseSettings):
         None, description="clickhouse-connect DSN (http(s)://…); unset = embedded chDB under data_dir."
     )
     clickhouse_database: str = Field("mailpulse", description="ClickHouse database.")
+    clickhouse_cluster: str | None = Field(
+        None, description="Cluster name: DDL ON CLUSTER, Replicated engines (one shard, N replicas)."
+    )
+    retention_days: int = Field(
+        0, ge=0, description="Days raw events, transitions and message states are kept (TTL; 0 = forever)."
+    )
+    rollup_retention_days: int = Field(
+        0, ge=0, description="Days the per-minute rollup behind analytics and alerts is kept (0 = forever)."
+    )
     ingest_host: str = Field("127.0.0.1", description="Ingest bind address.")
     ingest_port: int = Field(8080, ge=0, le=65535, description="Ingest port (0 = any free port).")
     publish_timeout_s: float = Field(

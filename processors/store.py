@@ -6,8 +6,10 @@ embedded default and production share every line below.
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Collection, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import clickhouse_connect
@@ -15,7 +17,17 @@ from clickhouse_connect.driver.client import Client
 
 from processors.rows import Row, event_from_row
 from schemas.event import CanonicalEvent
-from schemas.tables import EVENT_COLUMNS, STATE_COLUMNS, TRANSITION_COLUMNS, ddl
+from schemas.migrations import (
+    Retention,
+    SchemaOptions,
+    changed,
+    migrations_table,
+    pending,
+    ttl_changes,
+)
+from schemas.tables import EVENT_COLUMNS, STATE_COLUMNS, TRANSITION_COLUMNS
+
+log = logging.getLogger(__name__)
 
 # Keep IN-lists well under ClickHouse's query size limits.
 _LOOKUP_CHUNK = 5_000
@@ -30,9 +42,42 @@ class ClickHouseStore:
         self.client = client
         self.database = database
 
-    def migrate(self) -> None:
-        for statement in ddl(self.database):
+    def migrate(self, cluster: str | None = None, retention: Retention | None = None) -> list[str]:
+        """Apply pending migrations in order, record each, then bring TTLs to ``retention``.
+        Returns the names applied. Safe to run from several processes at once: statements are
+        idempotent and a migration is recorded only after its last statement."""
+        opts = SchemaOptions(self.database, cluster)
+        for statement in migrations_table(opts):
             self.client.command(statement)
+        applied = self.applied_migrations()
+        for migration in changed(applied, opts):
+            log.warning("migration %s (%s) changed since it was applied", migration.version, migration.name)
+        done = []
+        for migration in pending(applied):
+            for statement in migration.statements(opts):
+                self.client.command(statement)
+            self.client.insert(
+                f"{self.database}.schema_migrations",
+                [[migration.version, migration.name, migration.checksum(opts), datetime.now(UTC)]],
+                column_names=["version", "name", "checksum", "applied_at"],
+            )
+            log.info("applied migration %s_%s", migration.version, migration.name)
+            done.append(f"{migration.version:04d}_{migration.name}")
+        engines = dict(
+            self.query(
+                "SELECT name, engine_full FROM system.tables WHERE database = {db:String}",
+                {"db": self.database},
+            )
+        )
+        # Existing parts keep their rows until a merge applies the new TTL: no rewrite at start.
+        for statement in ttl_changes(opts, retention or Retention(), engines):
+            self.client.command(statement, settings={"materialize_ttl_after_modify": 0})
+        return done
+
+    def applied_migrations(self) -> dict[int, str]:
+        """version -> checksum of every recorded migration."""
+        rows = self.query(f"SELECT version, checksum FROM {self.database}.schema_migrations FINAL")
+        return {int(version): str(checksum) for version, checksum in rows}
 
     def load_events(self, message_ids: Collection[str]) -> dict[str, list[CanonicalEvent]]:
         """Every stored event of these messages (duplicates possible before merges; callers fold)."""

@@ -50,18 +50,42 @@ STATE_COLUMNS: tuple[str, ...] = (
 )  # fmt: skip
 
 
-def ddl(database: str = DATABASE) -> list[str]:
-    """Statements that create the database, tables and views; each is idempotent."""
+def on_cluster(cluster: str | None) -> str:
+    return f" ON CLUSTER {cluster}" if cluster else ""
+
+
+def table_engine(database: str, table: str, kind: str, cluster: str | None, *args: str) -> str:
+    """``kind(args)``, or its Replicated form on a cluster (Keeper path per table, {replica} macro)."""
+    if cluster:
+        args = (f"'/clickhouse/tables/{{shard}}/{database}/{table}'", "'{replica}'", *args)
+        kind = f"Replicated{kind}"
+    return f"{kind}({', '.join(args)})"
+
+
+def dedup_settings(cluster: str | None) -> str:
+    # Replicated tables deduplicate inserts by default (replicated_deduplication_window).
+    return "" if cluster else f"\nSETTINGS non_replicated_deduplication_window = {DEDUP_WINDOW}"
+
+
+def ddl(database: str = DATABASE, cluster: str | None = None) -> list[str]:
+    """Statements that create the database, tables and views (migration 1); each is idempotent.
+    ``cluster`` adds ON CLUSTER and swaps in Replicated engines (one shard, N replicas)."""
     ts = "DateTime64(3, 'UTC')"
+    on = on_cluster(cluster)
+
+    def engine(table: str, kind: str, *args: str) -> str:
+        return table_engine(database, table, kind, cluster, *args)
+
+    dedup = dedup_settings(cluster)
     status_times = ",\n  ".join(f"{c} Nullable({ts})" for c in _STATUS_TIME_COLUMNS)
     inbound_columns = ",\n  ".join(f"{name} {kind}" for name, kind in _INBOUND_COLUMN_TYPES)
     add_inbound = [
-        f"ALTER TABLE {database}.email_events ADD COLUMN IF NOT EXISTS {name} {kind}"
+        f"ALTER TABLE {database}.email_events{on} ADD COLUMN IF NOT EXISTS {name} {kind}"
         for name, kind in _INBOUND_COLUMN_TYPES
     ]
     return [
-        f"CREATE DATABASE IF NOT EXISTS {database}",
-        f"""CREATE TABLE IF NOT EXISTS {database}.email_events (
+        f"CREATE DATABASE IF NOT EXISTS {database}{on}",
+        f"""CREATE TABLE IF NOT EXISTS {database}.email_events{on} (
   message_id String,
   dedupe_key String,
   event_id String,
@@ -91,12 +115,11 @@ def ddl(database: str = DATABASE) -> list[str]:
   kafka_partition UInt32,
   kafka_offset UInt64,
   {inbound_columns}
-) ENGINE = ReplacingMergeTree
+) ENGINE = {engine("email_events", "ReplacingMergeTree")}
 PARTITION BY toYYYYMM(occurred_at)
-ORDER BY (message_id, dedupe_key)
-SETTINGS non_replicated_deduplication_window = {DEDUP_WINDOW}""",
+ORDER BY (message_id, dedupe_key){dedup}""",
         *add_inbound,
-        f"""CREATE TABLE IF NOT EXISTS {database}.email_state (
+        f"""CREATE TABLE IF NOT EXISTS {database}.email_state{on} (
   message_id String,
   provider LowCardinality(String),
   status LowCardinality(String),
@@ -117,10 +140,9 @@ SETTINGS non_replicated_deduplication_window = {DEDUP_WINDOW}""",
   failure_reason Nullable(String),
   bounce_type Nullable(String),
   version UInt64
-) ENGINE = ReplacingMergeTree(version)
-ORDER BY message_id
-SETTINGS non_replicated_deduplication_window = {DEDUP_WINDOW}""",
-        f"""CREATE TABLE IF NOT EXISTS {database}.email_transitions (
+) ENGINE = {engine("email_state", "ReplacingMergeTree", "version")}
+ORDER BY message_id{dedup}""",
+        f"""CREATE TABLE IF NOT EXISTS {database}.email_transitions{on} (
   message_id String,
   occurred_at {ts},
   dedupe_key String,
@@ -133,13 +155,12 @@ SETTINGS non_replicated_deduplication_window = {DEDUP_WINDOW}""",
   source LowCardinality(String),
   kafka_partition UInt32,
   kafka_offset UInt64
-) ENGINE = ReplacingMergeTree
+) ENGINE = {engine("email_transitions", "ReplacingMergeTree")}
 PARTITION BY toYYYYMM(occurred_at)
-ORDER BY (message_id, occurred_at, dedupe_key)
-SETTINGS non_replicated_deduplication_window = {DEDUP_WINDOW}""",
-        f"CREATE VIEW IF NOT EXISTS {database}.transitions AS "
+ORDER BY (message_id, occurred_at, dedupe_key){dedup}""",
+        f"CREATE VIEW IF NOT EXISTS {database}.transitions{on} AS "
         f"SELECT * FROM {database}.email_transitions FINAL",
         # OR REPLACE: a view fixes its columns when created; re-creating it shows columns added since.
-        f"CREATE OR REPLACE VIEW {database}.events AS SELECT * FROM {database}.email_events FINAL",
-        f"CREATE VIEW IF NOT EXISTS {database}.messages AS SELECT * FROM {database}.email_state FINAL",
+        f"CREATE OR REPLACE VIEW {database}.events{on} AS SELECT * FROM {database}.email_events FINAL",
+        f"CREATE VIEW IF NOT EXISTS {database}.messages{on} AS SELECT * FROM {database}.email_state FINAL",
     ]
