@@ -103,6 +103,9 @@ class Settings(BaseSettings):
     state_cache_messages: int = Field(
         100_000, ge=1, description="Message states kept in memory (about 4.5 KB each); others are rebuilt."
     )
+    alerts_rules_file: Path | None = Field(
+        None, description="TOML file of alert rules (see README Alerting); unset = the default rules."
+    )
     # Poller (`mailpulse poll`): reads the Email API and publishes what webhooks missed.
     email_api_base_url: str = Field(
         "https://comms.twilio.com",

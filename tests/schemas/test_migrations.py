@@ -72,7 +72,7 @@ def test_a_database_from_before_migrations_is_upgraded_and_backfilled(store: Cli
         store.client.command(f"DROP TABLE {db}.{table}")
     events = generated_events(200, seed=11)
     store.write([event_row(e, 0, i) for i, e in enumerate(events)], [], [], "before-upgrade")
-    assert store.migrate() == ["0001_baseline", "0002_rollups"]
+    assert store.migrate() == ["0001_baseline", "0002_rollups", "0003_alerts"]
     rollup, truth = rollup_vs_events(store)
     assert rollup == truth and truth
 
@@ -102,7 +102,7 @@ def test_cluster_ddl_replicates_every_table() -> None:
     ddl = [s for s in statements if s.startswith(("CREATE", "ALTER"))]
     assert ddl and all(" ON CLUSTER main" in s for s in ddl)
     tables = [s for s in ddl if s.startswith("CREATE TABLE")]
-    assert len(tables) == 4
+    assert len(tables) == 5
     for statement in tables:
         table = statement.split("mp.", 1)[1].split(" ", 1)[0]
         assert "ENGINE = Replicated" in statement
