@@ -9,7 +9,9 @@ import logging
 import os
 import signal
 import sys
+from pathlib import Path
 
+from mailpulse.replay import FORMATS
 from mailpulse.settings import Settings
 
 
@@ -141,7 +143,7 @@ def cmd_topics(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_replay(args: argparse.Namespace) -> int:
+def cmd_rewind(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
     from mailpulse.ops import rewind_group
@@ -149,7 +151,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     if not settings.kafka_bootstrap:
-        print("set MAILPULSE_KAFKA_BOOTSTRAP: replay moves the processors' group on a real Kafka")
+        print("set MAILPULSE_KAFKA_BOOTSTRAP: rewind moves the processors' group on a real Kafka")
         return 2
     since = datetime.fromisoformat(args.since).astimezone(UTC) if args.since else None
 
@@ -162,6 +164,18 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
     asyncio.run(run())
     return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from mailpulse.backfill import replay
+
+    return replay(_settings(args), Path(args.file), args.format, args.process)
+
+
+def cmd_dump(args: argparse.Namespace) -> int:
+    from mailpulse.backfill import dump
+
+    return dump(_settings(args), Path(args.file), args.since)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -263,8 +277,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add("run", cmd_run, "run ingest and the processor in one process (embedded defaults)")
     add("topics", cmd_topics, "create mailpulse's topics if missing and describe them")
-    replay = add("replay", cmd_replay, "rewind the processors' consumer group to replay history (idempotent)")
-    replay.add_argument("--since", help="ISO time to replay from (default: the whole topic)")
+    rewind = add("rewind", cmd_rewind, "rewind the processors' consumer group to reprocess the topic")
+    rewind.add_argument("--since", help="ISO time to rewind to (default: the start of the topic)")
+    replay = add(
+        "replay",
+        cmd_replay,
+        "load a SendGrid event export (CSV or JSON lines) or a mailpulse dump through the pipeline "
+        "(idempotent: a second run changes nothing)",
+    )
+    replay.add_argument("file", help="the export or dump")
+    replay.add_argument("--format", choices=FORMATS, default="auto", help="default: by extension/content")
+    replay.add_argument(
+        "--process",
+        action="store_true",
+        help="also run a processor until the replayed events are loaded (embedded setups)",
+    )
+    dump = add("dump", cmd_dump, "write stored events as mailpulse envelopes (JSON lines) for `replay`")
+    dump.add_argument("file", help="output file")
+    dump.add_argument("--since", help="only events at or after this ISO time")
     config = sub.add_parser("config", help="print the settings reference (MAILPULSE_* variables)")
     config.set_defaults(func=cmd_config)
     config.add_argument("--write-readme", action="store_true", help="regenerate README.md's table")
