@@ -48,6 +48,7 @@ class Container:
     env: dict[str, str] = field(default_factory=dict)
     ports: dict[str | int, int] = field(default_factory=dict)  # by name and by number
     probes: list[Doc] = field(default_factory=list)
+    env_from: set[tuple[str, str]] = field(default_factory=set)  # (ConfigMap or Secret, name)
 
     @property
     def role(self) -> str | None:
@@ -63,6 +64,17 @@ def _entrypoint() -> list[str]:
             argv: list[str] = json.loads(line.removeprefix("ENTRYPOINT "))
             return argv
     raise AssertionError(f"{DOCKERFILE} has no exec-form ENTRYPOINT")
+
+
+def image_env() -> dict[str, str]:
+    """The image's ENV lines (KEY=value form): every container starts with them."""
+    env: dict[str, str] = {}
+    for line in DOCKERFILE.read_text().splitlines():
+        if line.startswith("ENV "):
+            for pair in line.removeprefix("ENV ").split():
+                key, value = pair.split("=", 1)
+                env[key] = value
+    return env
 
 
 def k8s_files() -> list[Path]:
@@ -101,7 +113,13 @@ def k8s_containers() -> list[Container]:
             probes = [c[k] for k in ("readinessProbe", "livenessProbe", "startupProbe") if k in c]
             argv = list(c.get("command") or _entrypoint()) + list(c.get("args", []))
             env = {e["name"]: str(e.get("value", "")) for e in c.get("env", [])}
-            out.append(Container(f"{where}:{c['name']}", argv, env, ports, probes))
+            env_from = {
+                (kind, source[ref]["name"])
+                for source in c.get("envFrom", [])
+                for ref, kind in (("configMapRef", "ConfigMap"), ("secretRef", "Secret"))
+                if ref in source
+            }
+            out.append(Container(f"{where}:{c['name']}", argv, env, ports, probes, env_from))
     return out
 
 
@@ -195,17 +213,26 @@ def test_every_mailpulse_variable_named_is_a_setting() -> None:
 
 def test_the_configured_values_are_valid_settings() -> None:
     problems = []
-    environments = [("k8s ConfigMap + Secret", k8s_settings())]
+    environments = [("k8s ConfigMap + Secret", {**image_env(), **k8s_settings()})]
     for c in k8s_containers():
-        environments.append((c.where, {**k8s_settings(), **c.env}))
+        environments.append((c.where, {**image_env(), **k8s_settings(), **c.env}))
     for c in compose_containers():
-        environments.append((c.where, {"MAILPULSE_INGEST_HOST": "0.0.0.0", **c.env}))
+        environments.append((c.where, {**image_env(), **c.env}))
     for where, env in environments:
         try:
             settings_from(env)
         except ValidationError as exc:
             problems.append(f"{where}: {exc}")
     assert problems == []
+
+
+def test_every_container_reads_the_configmap_and_secret_that_exist() -> None:
+    defined = {
+        (kind, doc["metadata"]["name"]) for kind in ("ConfigMap", "Secret") for _, doc in of_kind(kind)
+    }
+    for c in k8s_containers():
+        # k8s_settings() assumes every pod gets all of them.
+        assert c.env_from == defined, c.where
 
 
 def test_every_container_runs_the_image_with_requests_and_limits() -> None:
@@ -243,7 +270,8 @@ def test_roles_with_one_instance_and_graceful_shutdown() -> None:
     specs = {where.split(":")[1]: spec for where, spec in pod_specs()}
     ingest = specs["Deployment/mailpulse-ingest"]
     assert "preStop" in ingest["containers"][0]["lifecycle"]
-    assert ingest["terminationGracePeriodSeconds"] > 5 + Settings().publish_timeout_s
+    publish_timeout_s = settings_from(k8s_settings()).publish_timeout_s
+    assert ingest["terminationGracePeriodSeconds"] > 5 + publish_timeout_s
     assert specs["Deployment/mailpulse-process"]["terminationGracePeriodSeconds"] >= 30
 
 
