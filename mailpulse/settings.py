@@ -176,6 +176,8 @@ class Settings(BaseSettings):
     @field_validator("alerts_webhook_url")
     @classmethod
     def _webhook_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value():
+            return None  # an empty variable (compose's ${VAR:-}) means no webhook
         if value is not None and not value.get_secret_value().startswith(("http://", "https://")):
             raise ValueError("must be an absolute http(s):// URL")
         return value
