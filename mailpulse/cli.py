@@ -221,6 +221,38 @@ def cmd_poll(args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
+def cmd_alerts(args: argparse.Namespace) -> int:
+    from alerting.rules import RulesError, load_rules
+    from mailpulse.runtime import alerts_runner, kafka, open_store, serve_alerts_health
+
+    settings = _settings(args)
+    try:
+        rules = load_rules(settings.alerts_rules_file)
+    except RulesError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    if args.check:
+        for rule in rules:
+            print(rule.model_dump_json())
+        return 0
+
+    async def run() -> None:
+        stop = await _until_signal()
+        store = open_store(settings)
+        async with kafka(settings) as bootstrap, alerts_runner(settings, bootstrap, store) as runner:
+            webhook = "a webhook" if settings.alerts_webhook_url else "no webhook"
+            print(
+                f"alerting on {len(rules)} rules every {settings.alerts_interval_s:g}s -> "
+                f"{settings.alerts_topic} on {bootstrap}, {webhook}, table {store.database}.alerts"
+            )
+            health = asyncio.create_task(serve_alerts_health(runner, settings, stop))
+            await runner.run(stop)  # SIGTERM ends the wait between evaluations at once
+            await health
+
+    asyncio.run(run())
+    return 0
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     from mailpulse.simulator.cli import simulate
 
@@ -275,6 +307,9 @@ def build_parser() -> argparse.ArgumentParser:
     sql.add_argument(
         "query", help='for example "SELECT status, count() FROM mailpulse.messages GROUP BY status"'
     )
+    alerts = add("alerts", cmd_alerts, "evaluate the alert rules on the rollup and notify on firing/resolve")
+    alerts.add_argument("--rules", dest="alerts_rules_file", help="TOML rules file (default: built-in rules)")
+    alerts.add_argument("--check", action="store_true", help="validate the rules, print them and exit")
     add("run", cmd_run, "run ingest and the processor in one process (embedded defaults)")
     add("topics", cmd_topics, "create mailpulse's topics if missing and describe them")
     rewind = add("rewind", cmd_rewind, "rewind the processors' consumer group to reprocess the topic")

@@ -1,4 +1,4 @@
-"""/healthz, /readyz and /metrics for a role without its own HTTP app (`mailpulse process`)."""
+"""/healthz, /readyz and /metrics for roles without their own HTTP app (`mailpulse process`, `alerts`)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
+from alerting.engine import Phase
+from alerting.runner import AlertRunner
 from processors.consumer import StatusProcessor
 
 CHECK_TIMEOUT_S = 5.0
@@ -46,4 +48,24 @@ def health_app(processor: StatusProcessor, clock: Callable[[], float] = time.mon
             Route("/readyz", readyz, methods=["GET"]),
             Mount("/metrics", app=make_asgi_app()),
         ]
+    )
+
+
+def alerts_health_app(runner: AlertRunner) -> Starlette:
+    """/healthz says when the last evaluation succeeded and how many alerts fire; /metrics."""
+
+    async def healthz(request: Request) -> Response:
+        last = runner.last_evaluation
+        firing = [
+            {"rule": rule, "key": key}
+            for rule, keys in runner.states.items()
+            for key, state in keys.items()
+            if state.phase is Phase.FIRING
+        ]
+        return JSONResponse(
+            {"status": "alive", "last_evaluation": last.isoformat() if last else None, "firing": firing}
+        )
+
+    return Starlette(
+        routes=[Route("/healthz", healthz, methods=["GET"]), Mount("/metrics", app=make_asgi_app())]
     )

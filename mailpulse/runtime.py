@@ -7,13 +7,17 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import httpx
 import uvicorn
 from prometheus_client import make_asgi_app
 from starlette.types import ASGIApp
 
+from alerting.evaluate import Evaluator
+from alerting.notify import AlertHistory, KafkaNotifier, Notifier, WebhookNotifier
+from alerting.rules import load_rules
+from alerting.runner import AlertRunner, utc_now
 from ingest.app import IngestConfig, create_app
 from ingest.checkpoint import Checkpoint
 from ingest.poll_core import Backoff
@@ -22,7 +26,7 @@ from ingest.privacy import RecipientPrivacy
 from ingest.publisher import KafkaPublisher, create_producer
 from ingest.signatures import SendGridVerifier, TwilioVerifier, load_public_key
 from mailpulse.broker import EmbeddedBroker
-from mailpulse.health import health_app
+from mailpulse.health import alerts_health_app, health_app
 from mailpulse.settings import Settings
 from mailpulse.topics import ensure_topics
 from processors.consumer import ProcessorConfig, StatusProcessor, create_consumer
@@ -216,3 +220,40 @@ async def serve_poll_metrics(settings: Settings, stop: asyncio.Event) -> None:
         await serve_asgi(make_asgi_app(), settings.ingest_host, settings.poll_metrics_port, stop)
     except SystemExit:  # uvicorn exits when it cannot bind
         log.warning("poller metrics not served: port %s is busy", settings.poll_metrics_port)
+
+
+@contextlib.asynccontextmanager
+async def alerts_runner(
+    settings: Settings,
+    bootstrap: str,
+    store: ClickHouseStore,
+    clock: Callable[[], datetime] = utc_now,
+) -> AsyncIterator[AlertRunner]:
+    """The alert loop with its rules, the alerts table, the Kafka topic and (if set) the webhook.
+    ``clock`` is the evaluation time; tests inject their own."""
+    rules = load_rules(settings.alerts_rules_file)
+    producer = create_producer(bootstrap, settings.kafka_enable_idempotence)
+    await producer.start()
+    try:
+        async with httpx.AsyncClient(timeout=settings.alerts_webhook_timeout_s) as client:
+            notifiers: list[Notifier] = [KafkaNotifier(producer, settings.alerts_topic)]
+            if settings.alerts_webhook_url is not None:
+                backoff = Backoff(0.5, 30.0, settings.alerts_webhook_attempts)
+                url = settings.alerts_webhook_url.get_secret_value()
+                notifiers.append(WebhookNotifier(client, url, backoff))
+            evaluator = Evaluator(store.query, store.database)
+            yield AlertRunner(
+                rules, evaluator, AlertHistory(store), notifiers, settings.alerts_interval_s, clock
+            )
+    finally:
+        await producer.stop()
+
+
+async def serve_alerts_health(runner: AlertRunner, settings: Settings, stop: asyncio.Event) -> None:
+    """/healthz and /metrics of `mailpulse alerts`; a busy port is logged, never fatal."""
+    if not settings.alerts_metrics_port:
+        return
+    try:
+        await serve_asgi(alerts_health_app(runner), settings.ingest_host, settings.alerts_metrics_port, stop)
+    except SystemExit:  # uvicorn exits when it cannot bind
+        log.warning("alerts health and metrics not served: port %s is busy", settings.alerts_metrics_port)

@@ -106,6 +106,21 @@ class Settings(BaseSettings):
     alerts_rules_file: Path | None = Field(
         None, description="TOML file of alert rules (see README Alerting); unset = the default rules."
     )
+    alerts_interval_s: float = Field(30.0, gt=0, description="Pause between two alert evaluations, seconds.")
+    alerts_webhook_url: SecretStr | None = Field(
+        None, description="URL alert notifications are POSTed to (Slack-compatible JSON); unset = no webhook."
+    )
+    alerts_webhook_timeout_s: float = Field(5.0, gt=0, description="Timeout of one alert webhook request.")
+    alerts_webhook_attempts: int = Field(
+        4, ge=1, description="Attempts per alert webhook on 429, 5xx or network errors (backoff doubles)."
+    )
+    alerts_topic: str = Field("mailpulse.alerts", description="Topic alert transitions are published to.")
+    alerts_metrics_port: int = Field(
+        9110,
+        ge=0,
+        le=65535,
+        description="Port of /healthz, /metrics of `mailpulse alerts` (0 = off; 9109 is the poller's).",
+    )
     # Poller (`mailpulse poll`): reads the Email API and publishes what webhooks missed.
     email_api_base_url: str = Field(
         "https://comms.twilio.com",
@@ -158,6 +173,15 @@ class Settings(BaseSettings):
             raise ValueError("must be an absolute http(s):// URL, as Twilio calls it")
         return value
 
+    @field_validator("alerts_webhook_url")
+    @classmethod
+    def _webhook_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value():
+            return None  # an empty variable (compose's ${VAR:-}) means no webhook
+        if value is not None and not value.get_secret_value().startswith(("http://", "https://")):
+            raise ValueError("must be an absolute http(s):// URL")
+        return value
+
     @model_validator(mode="after")
     def _privacy_key(self) -> Settings:
         if self.recipient_privacy != "plain" and not (
@@ -188,7 +212,7 @@ class Settings(BaseSettings):
 
     @property
     def topics(self) -> list[str]:
-        return [self.status_topic, self.deadletter_topic, self.transitions_topic]
+        return [self.status_topic, self.deadletter_topic, self.transitions_topic, self.alerts_topic]
 
     @property
     def reorder_lateness(self) -> timedelta:

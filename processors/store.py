@@ -106,6 +106,10 @@ class ClickHouseStore:
         if events:
             self._insert("email_events", EVENT_COLUMNS, events, f"events|{token}")
 
+    def insert(self, table: str, columns: Sequence[str], rows: Sequence[Row], token: str) -> None:
+        """Insert into one of mailpulse's tables; a retry with the same ``token`` adds nothing."""
+        self._insert(table, columns, rows, token)
+
     def _insert(self, table: str, columns: Sequence[str], rows: Sequence[Row], token: str) -> None:
         self.client.insert(
             f"{self.database}.{table}",

@@ -46,6 +46,7 @@ def settings(broker: EmbeddedBroker, chdb_dir: Path, tmp_path: Path) -> Settings
         status_topic=f"status-{suffix}",
         deadletter_topic=f"dead-{suffix}",
         transitions_topic=f"transitions-{suffix}",
+        alerts_topic=f"alerts-{suffix}",
         consumer_group=f"group-{suffix}",
         partitions=3,
         batch_wait_ms=200,
