@@ -135,9 +135,17 @@ def compose_containers() -> list[Container]:
         if service.get("build", {}).get("dockerfile") != "infra/Dockerfile":
             continue
         entrypoint = service.get("entrypoint") or _entrypoint()
-        env = {k: str(v) for k, v in (service.get("environment") or {}).items()}
+        env = {k: interpolated(str(v)) for k, v in (service.get("environment") or {}).items()}
         out.append(Container(f"compose:{name}", [*entrypoint, *service.get("command", [])], env))
     return out
+
+
+_INTERPOLATION = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*(?::?-([^}]*)|:?\?[^}]*)?\}")
+
+
+def interpolated(value: str) -> str:
+    """The value compose passes when the variable is unset: its `:-` default, else an operator's value."""
+    return _INTERPOLATION.sub(lambda m: m.group(1) if m.group(1) is not None else "set-by-operator", value)
 
 
 def subcommands() -> set[str]:
