@@ -20,6 +20,7 @@ from datetime import timedelta
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
 from processors import metrics
@@ -49,6 +50,7 @@ class ProcessorStats:
     dead_letters: int = 0
     load_failures: int = 0
     transitions: int = 0
+    commit_failures: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,7 +219,17 @@ class StatusProcessor:
                 tp = TopicPartition(self.config.topic, partition)
                 offsets[tp] = OffsetAndMetadata(point.offset, encode_watermark(point.watermark))
         if offsets:
-            await self.consumer.commit(offsets)
+            try:
+                await self.consumer.commit(offsets)
+            except KafkaError as exc:
+                # The group moved on (rebalance, expired member): what was loaded stays loaded, and
+                # whoever owns the partitions next replays from the last commit and finds it there.
+                self.stats.commit_failures += 1
+                metrics.COMMIT_FAILURES.inc()
+                log.warning(
+                    "commit of %s failed (%s); the next owner replays from the last commit", offsets, exc
+                )
+                return
             self._committed.update({tp.partition: meta.offset for tp, meta in offsets.items()})
 
     def _merge(self, emitted: list[Consumed]) -> tuple[MergeResult, list[_Owned]]:

@@ -9,6 +9,9 @@ LOADED = Counter("mailpulse_processor_loaded_events", "Distinct events loaded in
 DUPLICATES = Counter("mailpulse_processor_duplicates", "Events dropped as duplicates (same dedupe key)")
 LATE = Counter("mailpulse_processor_late_events", "Events that arrived behind their partition's watermark")
 DEAD_LETTERS = Counter("mailpulse_processor_dead_letters", "Records sent to the dead-letter topic")
+COMMIT_FAILURES = Counter(
+    "mailpulse_processor_commit_failures", "Offset commits refused (group rebalanced); the next owner replays"
+)
 LOAD_FAILURES = Counter("mailpulse_processor_load_failures", "ClickHouse loads that failed and were retried")
 TRANSITIONS = Counter("mailpulse_processor_transitions", "Status transitions emitted")
 BATCH_EVENTS = Histogram(
