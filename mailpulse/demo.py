@@ -25,6 +25,7 @@ import httpx
 
 from ingest.poller import Poller
 from mailpulse.broker import free_port
+from mailpulse.demo_alert import SpikeOutcome, failure_spike
 from mailpulse.runtime import kafka, open_store, poller, processor, serve_ingest, wait_listening
 from mailpulse.settings import Settings
 from mailpulse.simulator.core import EmailTruth
@@ -54,6 +55,7 @@ class DemoOptions:
     drop_rate: float = DROP_RATE
     acceleration: float = ACCELERATION
     poller: bool = True
+    spike: bool = True  # end with a failure spike that fires and resolves an alert
 
 
 @dataclass(slots=True)
@@ -62,10 +64,16 @@ class Outcome:
     drained: bool
     webhook_misses: int
     seconds: float
+    spike: SpikeOutcome | None = None
 
     @property
     def match(self) -> bool:
         return self.comparison.ok and self.drained
+
+    @property
+    def ok(self) -> bool:
+        """The tables match the truth and, if the spike ran, its alert fired and resolved."""
+        return self.match and (self.spike is None or self.spike.ok)
 
 
 def read_messages(store: ClickHouseStore) -> dict[str, Seen]:
@@ -149,7 +157,8 @@ async def run_demo(
         f"{options.drop_rate:.0%} of webhooks dropped, poller {'on' if options.poller else 'off'}"
     )
     store = store or open_store(settings)
-    for table in ("email_events", "email_state", "email_transitions"):  # compare one run with its truth
+    # Compare one run with its truth; the alert history and rollup start afresh too.
+    for table in ("email_events", "email_state", "email_transitions", "rollup_minute", "alerts"):
         store.client.command(f"TRUNCATE TABLE IF EXISTS {store.database}.{table}")
     reset_checkpoint(settings)  # the poller starts from scratch too
     say(f"ClickHouse: {settings.clickhouse_dsn()} (database {store.database})")
@@ -168,11 +177,13 @@ async def run_demo(
                 drained = await _until(lambda: proc.drained(records), DRAIN_TIMEOUT_S, lambda: None)
                 truth = sim.simulator.truth(sim.clock.now())
                 misses = webhook_misses(truth, sim.send_stats.delivered)
+            seen = read_messages(store)
+            outcome = Outcome(compare(truth, seen), drained, misses, time.monotonic() - started)
+            _summary(outcome, truth, seen, say)
+            if options.spike:
+                outcome.spike = await failure_spike(settings, bootstrap, store, ingest_url, say)
             stop_processor.set()
             await consuming
-    seen = read_messages(store)
-    outcome = Outcome(compare(truth, seen), drained, misses, time.monotonic() - started)
-    _summary(outcome, truth, seen, say)
     return outcome
 
 
@@ -257,5 +268,5 @@ def _summary(outcome: Outcome, truth: list[EmailTruth], seen: dict[str, Seen], s
 
 def main(settings: Settings, options: DemoOptions) -> int:
     with contextlib.suppress(KeyboardInterrupt):
-        return 0 if asyncio.run(run_demo(settings, options)).match else 1
+        return 0 if asyncio.run(run_demo(settings, options)).ok else 1
     return 130

@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from mailpulse.demo import DemoOptions, read_messages, run_demo
+from mailpulse.demo_alert import RECOVERY_DELIVERIES, SPIKE_BOUNCES, SPIKE_DOMAIN
 from mailpulse.runtime import poller
 from mailpulse.settings import Settings
 from mailpulse.simulator.driver import Traffic, drive
@@ -88,7 +89,18 @@ def test_the_demo_reaches_the_truth_with_webhooks_and_poller_together(
     outcome = asyncio.run(asyncio.wait_for(run_demo(demo_settings, options, said.append, store), 150))
     assert outcome.match, "\n".join(said)
     assert outcome.webhook_misses > 0
-    assert said[-1].startswith("\nRESULT: MATCH")
+    assert "\nRESULT: MATCH — ClickHouse equals the simulator's ground truth" in said
+    # The failure spike after the comparison: its alert fired once, then resolved, as the demo says.
+    assert outcome.spike is not None and outcome.spike.ok, "\n".join(said)
+    assert outcome.spike.fired and outcome.spike.fired.key == SPIKE_DOMAIN
+    assert outcome.spike.fired.value == 1.0 and outcome.spike.fired.volume == SPIKE_BOUNCES
+    assert outcome.spike.resolved and outcome.spike.resolved.volume == SPIKE_BOUNCES + RECOVERY_DELIVERIES
+    states = store.query(
+        f"SELECT state FROM {store.database}.alerts WHERE key = {{key:String}} ORDER BY at",
+        {"key": SPIKE_DOMAIN},
+    )
+    assert states == [("firing",), ("resolved",)]
+    assert any(line.startswith("  alert FIRING") for line in said)
     [rate] = [line for line in said if line.startswith("delivery")]
     clickhouse_rate, truth_rate = rate.split()[1:3]
     assert clickhouse_rate == truth_rate and clickhouse_rate.endswith("%")

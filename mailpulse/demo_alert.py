@@ -1,0 +1,126 @@
+"""The demo's failure spike: one recipient domain starts bouncing everything, an alert fires; the
+domain recovers, the alert resolves. Posted as SendGrid webhooks to the demo's ingest, so the spike
+travels the real pipeline (Kafka, processor, rollup) before the alert runner sees it."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from alerting.engine import Notification
+from alerting.runner import AlertRunner
+from mailpulse.runtime import alerts_runner
+from mailpulse.settings import Settings
+from processors.store import ClickHouseStore
+
+SPIKE_DOMAIN = "spike.example.net"
+SPIKE_BOUNCES = 200  # every one fails: the domain's failure rate is 100%
+RECOVERY_DELIVERIES = 300  # then 200 failed of 500 outcomes: 40%, under the threshold
+PHASE_TIMEOUT_S = 60.0
+RULES = """# Written by `mailpulse demo`: the rule its failure spike trips.
+[[rule]]
+name = "demo-domain-failure-rate"
+metric = "failure_rate"
+threshold = 0.5
+window_s = 300
+by = "recipient_domain"
+min_volume = 50
+for_s = 0
+cooldown_s = 600
+"""
+
+
+@dataclass(slots=True)
+class SpikeOutcome:
+    fired: Notification | None = None
+    resolved: Notification | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.fired is not None and self.resolved is not None
+
+
+def _event(kind: str, i: int, at: int, **extra: Any) -> dict[str, Any]:
+    return {
+        "email": f"user{i}@{SPIKE_DOMAIN}",
+        "timestamp": at,
+        "event": kind,
+        "sg_event_id": f"demo-spike-{kind}-{i}",
+        "sg_message_id": f"demospike{i:05d}.filter0001.1.1.0",
+        "category": ["demo-spike"],
+        **extra,
+    }
+
+
+def spike_batches(start: int, count: int, outcome: str) -> list[list[dict[str, Any]]]:
+    """``count`` messages from ``start``: processed, then bounced or delivered, in webhook batches."""
+    now = int(time.time()) - 1
+    events = []
+    for i in range(start, start + count):
+        events.append(_event("processed", i, now))
+        if outcome == "bounce":
+            events.append(
+                _event("bounce", i, now, type="bounce", status="5.1.1", reason="550 5.1.1 no such user")
+            )
+        else:
+            events.append(_event("delivered", i, now, response="250 OK"))
+    return [events[i : i + 100] for i in range(0, len(events), 100)]
+
+
+async def _post(client: httpx.AsyncClient, batches: list[list[dict[str, Any]]]) -> None:
+    for batch in batches:
+        answer = await client.post("/webhooks/sendgrid/events", json=batch)
+        answer.raise_for_status()
+
+
+async def _until(runner: AlertRunner, state: str) -> Notification | None:
+    deadline = time.monotonic() + PHASE_TIMEOUT_S
+    while time.monotonic() < deadline:
+        for note in await runner.tick():
+            if note.key == SPIKE_DOMAIN and note.state == state:
+                return note
+        await asyncio.sleep(1.0)
+    return None
+
+
+def _describe(note: Notification) -> str:
+    value = "n/a" if note.value is None else f"{note.value:.0%}"
+    return (
+        f"{note.rule} {note.dimension}={note.key}: {note.metric} {value} over {note.volume} outcomes "
+        f"(threshold {note.threshold:.0%})"
+    )
+
+
+async def failure_spike(
+    settings: Settings, bootstrap: str, store: ClickHouseStore, ingest_url: str, say: Any
+) -> SpikeOutcome:
+    rules = settings.data_dir / "demo-alerts.toml"
+    rules.write_text(RULES)
+    spiking = settings.model_copy(update={"alerts_rules_file": Path(rules)})
+    outcome = SpikeOutcome()
+    say(f"\nfailure spike: {SPIKE_BOUNCES} bounces at {SPIKE_DOMAIN} (alert rules: {rules})")
+    async with (
+        alerts_runner(spiking, bootstrap, store) as runner,
+        httpx.AsyncClient(base_url=ingest_url, timeout=30) as client,
+    ):
+        await runner.restore()
+        await _post(client, spike_batches(0, SPIKE_BOUNCES, "bounce"))
+        outcome.fired = await _until(runner, "firing")
+        if outcome.fired is None:
+            say("  the alert did not fire in time")
+            return outcome
+        say(f"  alert FIRING   {_describe(outcome.fired)}")
+        say(f"  recovery: {RECOVERY_DELIVERIES} deliveries at {SPIKE_DOMAIN}")
+        await _post(client, spike_batches(SPIKE_BOUNCES, RECOVERY_DELIVERIES, "delivered"))
+        outcome.resolved = await _until(runner, "resolved")
+        if outcome.resolved is None:
+            say("  the alert did not resolve in time")
+            return outcome
+        say(f"  alert RESOLVED {_describe(outcome.resolved)}")
+        say(f"  both recorded in {store.database}.alerts and on topic {settings.alerts_topic}")
+    return outcome
