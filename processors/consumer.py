@@ -118,6 +118,10 @@ class StatusProcessor:
         """Process until ``stop`` is set, then flush the reorder buffers, load and commit."""
         while not stop.is_set():
             await self.run_once()
+        await self.flush()
+
+    async def flush(self) -> None:
+        """Emit everything the reorder buffers hold, load it and commit."""
         async with self.lock:
             self._pending.extend(c for r in self.reorders.values() for c in r.flush())
             await self._load_and_commit()
