@@ -22,6 +22,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.structs import OffsetAndMetadata
 
+from ingest.publisher import send_batched
 from processors import metrics
 from processors.batch import Consumed, MergeResult, Transition, dedup_token, merge_batch
 from processors.cache import StateCache
@@ -250,7 +251,7 @@ class StatusProcessor:
 
     async def _publish_transitions(self, transitions: list[Transition]) -> None:
         """At least once, acknowledged before the load and the commit: readers dedupe on dedupe_key."""
-        pending = []
+        records = []
         for t in transitions:
             e = t.item.event
             value = orjson.dumps(
@@ -266,10 +267,8 @@ class StatusProcessor:
                     "provider": e.provider,
                 }
             )
-            key = e.message_id.encode()
-            pending.append(await self.producer.send(self.config.transitions_topic, key=key, value=value))
-        if pending:
-            await asyncio.gather(*pending)
+            records.append((e.message_id.encode(), value))
+        await asyncio.gather(*await send_batched(self.producer, self.config.transitions_topic, records))
 
     async def _dead_letter(self, record: ConsumerRecord, reason: str) -> None:
         value = orjson.dumps(
