@@ -92,7 +92,7 @@ class Settings(BaseSettings):
         5000, ge=0, description="Longest processing time an event waits in the reorder buffer."
     )
     state_cache_messages: int = Field(
-        100_000, ge=1, description="Message states kept in memory (about 4.5 KB each); others are rebuilt."
+        100_000, ge=1, description="Message states kept in memory (about 1 KB each); others are rebuilt."
     )
     # Poller (`mailpulse poll`): reads the Email API and publishes what webhooks missed.
     email_api_base_url: str = Field(
