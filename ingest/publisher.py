@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 import orjson
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError
+from aiokafka.partitioner import DefaultPartitioner
 
 from schemas.event import CanonicalEvent, Envelope
 
@@ -55,6 +56,37 @@ def encode(event: CanonicalEvent) -> bytes:
     return Envelope(event=event).model_dump_json().encode()
 
 
+# The producer's own default partitioner: a key lands where ``producer.send`` would put it.
+_PARTITIONER = DefaultPartitioner()
+Record = tuple[bytes | None, bytes]
+
+
+async def send_batched(
+    producer: AIOKafkaProducer, topic: str, records: Sequence[Record]
+) -> list[asyncio.Future[Any]]:
+    """Queue ``records`` as one record batch per partition (more when one fills up) instead of one
+    ``send`` per record: 20,000 transitions cost a few futures, not 20,000. Keys land where ``send``
+    puts them. Await the returned futures for the acknowledgements. For one caller with large sets
+    (the processor): aiokafka queues a batch behind the partition's pending one, so many concurrent
+    small callers would serialize."""
+    if not records:
+        return []
+    partitions = sorted(await producer.partitions_for(topic))
+    batches: dict[int, list[Any]] = {}
+    for key, value in records:
+        partition = _PARTITIONER(key, partitions, partitions)
+        open_batches = batches.setdefault(partition, [producer.create_batch()])
+        if open_batches[-1].append(key=key, value=value, timestamp=None) is None:
+            open_batches.append(producer.create_batch())
+            if open_batches[-1].append(key=key, value=value, timestamp=None) is None:
+                raise MessageSizeTooLargeError(f"a record of {len(value)} bytes exceeds the batch size")
+    return [
+        await producer.send_batch(batch, topic, partition=partition)
+        for partition, open_batches in batches.items()
+        for batch in open_batches
+    ]
+
+
 class KafkaPublisher:
     """Publishes events keyed by message id and waits for every acknowledgement (acks=all)."""
 
@@ -69,6 +101,9 @@ class KafkaPublisher:
     async def publish(self, events: Sequence[CanonicalEvent], rejected: Sequence[Rejected] = ()) -> None:
         try:
             async with asyncio.timeout(self.timeout_s):
+                # Per-record send on purpose: concurrent requests share the producer's lingering
+                # batches. send_batched made each request queue behind the previous one's batch per
+                # partition (800 single-event requests/s instead of thousands, measured by the bench).
                 pending = [
                     await self.producer.send(self.topic, key=e.message_id.encode(), value=encode(e))
                     for e in events
@@ -94,5 +129,6 @@ def create_producer(bootstrap: str, enable_idempotence: bool) -> AIOKafkaProduce
         acks="all",
         enable_idempotence=enable_idempotence,
         linger_ms=5,  # small batching window: webhook batches arrive as bursts
+        max_batch_size=256 * 1024,  # fewer, larger produce requests (the bench's ceiling rose ~2x)
         request_timeout_ms=10_000,
     )

@@ -41,8 +41,25 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return main(_settings(args), options)
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from mailpulse.bench.runner import FULL, QUICK, main
+
+    sizes = QUICK if args.quick else FULL
+    overrides = {
+        "events": args.events,
+        "http_seconds": args.http_seconds,
+        "connections": args.connections,
+        "e2e_rate": args.e2e_rate,
+        "e2e_seconds": args.e2e_seconds,
+        "memory_messages": args.memory_messages,
+    }
+    return main(replace(sizes, **{k: v for k, v in overrides.items() if v is not None}), keep=args.keep)
+
+
 def cmd_ingest(args: argparse.Namespace) -> int:
-    from mailpulse.runtime import kafka, serve_ingest
+    from mailpulse.runtime import kafka, run_async, serve_ingest
 
     settings = _settings(args)
 
@@ -52,12 +69,12 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             print(f"ingest on http://{settings.ingest_host}:{settings.ingest_port} -> Kafka {bootstrap}")
             await serve_ingest(settings, bootstrap, stop)
 
-    asyncio.run(run())
+    run_async(run())
     return 0
 
 
 def cmd_process(args: argparse.Namespace) -> int:
-    from mailpulse.runtime import kafka, open_store, processor, serve_health
+    from mailpulse.runtime import kafka, open_store, processor, run_async, serve_health
 
     settings = _settings(args)
 
@@ -70,7 +87,7 @@ def cmd_process(args: argparse.Namespace) -> int:
             await proc.run(stop)  # on SIGTERM: finish the batch, flush, load, commit
             await health
 
-    asyncio.run(run())
+    run_async(run())
     return 0
 
 
@@ -179,7 +196,7 @@ def cmd_dump(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from mailpulse.runtime import kafka, open_store, processor, serve_ingest
+    from mailpulse.runtime import kafka, open_store, processor, run_async, serve_ingest
 
     settings = _settings(args)
 
@@ -195,7 +212,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             await proc.run(stop)
             await ingest
 
-    asyncio.run(run())
+    run_async(run())
     return 0
 
 
@@ -290,6 +307,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--acceleration", type=float, default=2000.0, help="API time per real time (default 2000)"
     )
     demo.add_argument("--no-poller", action="store_true", help="webhooks only (shows what they miss)")
+    bench = sub.add_parser(
+        "bench",
+        help="measure ingest, the processor, end-to-end latency and memory against their ceilings",
+        description="Starts its own embedded broker and chDB under a temp dir; prints one table. "
+        "Pins the server under test and the load generator to separate cores.",
+    )
+    bench.set_defaults(func=cmd_bench)
+    bench.add_argument("--quick", action="store_true", help="small sizes (under a minute), for a smoke test")
+    bench.add_argument("--events", type=int, help="events for the producer, insert and processor runs")
+    bench.add_argument("--http-seconds", type=float, help="measured seconds of each HTTP run")
+    bench.add_argument("--connections", type=int, help="load generator connections (default 16)")
+    bench.add_argument("--e2e-rate", type=float, help="events/s offered in the end-to-end run")
+    bench.add_argument("--e2e-seconds", type=float, help="seconds of the end-to-end run")
+    bench.add_argument("--memory-messages", type=int, help="messages in state for the memory figure")
+    bench.add_argument("--keep", action="store_true", help="keep the work directory (logs, specs)")
     poll = add("poll", cmd_poll, "poll the Email API and publish the transitions webhooks missed")
     poll.add_argument("--base-url", dest="email_api_base_url", help="Email API base URL")
     poll.add_argument("--once", action="store_true", help="run one cycle and exit (1 if it failed)")

@@ -6,11 +6,13 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 import httpx
 import uvicorn
+import uvloop
 from prometheus_client import make_asgi_app
 from starlette.types import ASGIApp
 
@@ -34,6 +36,13 @@ from processors.store import ClickHouseStore, connect
 from schemas.migrations import Retention
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def run_async(main: Coroutine[object, object, T]) -> T:
+    """Run a role's main coroutine on uvloop (about twice the throughput of the default loop)."""
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(main)
 
 
 @contextlib.asynccontextmanager

@@ -101,7 +101,7 @@ class Settings(BaseSettings):
         5000, ge=0, description="Longest processing time an event waits in the reorder buffer."
     )
     state_cache_messages: int = Field(
-        100_000, ge=1, description="Message states kept in memory (about 4.5 KB each); others are rebuilt."
+        100_000, ge=1, description="Message states kept in memory (about 1 KB each); others are rebuilt."
     )
     alerts_rules_file: Path | None = Field(
         None, description="TOML file of alert rules (see README Alerting); unset = the default rules."

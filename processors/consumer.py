@@ -23,6 +23,7 @@ from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
+from ingest.publisher import send_batched
 from processors import metrics
 from processors.batch import Consumed, MergeResult, Transition, dedup_token, merge_batch
 from processors.cache import StateCache
@@ -120,6 +121,10 @@ class StatusProcessor:
         """Process until ``stop`` is set, then flush the reorder buffers, load and commit."""
         while not stop.is_set():
             await self.run_once()
+        await self.flush()
+
+    async def flush(self) -> None:
+        """Emit everything the reorder buffers hold, load it and commit."""
         async with self.lock:
             self._pending.extend(c for r in self.reorders.values() for c in r.flush())
             await self._load_and_commit()
@@ -258,7 +263,7 @@ class StatusProcessor:
 
     async def _publish_transitions(self, transitions: list[Transition]) -> None:
         """At least once, acknowledged before the load and the commit: readers dedupe on dedupe_key."""
-        pending = []
+        records = []
         for t in transitions:
             e = t.item.event
             value = orjson.dumps(
@@ -274,10 +279,8 @@ class StatusProcessor:
                     "provider": e.provider,
                 }
             )
-            key = e.message_id.encode()
-            pending.append(await self.producer.send(self.config.transitions_topic, key=key, value=value))
-        if pending:
-            await asyncio.gather(*pending)
+            records.append((e.message_id.encode(), value))
+        await asyncio.gather(*await send_batched(self.producer, self.config.transitions_topic, records))
 
     async def _dead_letter(self, record: ConsumerRecord, reason: str) -> None:
         value = orjson.dumps(

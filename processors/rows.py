@@ -82,7 +82,7 @@ def state_row(state: MessageState) -> Row:
     failure = s.failure
     return (
         s.message_id, d.provider.value, s.status.value if s.status else "", d.operation_id, d.recipient,
-        d.recipient_domain or "", d.sender, d.sender_domain or "", dict(d.tags),
+        d.recipient_domain or "", d.sender, d.sender_domain or "", d.tag_dict,
         *(s.first_at.get(status) for status in _STATUS_ORDER),
         s.count(EmailStatus.OPENED), s.machine_opens, s.count(EventKind.CLICK), s.count(EventKind.DEFERRED),
         s.event_count, s.first_event_at, s.last_event_at,

@@ -3,18 +3,63 @@
 Every field is a semilattice join over the events seen (min, max, set-union, or "value of the
 smallest event"), so ``apply`` is commutative, associative and idempotent: any permutation or
 duplication of the same events yields an equal state.
+
+Compact on purpose (the processor caches up to ``state_cache_messages`` of them): the dedupe keys seen
+are 16-byte digests in one bytes object, times and counts are integers in one array, and of the
+describing and failure events only the fields the state row needs are kept, in small tuples with
+interned strings for values many messages share (see `mailpulse bench`, measurement 7).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import datetime
+import sys
+from array import array
+from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 
 from schemas.event import CanonicalEvent, Provider
-from schemas.status import FAILURE_STATUSES, EmailStatus, EventKind, highest
+from schemas.status import FAILURE_STATUSES, PRECEDENCE, EmailStatus, EventKind
 
 # Kinds that say nothing about one email (they still get events rows, never a state row).
 NON_EMAIL_KINDS = frozenset({EventKind.OPERATION, EventKind.ACCOUNT_STATUS_CHANGE})
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+_STATUSES = tuple(EmailStatus)
+_BUCKETS: tuple[EmailStatus | EventKind, ...] = (*EmailStatus, *EventKind)
+_BUCKET_INDEX = {b: i for i, b in enumerate(_BUCKETS)}  # statuses first: status index == bucket index
+# MessageState._times: first time of each status, then of any event, then last event time (epoch ms).
+_FIRST_EVENT = len(_STATUSES)
+_LAST_EVENT = _FIRST_EVENT + 1
+_NONE = -1  # no time yet (event times are after 1970, so never negative)
+_NO_TIMES = array("q", [_NONE] * (_LAST_EVENT + 1))
+# MessageState._counts: one per bucket, then machine opens, then email events.
+_MACHINE_OPENS = len(_BUCKETS)
+_EMAIL_EVENTS = _MACHINE_OPENS + 1
+_NO_COUNTS = array("I", [0] * (_EMAIL_EVENTS + 1))
+_KEY_BYTES = 16  # a dedupe key is 32 hex digits
+_TAGS: dict[tuple[str, ...], tuple[str, ...]] = {}  # one copy of each tag set (bounded below)
+_MAX_SHARED_TAGS = 10_000
+
+
+def _ms(at: datetime) -> int:
+    return (at - _EPOCH) // _MS
+
+
+def _at(ms: int) -> datetime | None:
+    return None if ms == _NONE else _EPOCH + timedelta(milliseconds=ms)
+
+
+def _shared(value: str | None) -> str | None:
+    # Domains, senders, operation ids repeat across messages: one copy of each.
+    return None if value is None else sys.intern(value)
+
+
+def _shared_tags(tags: dict[str, str]) -> tuple[str, ...]:
+    flat = tuple(sys.intern(s) for item in sorted(tags.items()) for s in item)
+    if len(_TAGS) < _MAX_SHARED_TAGS:
+        return _TAGS.setdefault(flat, flat)
+    return _TAGS.get(flat, flat)
 
 
 def order_key(event: CanonicalEvent) -> tuple[datetime, str]:
@@ -22,76 +67,180 @@ def order_key(event: CanonicalEvent) -> tuple[datetime, str]:
     return (event.occurred_at, event.dedupe_key)
 
 
-@dataclass(slots=True)
+def _richness(e: CanonicalEvent) -> int:
+    return (e.recipient is not None) + (e.sender is not None) + bool(e.tags) + (e.operation_id is not None)
+
+
+class Describing(NamedTuple):
+    """What the state row says about a message, from its best-describing event: the one naming most
+    of recipient, sender, tags and operation id (Twilio resources name both parties, SendGrid events
+    lack the sender), then the earliest by order_key. Properties of the event, not of arrival order."""
+
+    provider: Provider
+    operation_id: str | None
+    recipient: str | None
+    recipient_domain: str | None
+    sender: str | None
+    sender_domain: str | None
+    tags: tuple[str, ...]  # key, value, key, value... sorted by key
+
+    @classmethod
+    def of(cls, e: CanonicalEvent) -> Describing:
+        return cls(
+            e.provider, _shared(e.operation_id), e.recipient, _shared(e.recipient_domain), _shared(e.sender),
+            _shared(e.sender_domain), _shared_tags(e.tags),
+        )  # fmt: skip
+
+    @property
+    def tag_dict(self) -> dict[str, str]:
+        return dict(zip(self.tags[::2], self.tags[1::2], strict=True))
+
+
+class Failure(NamedTuple):
+    """The earliest failure event (order_key) of a message."""
+
+    occurred_at: datetime
+    dedupe_key: str
+    status: EmailStatus
+    reason: str | None
+    bounce_type: str | None
+
+    @classmethod
+    def of(cls, e: CanonicalEvent) -> Failure:
+        assert e.status is not None
+        return cls(e.occurred_at, e.dedupe_key, e.status, e.reason, _shared(e.bounce_type))
+
+
 class MessageState:
-    message_id: str
-    seen: set[str] = field(default_factory=set)  # dedupe keys merged so far
-    first_at: dict[EmailStatus, datetime] = field(default_factory=dict)
-    counts: dict[EmailStatus | EventKind, int] = field(default_factory=dict)
-    machine_opens: int = 0
-    first_event_at: datetime | None = None
-    last_event_at: datetime | None = None
-    email_events: int = 0
-    # Descriptive fields come from the smallest event (order_key) that has them.
-    describing: CanonicalEvent | None = None
-    failure: CanonicalEvent | None = None
+    """Slotted, with the describing event's fields flattened into it (no per-state dict or tuple)."""
+
+    __slots__ = (
+        "_counts", "_d_at", "_d_key", "_d_rank", "_seen", "_times", "failure", "message_id", "operation_id",
+        "provider_", "recipient", "recipient_domain", "sender", "sender_domain", "tags",
+    )  # fmt: skip
+
+    def __init__(self, message_id: str) -> None:
+        self.message_id = message_id
+        self._seen = b""  # dedupe keys merged so far, 16 bytes each
+        self._times = array("q", _NO_TIMES)
+        self._counts = array("I", _NO_COUNTS)
+        self.failure: Failure | None = None
+        # The best-describing event: its order (minus richness, epoch ms, index of its key in _seen)...
+        self._d_rank = self._d_at = self._d_key = 0
+        # ...and what it says (provider_ None: no email event yet).
+        self.provider_: Provider | None = None
+        self.operation_id: str | None = None
+        self.recipient: str | None = None
+        self.recipient_domain: str | None = None
+        self.sender: str | None = None
+        self.sender_domain: str | None = None
+        self.tags: tuple[str, ...] = ()
+
+    @property
+    def describing(self) -> Describing | None:
+        if self.provider_ is None:
+            return None
+        return Describing(
+            self.provider_, self.operation_id, self.recipient, self.recipient_domain, self.sender,
+            self.sender_domain, self.tags,
+        )  # fmt: skip
 
     @property
     def status(self) -> EmailStatus | None:
-        return highest(frozenset(self.first_at))
+        times = self._times
+        present = [s for i, s in enumerate(_STATUSES) if times[i] != _NONE]
+        return max(present, key=PRECEDENCE.__getitem__, default=None)
+
+    @property
+    def seen(self) -> frozenset[str]:
+        s = self._seen
+        return frozenset(s[i : i + _KEY_BYTES].hex() for i in range(0, len(s), _KEY_BYTES))
 
     @property
     def event_count(self) -> int:
-        return len(self.seen)
+        return len(self._seen) // _KEY_BYTES
+
+    @property
+    def first_at(self) -> dict[EmailStatus, datetime]:
+        return {s: at for i, s in enumerate(_STATUSES) if (at := _at(self._times[i])) is not None}
+
+    @property
+    def counts(self) -> dict[EmailStatus | EventKind, int]:
+        counts = self._counts
+        return {b: n for i, b in enumerate(_BUCKETS) if (n := counts[i])}
+
+    @property
+    def first_event_at(self) -> datetime | None:
+        return _at(self._times[_FIRST_EVENT])
+
+    @property
+    def last_event_at(self) -> datetime | None:
+        return _at(self._times[_LAST_EVENT])
+
+    @property
+    def machine_opens(self) -> int:
+        return self._counts[_MACHINE_OPENS]
+
+    @property
+    def email_events(self) -> int:
+        return self._counts[_EMAIL_EVENTS]
 
     @property
     def provider(self) -> Provider | None:
-        return self.describing.provider if self.describing else None
+        return self.provider_
 
     @property
     def concerns_email(self) -> bool:
-        return self.email_events > 0
+        return self._counts[_EMAIL_EVENTS] > 0
+
+    def _key_at(self, index: int) -> bytes:
+        return self._seen[index * _KEY_BYTES : (index + 1) * _KEY_BYTES]
+
+    def _has_seen(self, key: bytes) -> bool:
+        seen, at = self._seen, self._seen.find(key)
+        while at >= 0:
+            if at % _KEY_BYTES == 0:
+                return True
+            at = seen.find(key, at + 1)
+        return False
 
     def apply(self, event: CanonicalEvent) -> bool:
         """Merge one event; False (and no change) when an equal event was merged before."""
-        key = event.dedupe_key
-        if key in self.seen:
+        key = bytes.fromhex(event.dedupe_key)
+        if self._has_seen(key):
             return False
-        self.seen.add(key)
-        at = event.occurred_at
-        self.first_event_at = at if self.first_event_at is None else min(self.first_event_at, at)
-        self.last_event_at = at if self.last_event_at is None else max(self.last_event_at, at)
+        index = len(self._seen) // _KEY_BYTES
+        self._seen += key
+        times, counts = self._times, self._counts
+        at = _ms(event.occurred_at)
+        if times[_FIRST_EVENT] == _NONE or at < times[_FIRST_EVENT]:
+            times[_FIRST_EVENT] = at
+        times[_LAST_EVENT] = max(times[_LAST_EVENT], at)
         if event.kind in NON_EMAIL_KINDS:
             return True
-        self.email_events += 1
-        bucket: EmailStatus | EventKind = event.status if event.status is not None else event.kind
-        self.counts[bucket] = self.counts.get(bucket, 0) + 1
-        if event.status is not None:
-            previous = self.first_at.get(event.status)
-            self.first_at[event.status] = at if previous is None else min(previous, at)
-            if event.status is EmailStatus.OPENED and event.machine_open:
-                self.machine_opens += 1
-            if event.status in FAILURE_STATUSES and (
-                self.failure is None or order_key(event) < order_key(self.failure)
+        counts[_EMAIL_EVENTS] += 1
+        status = event.status
+        counts[_BUCKET_INDEX[status if status is not None else event.kind]] += 1
+        if status is not None:
+            i = _BUCKET_INDEX[status]
+            if times[i] == _NONE or at < times[i]:
+                times[i] = at
+            if status is EmailStatus.OPENED and event.machine_open:
+                counts[_MACHINE_OPENS] += 1
+            if status in FAILURE_STATUSES and (
+                self.failure is None or order_key(event) < (self.failure.occurred_at, self.failure.dedupe_key)
             ):
-                self.failure = event
-        if self.describing is None or _describes_better(event, self.describing):
-            self.describing = event
+                self.failure = Failure.of(event)
+        rank = -_richness(event)
+        if self.provider_ is None or (rank, at, key) < (self._d_rank, self._d_at, self._key_at(self._d_key)):
+            self._d_rank, self._d_at, self._d_key = rank, at, index
+            d = Describing.of(event)
+            self.provider_, self.operation_id, self.recipient, self.recipient_domain = d[:4]
+            self.sender, self.sender_domain, self.tags = d[4:]
         return True
 
     def count(self, bucket: EmailStatus | EventKind) -> int:
-        return self.counts.get(bucket, 0)
-
-
-def _describes_better(candidate: CanonicalEvent, current: CanonicalEvent) -> bool:
-    # Prefer events that name both parties (Twilio resources do, SendGrid events lack the sender),
-    # then the earliest; both criteria are properties of the event, so arrival order cannot matter.
-    def richness(e: CanonicalEvent) -> int:
-        return (
-            (e.recipient is not None) + (e.sender is not None) + bool(e.tags) + (e.operation_id is not None)
-        )
-
-    return (-richness(candidate), order_key(candidate)) < (-richness(current), order_key(current))
+        return self._counts[_BUCKET_INDEX[bucket]]
 
 
 def fold(message_id: str, events: list[CanonicalEvent]) -> MessageState:

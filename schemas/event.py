@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Literal
+from functools import cached_property
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
@@ -72,7 +74,8 @@ def _utc(value: datetime) -> datetime:
     # Anything ClickHouse cannot store would fail every load of its partition (a poison pill).
     if not MIN_YEAR <= utc.year <= MAX_YEAR:
         raise ValueError(f"timestamp must lie between {MIN_YEAR} and {MAX_YEAR}")
-    return utc.replace(microsecond=utc.microsecond - utc.microsecond % 1000)
+    sub_ms = utc.microsecond % 1000
+    return utc.replace(microsecond=utc.microsecond - sub_ms) if sub_ms else utc
 
 
 UtcDatetime = Annotated[datetime, AfterValidator(_utc)]
@@ -133,7 +136,12 @@ class CanonicalEvent(BaseModel):
             raise ValueError("status is required for kind 'status' and forbidden otherwise")
         return self
 
-    @property
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        copy = super().model_copy(update=update, deep=deep)
+        copy.__dict__.pop("dedupe_key", None)  # computed from fields the update may change
+        return copy
+
+    @cached_property  # read several times per event on the processor's hot path (a blake2b each)
     def dedupe_key(self) -> str:
         """Semantic identity: the same transition from any source or retry has the same key.
 

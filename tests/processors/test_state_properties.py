@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from processors.batch import Consumed, merge_batch
 from processors.rows import event_from_row, event_row, state_row
-from processors.state import MessageState, fold
+from processors.state import Describing, Failure, MessageState, fold
 from schemas.event import CanonicalEvent, Provider, Source, domain_of
 from schemas.status import EmailStatus, EventKind, precedence
 from schemas.tables import EVENT_COLUMNS, STATE_COLUMNS
@@ -174,28 +174,6 @@ def semantic_copy(event: CanonicalEvent, n: int = 1) -> CanonicalEvent:
 # --------------------------------------------------------------------------- helpers
 
 
-def describe(event: CanonicalEvent | None) -> tuple[Any, ...] | None:
-    if event is None:
-        return None
-    return (
-        event.dedupe_key,
-        event.kind,
-        event.status,
-        event.raw_type,
-        event.occurred_at,
-        event.provider,
-        event.operation_id,
-        event.recipient,
-        event.recipient_domain,
-        event.sender,
-        event.sender_domain,
-        tuple(sorted(event.tags.items())),
-        event.reason,
-        event.smtp_status,
-        event.bounce_type,
-    )
-
-
 def snapshot(state: MessageState) -> dict[str, Any]:
     """Everything a MessageState says, in a comparable form (event ids are not stable, dedupe keys are)."""
     return {
@@ -209,8 +187,9 @@ def snapshot(state: MessageState) -> dict[str, Any]:
         "event_count": state.event_count,
         "concerns_email": state.concerns_email,
         "seen": frozenset(state.seen),
-        "describing": describe(state.describing),
-        "failure": describe(state.failure),
+        # What the state keeps of its describing and failure events: every field, compared whole.
+        "describing": state.describing,
+        "failure": state.failure,
     }
 
 
@@ -302,12 +281,14 @@ def test_state_matches_the_set_of_events(events: list[CanonicalEvent]) -> None:
         assert state.machine_opens == sum(1 for e in email if e.status is ES.OPENED and e.machine_open)
         failures = [e for e in email if e.status in FAILURES]
         if failures:
-            assert state.failure is not None and state.failure in failures
+            # The kept failure is exactly what one of the failure events says, and the earliest.
+            assert state.failure is not None and state.failure in [Failure.of(e) for e in failures]
             assert state.failure.occurred_at == min(e.occurred_at for e in failures)
         else:
             assert state.failure is None
         if email:
-            assert state.describing in email
+            # The describing fields all come from one of the email events (none mixed or invented).
+            assert state.describing in [Describing.of(e) for e in email]
             assert state.provider is email[0].provider
         else:
             assert state.describing is None and state.provider is None

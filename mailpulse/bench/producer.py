@@ -1,0 +1,28 @@
+"""Measurement 1, the ceiling: a bare aiokafka producer loop writing the same records to the topic."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+
+from ingest.publisher import create_producer
+
+WINDOW = 5_000  # send futures gathered at once
+
+
+async def produce(bootstrap: str, topic: str, records: Sequence[tuple[bytes, bytes]]) -> float:
+    """Write ``records`` (key, value) with ingest's producer settings (acks=all); returns seconds."""
+    producer = create_producer(bootstrap, enable_idempotence=False)
+    await producer.start()
+    try:
+        await (await producer.send(topic, b"warm-up", key=b"warm-up"))  # metadata, connections
+        started = time.perf_counter()
+        for start in range(0, len(records), WINDOW):
+            futures = [
+                await producer.send(topic, value, key=key) for key, value in records[start : start + WINDOW]
+            ]
+            await asyncio.gather(*futures)
+        return time.perf_counter() - started
+    finally:
+        await producer.stop()

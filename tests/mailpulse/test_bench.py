@@ -1,0 +1,50 @@
+"""Smoke test of `mailpulse bench --quick`: every measurement runs and prints a positive figure.
+
+It never checks a time or a target (speed is for the bench to report, not for tests to assert). The bench
+opens its own chDB directory, so it runs as a subprocess (chDB allows one data path per process).
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+ROWS = (
+    "1 Kafka producer ceiling",
+    "2 ingest SendGrid x100 throughput",
+    "2 ingest SendGrid x100 latency p50",
+    "2 ingest Twilio single throughput",
+    "2 ingest Twilio single latency p99",
+    "3 baseline SendGrid x100",
+    "3 baseline Twilio single",
+    "4 ClickHouse insert ceiling",
+    "5 processor",
+    "6 end to end p99",
+    "7 processor state",
+)
+
+
+@pytest.mark.kafka
+@pytest.mark.clickhouse
+def test_quick_bench_prints_every_measurement_with_a_positive_figure() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "mailpulse.cli", "bench", "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    for name in ROWS:
+        matching = [line for line in lines if line.startswith(name)]
+        assert len(matching) == 1, f"row {name!r} missing or repeated in:\n{done.stdout}"
+        figure = re.search(
+            r"\s([\d,]+(?:\.\d+)?)\s+(events/s|requests/s|ms|bytes/message)\s", matching[0] + " "
+        )
+        assert figure is not None, matching[0]
+        assert float(figure.group(1).replace(",", "")) > 0, matching[0]
+    assert "seen" in done.stdout and "cores" in done.stdout
