@@ -54,6 +54,26 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    from mailpulse.broker import free_port
+    from mailpulse.runtime import api_token, dashboard_url, open_store, serve_dashboard
+
+    settings = _settings(args)
+    token = api_token(settings)
+    port = settings.dashboard_port or free_port()
+
+    async def run() -> None:
+        stop = await _until_signal()
+        store = open_store(settings)
+        print(f"dashboard on {dashboard_url(settings.dashboard_host, port, token)}", flush=True)
+        if settings.api_token is None:
+            print("(a token for this run only: set MAILPULSE_API_TOKEN to keep one)", flush=True)
+        await serve_dashboard(settings, store, token, port, stop)
+
+    asyncio.run(run())
+    return 0
+
+
 def cmd_process(args: argparse.Namespace) -> int:
     from mailpulse.runtime import kafka, open_store, processor, serve_health
 
@@ -255,6 +275,9 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--host", dest="ingest_host", help="bind address (default 127.0.0.1)")
     ingest.add_argument("--port", dest="ingest_port", type=int, help="port (default 8080)")
     add("process", cmd_process, "consume status events, merge state and load ClickHouse")
+    dashboard = add("dashboard", cmd_dashboard, "serve the /dashboard page and its /api (bearer token)")
+    dashboard.add_argument("--host", dest="dashboard_host", help="bind address (default 127.0.0.1)")
+    dashboard.add_argument("--port", dest="dashboard_port", type=int, help="port (default 8090)")
     add("broker", cmd_broker, "run the embedded Kafka broker (Tansu) with mailpulse's topics")
     add("migrate", cmd_migrate, "create or update the ClickHouse schema")
     sql = add("sql", cmd_sql, "run a SQL query against mailpulse's ClickHouse (views: events, messages)")

@@ -106,6 +106,11 @@ class Settings(BaseSettings):
     alerts_rules_file: Path | None = Field(
         None, description="TOML file of alert rules (see README Alerting); unset = the default rules."
     )
+    dashboard_host: str = Field("127.0.0.1", description="`mailpulse dashboard` bind address.")
+    dashboard_port: int = Field(8090, ge=0, le=65535, description="`mailpulse dashboard` port (0 = any).")
+    dashboard_refresh_s: int = Field(
+        10, ge=1, le=3600, description="Seconds between two live refreshes of the /dashboard page."
+    )
     # Poller (`mailpulse poll`): reads the Email API and publishes what webhooks missed.
     email_api_base_url: str = Field(
         "https://comms.twilio.com",
