@@ -106,6 +106,11 @@ class Settings(BaseSettings):
     alerts_rules_file: Path | None = Field(
         None, description="TOML file of alert rules (see README Alerting); unset = the default rules."
     )
+    api_token: SecretStr | None = Field(
+        None,
+        description="Bearer token of the /api/* analytics API; unset = the API answers 503 "
+        "(`mailpulse dashboard` then generates one and prints it).",
+    )
     dashboard_host: str = Field("127.0.0.1", description="`mailpulse dashboard` bind address.")
     dashboard_port: int = Field(8090, ge=0, le=65535, description="`mailpulse dashboard` port (0 = any).")
     dashboard_refresh_s: int = Field(
