@@ -62,7 +62,7 @@
   function theme() {
     const css = getComputedStyle(document.documentElement);
     const v = (name) => css.getPropertyValue(name).trim();
-    return { fg: v("--fg"), muted: v("--muted"), grid: v("--grid"), line: v("--line") };
+    return { fg: v("--fg"), muted: v("--muted"), grid: v("--grid"), line: v("--line"), panel: v("--panel") };
   }
 
   function layout(extra) {
@@ -127,7 +127,7 @@
     const annotations = thresholds.map((r) => ({
       xref: "paper", x: 1, xanchor: "right", y: r.threshold * 100, yanchor: "bottom", showarrow: false,
       text: `${r.name}${r.by ? ` by ${r.by}` : ""} > ${pct(r.threshold, 0)}`,
-      font: { size: 11, color: METRIC_COLORS[r.metric] },
+      font: { size: 11, color: METRIC_COLORS[r.metric] }, bgcolor: theme().panel, borderpad: 2,
     }));
     const top = Math.max(
       1, ...thresholds.map((r) => r.threshold * 100),
