@@ -123,15 +123,22 @@ def test_every_chart_renders_the_data_in_headless_chromium(store: ClickHouseStor
     loaded = load(store, now)
     service = AnalyticsService(store.client, store.database, DEFAULT_RULES)
     app = dashboard_app(service, SecretStr(TOKEN), refresh_s=60, worst_min_volume=10)
+    profile = tmp_path / "profile"
     with serving(app) as base:
-        # The page asks for the last 24 h with the default bucket; ask the same once to learn its size.
-        window = {"from": (now - timedelta(hours=24)).isoformat(), "to": now.isoformat()}
-        auth = {"Authorization": f"Bearer {TOKEN}"}
-        bucket = httpx.get(f"{base}/api/timeseries", params=window, headers=auth).json()["bucket_s"]
+
+        def bucket_of(hours: int) -> int:
+            """The default bucket the page gets for the last ``hours``: ask the API the same once."""
+            window = {"from": (now - timedelta(hours=hours)).isoformat(), "to": now.isoformat()}
+            auth = {"Authorization": f"Bearer {TOKEN}"}
+            return int(httpx.get(f"{base}/api/timeseries", params=window, headers=auth).json()["bucket_s"])
+
+        bucket, bucket_1h = bucket_of(24), bucket_of(1)
         url = f"{base}/dashboard#token={TOKEN}"
-        dom = Dom(chromium(tmp_path / "profile", "--dump-dom", url))
+        dom = Dom(chromium(profile, "--dump-dom", url))
         shot = tmp_path / "dashboard.png"
-        chromium(tmp_path / "profile", f"--screenshot={shot}", "--window-size=1400,1500", url)
+        chromium(profile, f"--screenshot={shot}", "--window-size=1400,1500", url)
+        last_hour = Dom(chromium(profile, "--dump-dom", f"{url}&range=1h"))
+        refused = Dom(chromium(profile, "--dump-dom", f"{base}/dashboard#token=wrong"))
 
     assert dom.attrs["banner"].get("hidden") is not None, dom.text.get("banner")
     every = [e.occurred_at for e in loaded.events]
@@ -145,3 +152,12 @@ def test_every_chart_renders_the_data_in_headless_chromium(store: ClickHouseStor
     assert dom.text["h-outcomes"] == f"{loaded.outcomes:,}"
     assert dom.alert_rows == loaded.alerts
     assert shot.stat().st_size > 50_000  # a drawn page, not a blank one
+
+    # The range selector (kept in the URL): the last hour holds all the data, in finer buckets.
+    assert bucket_1h < bucket
+    assert points(last_hour, "chart-volume") == buckets(every, bucket_1h) > points(dom, "chart-volume")
+    assert last_hour.text["h-outcomes"] == f"{loaded.outcomes:,}"
+
+    # A wrong token: the page says so and draws nothing.
+    assert refused.attrs["banner"].get("hidden") is None and "401" in refused.text["banner"]
+    assert all("data-points" not in refused.attrs[chart] for chart in CHARTS)
