@@ -75,12 +75,11 @@ _STATE = """INSERT INTO {db}.email_state
    first_event_at, last_event_at, version)
 SELECT message_id, any(provider), argMaxIf(status, occurred_at, status != ''), any(recipient_domain),
   any(sender_domain), any(tags),
-  minIf(occurred_at, status = 'QUEUED'), minIf(occurred_at, status = 'SENT'),
-  minIf(occurred_at, status = 'DELIVERED'), minIf(occurred_at, status = 'UNDELIVERED'),
-  minIf(occurred_at, status = 'OPENED'), minIf(occurred_at, status = 'FAILED'),
+  minIf(t, status = 'QUEUED'), minIf(t, status = 'SENT'), minIf(t, status = 'DELIVERED'),
+  minIf(t, status = 'UNDELIVERED'), minIf(t, status = 'OPENED'), minIf(t, status = 'FAILED'),
   countIf(status = 'OPENED'), countIf(kind = 'click'), countIf(kind = 'deferred'), count(),
   min(occurred_at), max(occurred_at), count() + {bump:UInt64}
-FROM {db}.email_events
+FROM (SELECT *, toNullable(occurred_at) AS t FROM {db}.email_events)  -- no such status: NULL, not 1970
 WHERE kafka_partition IN {partitions:Array(UInt32)} AND {sample}
 GROUP BY message_id"""
 

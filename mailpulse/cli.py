@@ -227,6 +227,22 @@ def cmd_poll(args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from alerting.rules import load_rules
+    from analytics.report import report
+    from analytics.service import AnalyticsService
+    from mailpulse.runtime import open_store
+
+    settings = _settings(args)
+    store = open_store(settings)
+    service = AnalyticsService(store.client, store.database, load_rules(settings.alerts_rules_file))
+    names = ("from", "to", "provider", "sender_domain", "recipient_domain", "tag")
+    params = {name: [value] for name in names if (value := getattr(args, f"r_{name}")) is not None}
+    return report(service, params, datetime.now(UTC), args.top, args.min_volume)
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     from mailpulse.simulator.cli import simulate
 
@@ -284,6 +300,18 @@ def build_parser() -> argparse.ArgumentParser:
     sql.add_argument(
         "query", help='for example "SELECT status, count() FROM mailpulse.messages GROUP BY status"'
     )
+    rep = add("report", cmd_report, "print deliverability figures for a time range (default: last 24 h)")
+    for name in ("from", "to", "provider", "sender_domain", "recipient_domain", "tag"):
+        flag = "--" + name.replace("_", "-")
+        rep.add_argument(
+            flag,
+            dest=f"r_{name}",
+            help="ISO-8601 time (UTC if no offset)"
+            if name in ("from", "to")
+            else ("key=value" if name == "tag" else f"only mail of this {name.replace('_', ' ')}"),
+        )
+    rep.add_argument("--top", type=int, default=10, help="worst recipient domains shown (default 10)")
+    rep.add_argument("--min-volume", type=int, default=1, help="outcomes a domain needs to rank (default 1)")
     add("run", cmd_run, "run ingest and the processor in one process (embedded defaults)")
     add("topics", cmd_topics, "create mailpulse's topics if missing and describe them")
     replay = add("replay", cmd_replay, "rewind the processors' consumer group to replay history (idempotent)")
