@@ -65,9 +65,9 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     async def run() -> None:
         stop = await _until_signal()
         store = open_store(settings)
-        print(f"dashboard on {dashboard_url(settings.dashboard_host, port, token)}", flush=True)
         if settings.api_token is None:
-            print("(a token for this run only: set MAILPULSE_API_TOKEN to keep one)", flush=True)
+            print("api_token is not set: a token for this run only (MAILPULSE_API_TOKEN keeps one)")
+        print(f"dashboard on {dashboard_url(settings.dashboard_host, port, token)}", flush=True)
         await serve_dashboard(settings, store, token, port, stop)
 
     asyncio.run(run())
