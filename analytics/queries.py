@@ -298,11 +298,8 @@ GROUP BY k, g"""
     return Sql(text, parameters)
 
 
-def _state_where(column: str, window: Window) -> tuple[str, dict[str, Any]]:
-    clauses = [
-        f"{column} >= toDateTime64({{start:Int64}}, 3, 'UTC')",
-        f"{column} < toDateTime64({{end:Int64}}, 3, 'UTC')",
-    ]
+def _state_filters(window: Window) -> tuple[list[str], dict[str, Any]]:
+    clauses = []
     parameters = _range_parameters(window)
     for name, value in window.filters.as_dict().items():
         if name == "tag":
@@ -312,7 +309,17 @@ def _state_where(column: str, window: Window) -> tuple[str, dict[str, Any]]:
         else:
             clauses.append(f"{DIMENSIONS[name]} = {{f_{name}:String}}")
             parameters[f"f_{name}"] = value
-    return " AND ".join(clauses), parameters
+    return clauses, parameters
+
+
+def _in_range(column: str) -> str:
+    start, end = "toDateTime64({start:Int64}, 3, 'UTC')", "toDateTime64({end:Int64}, 3, 'UTC')"
+    return f"({column} >= {start} AND {column} < {end})"
+
+
+def _state_where(column: str, window: Window) -> tuple[str, dict[str, Any]]:
+    clauses, parameters = _state_filters(window)
+    return " AND ".join([_in_range(column), *clauses]), parameters
 
 
 Latency = Literal["deliver", "open"]
@@ -340,6 +347,23 @@ FROM (
   WHERE {where}
 )
 GROUP BY k"""
+    return Sql(text, parameters)
+
+
+def latencies_sql(database: str, window: Window) -> Sql:
+    """Time to deliver and time to open in one pass over the message state (the summary needs both):
+    (p-list, count) for messages delivered in range, then for messages opened in range."""
+    clauses, parameters = _state_filters(window)
+    (_, deliver), (_, opened) = _LATENCY["deliver"], _LATENCY["open"]
+    where = " AND ".join(["(in_d OR in_o)", *clauses])
+    levels = ", ".join(map(str, LEVELS))
+    text = f"""SELECT quantilesExactInclusiveIf({levels})(d, in_d), countIf(d IS NOT NULL AND in_d),
+  quantilesExactInclusiveIf({levels})(o, in_o), countIf(o IS NOT NULL AND in_o)
+FROM (
+  SELECT {deliver} AS d, {opened} AS o, {_in_range("delivered_at")} AS in_d, {_in_range("opened_at")} AS in_o
+  FROM {database}.email_state FINAL
+  WHERE {where}
+)"""
     return Sql(text, parameters)
 
 

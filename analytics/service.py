@@ -12,7 +12,7 @@ from clickhouse_connect.driver.client import Client
 
 from alerting.rules import AlertRule
 from analytics import queries as q
-from analytics.queries import Breakdown, Latency, Sql, Window
+from analytics.queries import Breakdown, Sql, Window
 
 
 class AnalyticsService:
@@ -29,17 +29,19 @@ class AnalyticsService:
     ) -> dict[Any, q.Counts]:
         return q.group_counts(self._rows(q.counts_sql(self.database, window, key, bucket)))
 
-    def _latency(self, window: Window, metric: Latency) -> dict[str, Any]:
-        rows = self._rows(q.latency_sql(self.database, window, metric))
-        return {**q.percentiles(rows[0] if rows else None), "estimator": q.ESTIMATOR}
+    def _latencies(self, window: Window) -> dict[str, Any]:
+        [(deliver, delivered, opening, opened)] = self._rows(q.latencies_sql(self.database, window))
+        return {
+            "time_to_deliver_ms": {**q.percentiles(("", deliver, delivered)), "estimator": q.ESTIMATOR},
+            "time_to_open_ms": {**q.percentiles(("", opening, opened)), "estimator": q.ESTIMATOR},
+        }
 
     def summary(self, window: Window) -> dict[str, Any]:
         counts = self._counts(window).get("", q.Counts())
         return {
             **q.window_json(window),
             **q.metrics(counts),
-            "time_to_deliver_ms": self._latency(window, "deliver"),
-            "time_to_open_ms": self._latency(window, "open"),
+            **self._latencies(window),
         }
 
     def timeseries(self, window: Window, bucket: int) -> dict[str, Any]:
