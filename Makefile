@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint typecheck unit clean chromium
+.PHONY: demo test lint typecheck unit clean chromium bench-analytics
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ typecheck: $(STAMP)
 
 unit: $(STAMP)
 	$(BIN)/pytest -q -m "not kafka and not clickhouse"
+
+# Times every analytics API query over 10M generated events in a temporary chDB (EVENTS=... to change).
+bench-analytics: $(STAMP)
+	$(BIN)/python -m analytics.bench --events $(or $(EVENTS),10000000)
 
 clean:
 	rm -rf $(VENV) .mailpulse .pytest_cache .mypy_cache .ruff_cache .hypothesis
