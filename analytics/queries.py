@@ -268,12 +268,19 @@ def _rollup_where(window: Window) -> tuple[str, dict[str, Any]]:
     return " AND ".join(clauses), parameters
 
 
-def counts_sql(database: str, window: Window, key: str | None = None, bucket: int | None = None) -> Sql:
+def counts_sql(
+    database: str,
+    window: Window,
+    key: str | None = None,
+    bucket: int | None = None,
+    only: Sequence[str] | None = None,
+) -> Sql:
     """Distinct messages per (key, group) where group is a status, '#outcomes' (delivered, undelivered or
     failed) or '#failures' (undelivered or failed). Each message set is one merge of the uniqExact states
     of all its statuses' rows, so a message in two statuses, tags or minutes counts once.
 
-    ``key``: '' (totals), a dimension (breakdown) or, with ``bucket``, the bucket start."""
+    ``key``: '' (totals), a dimension (breakdown) or, with ``bucket``, the bucket start. ``only``: just
+    these statuses, without the outcome and failure sets (less to merge, for the funnel)."""
     where, parameters = _rollup_where(window)
     if bucket is not None:
         key_sql = "toStartOfInterval(minute, toIntervalSecond({bucket:UInt32}))"
@@ -282,8 +289,11 @@ def counts_sql(database: str, window: Window, key: str | None = None, bucket: in
         key_sql = DIMENSIONS[key]
     else:
         key_sql = "''"
-    parameters["outcomes"] = list(OUTCOME_STATUSES)
-    parameters["failures"] = list(FAILURE_STATUSES)
+    parameters["outcomes"] = [] if only else list(OUTCOME_STATUSES)
+    parameters["failures"] = [] if only else list(FAILURE_STATUSES)
+    if only:
+        where += " AND status IN {only:Array(String)}"
+        parameters["only"] = list(only)
     text = f"""SELECT k, g, uniqExactMerge(messages) AS n
 FROM (
   SELECT {key_sql} AS k,
