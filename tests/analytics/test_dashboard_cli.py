@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import os
 import re
-import selectors
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -30,17 +30,19 @@ def start(tmp_path: Path, **env: str) -> tuple[subprocess.Popen[str], list[str]]
         stderr=subprocess.STDOUT,
         text=True,
     )
-    assert proc.stdout is not None
     lines: list[str] = []
-    with selectors.DefaultSelector() as selector:
-        selector.register(proc.stdout, selectors.EVENT_READ)
-        deadline = time.monotonic() + 60
-        while not any("/dashboard#token=" in line for line in lines) and time.monotonic() < deadline:
-            if selector.select(timeout=1):
-                line = proc.stdout.readline()
-                if not line:
-                    break
-                lines.append(line.strip())
+    printed = threading.Event()
+
+    def read() -> None:  # a thread: readline blocks, and a selector cannot see Python's read buffer
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line.strip())
+            if "/dashboard#token=" in line:
+                printed.set()
+        printed.set()  # the process ended
+
+    threading.Thread(target=read, daemon=True).start()
+    printed.wait(120)  # bounded; a loaded machine needs a while to open chDB
     return proc, lines
 
 
@@ -63,7 +65,9 @@ def wait_healthy(base: str) -> None:
 def test_the_printed_url_opens_the_dashboard_and_its_api(tmp_path: Path) -> None:
     proc, lines = start(tmp_path)
     try:
-        [url] = [m.group(0) for line in lines if (m := re.search(r"http://\S+/dashboard#token=\S+", line))]
+        urls = [m.group(0) for line in lines if (m := re.search(r"http://\S+/dashboard#token=\S+", line))]
+        assert len(urls) == 1, (proc.poll(), lines)
+        url = urls[0]
         assert any("for this run only" in line for line in lines)
         parts = urlsplit(url)
         base, token = f"http://{parts.netloc}", parse_qs(parts.fragment)["token"][0]
