@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.clickhouse]
 
 
 def start(tmp_path: Path, **env: str) -> tuple[subprocess.Popen[str], list[str]]:
-    """The command started; the lines it printed up to and including the URL (at most 60 s)."""
+    """The command started; the lines it printed up to and including the URL (waits at most 120 s)."""
     inherited = {k: v for k, v in os.environ.items() if k != "MAILPULSE_API_TOKEN"}
     environment = {**inherited, "MAILPULSE_DATA_DIR": str(tmp_path), "MAILPULSE_DASHBOARD_PORT": "0", **env}
     proc = subprocess.Popen(
