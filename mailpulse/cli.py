@@ -73,6 +73,26 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    from mailpulse.broker import free_port
+    from mailpulse.runtime import api_token, dashboard_url, open_store, serve_dashboard
+
+    settings = _settings(args)
+    token = api_token(settings)
+    port = settings.dashboard_port or free_port()
+
+    async def run() -> None:
+        stop = await _until_signal()
+        store = open_store(settings)
+        if settings.api_token is None:
+            print("api_token is not set: a token for this run only (MAILPULSE_API_TOKEN keeps one)")
+        print(f"dashboard on {dashboard_url(settings.dashboard_host, port, token)}", flush=True)
+        await serve_dashboard(settings, store, token, port, stop)
+
+    asyncio.run(run())
+    return 0
+
+
 def cmd_process(args: argparse.Namespace) -> int:
     from mailpulse.runtime import kafka, open_store, processor, run_async, serve_health
 
@@ -270,6 +290,22 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from alerting.rules import load_rules
+    from analytics.report import report
+    from analytics.service import AnalyticsService
+    from mailpulse.runtime import open_store
+
+    settings = _settings(args)
+    store = open_store(settings)
+    service = AnalyticsService(store.client, store.database, load_rules(settings.alerts_rules_file))
+    names = ("from", "to", "provider", "sender_domain", "recipient_domain", "tag")
+    params = {name: [value] for name in names if (value := getattr(args, f"r_{name}")) is not None}
+    return report(service, params, datetime.now(UTC), args.top, args.min_volume)
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     from mailpulse.simulator.cli import simulate
 
@@ -333,6 +369,9 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--host", dest="ingest_host", help="bind address (default 127.0.0.1)")
     ingest.add_argument("--port", dest="ingest_port", type=int, help="port (default 8080)")
     add("process", cmd_process, "consume status events, merge state and load ClickHouse")
+    dashboard = add("dashboard", cmd_dashboard, "serve the /dashboard page and its /api (bearer token)")
+    dashboard.add_argument("--host", dest="dashboard_host", help="bind address (default 127.0.0.1)")
+    dashboard.add_argument("--port", dest="dashboard_port", type=int, help="port (default 8090)")
     add("broker", cmd_broker, "run the embedded Kafka broker (Tansu) with mailpulse's topics")
     add("migrate", cmd_migrate, "create or update the ClickHouse schema")
     sql = add("sql", cmd_sql, "run a SQL query against mailpulse's ClickHouse (views: events, messages)")
@@ -342,6 +381,18 @@ def build_parser() -> argparse.ArgumentParser:
     alerts = add("alerts", cmd_alerts, "evaluate the alert rules on the rollup and notify on firing/resolve")
     alerts.add_argument("--rules", dest="alerts_rules_file", help="TOML rules file (default: built-in rules)")
     alerts.add_argument("--check", action="store_true", help="validate the rules, print them and exit")
+    rep = add("report", cmd_report, "print deliverability figures for a time range (default: last 24 h)")
+    for name in ("from", "to", "provider", "sender_domain", "recipient_domain", "tag"):
+        flag = "--" + name.replace("_", "-")
+        rep.add_argument(
+            flag,
+            dest=f"r_{name}",
+            help="ISO-8601 time (UTC if no offset)"
+            if name in ("from", "to")
+            else ("key=value" if name == "tag" else f"only mail of this {name.replace('_', ' ')}"),
+        )
+    rep.add_argument("--top", type=int, default=10, help="worst recipient domains shown (default 10)")
+    rep.add_argument("--min-volume", type=int, default=1, help="outcomes a domain needs to rank (default 1)")
     add("run", cmd_run, "run ingest and the processor in one process (embedded defaults)")
     add("topics", cmd_topics, "create mailpulse's topics if missing and describe them")
     rewind = add("rewind", cmd_rewind, "rewind the processors' consumer group to reprocess the topic")

@@ -5,21 +5,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from datetime import datetime, timedelta
 from typing import TypeVar
+from urllib.parse import quote
 
 import httpx
 import uvicorn
 import uvloop
 from prometheus_client import make_asgi_app
+from pydantic import SecretStr
 from starlette.types import ASGIApp
 
 from alerting.evaluate import Evaluator
 from alerting.notify import AlertHistory, KafkaNotifier, Notifier, WebhookNotifier
 from alerting.rules import load_rules
 from alerting.runner import AlertRunner, utc_now
+from analytics.dashboard import dashboard_app
+from analytics.service import AnalyticsService
 from ingest.app import IngestConfig, create_app
 from ingest.checkpoint import Checkpoint
 from ingest.poll_core import Backoff
@@ -266,3 +271,23 @@ async def serve_alerts_health(runner: AlertRunner, settings: Settings, stop: asy
         await serve_asgi(alerts_health_app(runner), settings.ingest_host, settings.alerts_metrics_port, stop)
     except SystemExit:  # uvicorn exits when it cannot bind
         log.warning("alerts health and metrics not served: port %s is busy", settings.alerts_metrics_port)
+
+
+def api_token(settings: Settings) -> SecretStr:
+    """The configured API token, else a random one for this run: the API is never open."""
+    return settings.api_token or SecretStr(secrets.token_urlsafe(24))
+
+
+def dashboard_url(host: str, port: int, token: SecretStr) -> str:
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    return f"http://{shown}:{port}/dashboard#token={quote(token.get_secret_value(), safe='')}"
+
+
+async def serve_dashboard(
+    settings: Settings, store: ClickHouseStore, token: SecretStr, port: int, stop: asyncio.Event
+) -> None:
+    """The /dashboard page, its /api and /healthz until ``stop`` is set; thresholds from the alert rules."""
+    rules = load_rules(settings.alerts_rules_file)
+    service = AnalyticsService(store.client, store.database, rules)
+    app = dashboard_app(service, token, settings.dashboard_refresh_s)
+    await serve_asgi(app, settings.dashboard_host, port, stop)

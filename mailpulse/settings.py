@@ -121,6 +121,16 @@ class Settings(BaseSettings):
         le=65535,
         description="Port of /healthz, /metrics of `mailpulse alerts` (0 = off; 9109 is the poller's).",
     )
+    api_token: SecretStr | None = Field(
+        None,
+        description="Bearer token of the /api/* analytics API; unset = the API answers 503 "
+        "(`mailpulse dashboard` then generates one and prints it).",
+    )
+    dashboard_host: str = Field("127.0.0.1", description="`mailpulse dashboard` bind address.")
+    dashboard_port: int = Field(8090, ge=0, le=65535, description="`mailpulse dashboard` port (0 = any).")
+    dashboard_refresh_s: int = Field(
+        10, ge=1, le=3600, description="Seconds between two live refreshes of the /dashboard page."
+    )
     # Poller (`mailpulse poll`): reads the Email API and publishes what webhooks missed.
     email_api_base_url: str = Field(
         "https://comms.twilio.com",

@@ -11,7 +11,7 @@ import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from schemas.migrations import m0001_baseline, m0002_rollups, m0003_alerts
+from schemas.migrations import m0001_baseline, m0002_rollups, m0003_alerts, m0004_analyst_views
 from schemas.tables import on_cluster, table_engine
 
 
@@ -33,7 +33,8 @@ class Migration:
 
 
 MIGRATIONS: tuple[Migration, ...] = tuple(
-    Migration(m.VERSION, m.NAME, m.statements) for m in (m0001_baseline, m0002_rollups, m0003_alerts)
+    Migration(m.VERSION, m.NAME, m.statements)
+    for m in (m0001_baseline, m0002_rollups, m0003_alerts, m0004_analyst_views)
 )
 
 

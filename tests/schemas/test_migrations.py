@@ -72,7 +72,7 @@ def test_a_database_from_before_migrations_is_upgraded_and_backfilled(store: Cli
         store.client.command(f"DROP TABLE {db}.{table}")
     events = generated_events(200, seed=11)
     store.write([event_row(e, 0, i) for i, e in enumerate(events)], [], [], "before-upgrade")
-    assert store.migrate() == ["0001_baseline", "0002_rollups", "0003_alerts"]
+    assert store.migrate() == ["0001_baseline", "0002_rollups", "0003_alerts", "0004_analyst_views"]
     rollup, truth = rollup_vs_events(store)
     assert rollup == truth and truth
 

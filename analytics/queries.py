@@ -1,0 +1,453 @@
+"""Analytics queries, pure: request parameters -> validated query -> SQL text with bound parameters, and
+result rows -> the JSON shapes of the API. No I/O here (service.py runs the SQL).
+
+Every value from a request travels as a bound parameter (``{name:Type}``); the only identifiers spliced
+into SQL text are the database name (from settings) and dimension columns taken from ``DIMENSIONS``.
+
+Metrics come from ``rollup_minute`` (distinct-message states per minute), so the range is whole minutes:
+``from`` is floored and ``to`` ceiled to the minute, and the answer echoes the range actually used.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+DIMENSIONS: dict[str, str] = {  # API name -> rollup column (the allow-list of identifiers)
+    "provider": "provider",
+    "sender_domain": "sender_domain",
+    "recipient_domain": "recipient_domain",
+    "tag": "tag",
+}
+FILTERS = ("provider", "sender_domain", "recipient_domain", "tag")
+BUCKETS = (60, 300, 900, 3600, 86400)
+MAX_POINTS = 300  # the default bucket keeps a range under this many buckets
+MAX_EXPLICIT_POINTS = 5000  # an explicit bucket may give more, up to this
+MAX_RANGE = timedelta(days=93)
+DEFAULT_RANGE = timedelta(hours=24)
+OUTCOME_STATUSES = ("DELIVERED", "UNDELIVERED", "FAILED")
+FAILURE_STATUSES = ("UNDELIVERED", "FAILED")
+FUNNEL = ("QUEUED", "SENT", "DELIVERED", "OPENED", "CLICK")
+# Always present in "volumes" (0 when none); other event kinds appear when they occur.
+STATUSES = (
+    "SCHEDULED",
+    "QUEUED",
+    "SENT",
+    "DELIVERED",
+    "UNDELIVERED",
+    "OPENED",
+    "FAILED",
+    "CANCELED",
+    "CLICK",
+)
+ORDERS = ("failure_rate", "bounce_rate", "delivery_rate", "outcomes")
+LEVELS = (0.5, 0.95, 0.99)
+ESTIMATOR = "exact (ClickHouse quantilesExactInclusive: linear interpolation between order statistics)"
+_OUTCOMES, _FAILURES = "#outcomes", "#failures"  # group labels no status can take (statuses are A-Z)
+_MAX_FILTER_LEN = 512
+
+Params = Mapping[str, Sequence[str]]  # query string: name -> every value given
+
+
+class ParamErrors(ValueError):
+    """Bad request parameters; ``problems`` lists every one as 'name: what is wrong'."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    provider: str | None = None
+    sender_domain: str | None = None
+    recipient_domain: str | None = None
+    tag: str | None = None  # 'key=value'
+
+    def as_dict(self) -> dict[str, str]:
+        return {name: value for name in FILTERS if (value := getattr(self, name)) is not None}
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    start: datetime  # inclusive, whole minute, UTC
+    end: datetime  # exclusive, whole minute, UTC
+    filters: Filters = field(default_factory=Filters)
+
+
+@dataclass(frozen=True, slots=True)
+class Breakdown:
+    by: str
+    order: str
+    limit: int
+    min_volume: int
+
+
+@dataclass(frozen=True, slots=True)
+class Sql:
+    text: str
+    parameters: dict[str, Any]
+
+
+# ---------------------------------------------------------------- parameter validation
+
+
+class _Reader:
+    """Reads single-valued parameters, collecting every problem instead of stopping at the first."""
+
+    def __init__(self, params: Params, allowed: Sequence[str]) -> None:
+        self.params = params
+        self.problems: list[str] = []
+        for name in sorted(set(params) - set(allowed)):
+            self.problems.append(f"{name}: unknown parameter (allowed: {', '.join(allowed)})")
+
+    def get(self, name: str) -> str | None:
+        values = self.params.get(name) or []
+        if len(values) > 1:
+            self.problems.append(f"{name}: given {len(values)} times, expected once")
+            return None
+        return values[0] if values else None
+
+    def integer(self, name: str, default: int, low: int, high: int) -> int:
+        raw = self.get(name)
+        if raw is None:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            self.problems.append(f"{name}: {raw[:40]!r} is not an integer")
+            return default
+        if not low <= value <= high:
+            self.problems.append(f"{name}: must be between {low} and {high}, got {value}")
+            return default
+        return value
+
+    def choice(self, name: str, default: str, choices: Sequence[str]) -> str:
+        raw = self.get(name)
+        if raw is None:
+            return default
+        if raw not in choices:
+            self.problems.append(f"{name}: {raw[:40]!r} is not one of {', '.join(choices)}")
+            return default
+        return raw
+
+    def done(self) -> None:
+        if self.problems:
+            raise ParamErrors(self.problems)
+
+
+COMMON = ("from", "to", *FILTERS)
+
+
+def _instant(reader: _Reader, name: str) -> datetime | None:
+    raw = reader.get(name)
+    if raw is None:
+        return None
+    try:
+        value = datetime.fromisoformat(raw.strip())
+    except ValueError:
+        reader.problems.append(f"{name}: {raw[:40]!r} is not an ISO-8601 time (e.g. 2026-11-23T14:00:00Z)")
+        return None
+    # A time without offset is read as UTC, the time basis of every stored event.
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _floor_minute(t: datetime) -> datetime:
+    return t.replace(second=0, microsecond=0)
+
+
+def _ceil_minute(t: datetime) -> datetime:
+    floor = _floor_minute(t)
+    return floor if floor == t else floor + timedelta(minutes=1)
+
+
+def _filters(reader: _Reader) -> Filters:
+    values: dict[str, str] = {}
+    for name in FILTERS:
+        raw = reader.get(name)
+        if raw is None:
+            continue
+        if not raw or len(raw) > _MAX_FILTER_LEN:
+            reader.problems.append(f"{name}: must be 1..{_MAX_FILTER_LEN} characters")
+            continue
+        if name == "tag":
+            key, sep, value = raw.partition("=")
+            if not (sep and key and value):
+                reader.problems.append(f"tag: {raw[:40]!r} must be key=value (both non-empty)")
+                continue
+        values[name] = raw
+    return Filters(**values)
+
+
+def _window(reader: _Reader, now: datetime) -> Window:
+    start, end = _instant(reader, "from"), _instant(reader, "to")
+    filters = _filters(reader)
+    end = _ceil_minute(end or now.astimezone(UTC))
+    start = _floor_minute(start) if start else end - DEFAULT_RANGE
+    if "from" not in _bad(reader) and "to" not in _bad(reader):
+        if end <= start:
+            reader.problems.append("to: must be after from")
+        elif end - start > MAX_RANGE:
+            reader.problems.append(f"from: the range may span at most {MAX_RANGE.days} days")
+    return Window(start, end, filters)
+
+
+def _bad(reader: _Reader) -> set[str]:
+    return {p.split(":", 1)[0] for p in reader.problems}
+
+
+def _bucket(reader: _Reader, window: Window) -> int:
+    span = (window.end - window.start).total_seconds()
+    default = next((b for b in BUCKETS if span / b <= MAX_POINTS), BUCKETS[-1])
+    raw = reader.get("bucket")
+    if raw is None:
+        return default
+    if raw not in {str(b) for b in BUCKETS}:
+        reader.problems.append(f"bucket: {raw[:40]!r} is not one of {', '.join(map(str, BUCKETS))} (seconds)")
+        return default
+    bucket = int(raw)
+    if span / bucket > MAX_EXPLICIT_POINTS:
+        reader.problems.append(
+            f"bucket: {bucket} s gives more than {MAX_EXPLICIT_POINTS} buckets over the range"
+        )
+    return bucket
+
+
+def parse_window(params: Params, now: datetime) -> Window:
+    """/api/summary, /api/funnel."""
+    reader = _Reader(params, COMMON)
+    window = _window(reader, now)
+    reader.done()
+    return window
+
+
+def parse_bucketed(params: Params, now: datetime) -> tuple[Window, int]:
+    """/api/timeseries, /api/latency."""
+    reader = _Reader(params, (*COMMON, "bucket"))
+    window = _window(reader, now)
+    bucket = _bucket(reader, window)
+    reader.done()
+    return window, bucket
+
+
+def parse_breakdown(params: Params, now: datetime) -> tuple[Window, Breakdown]:
+    reader = _Reader(params, (*COMMON, "by", "order", "limit", "min_volume"))
+    window = _window(reader, now)
+    by = reader.choice("by", "recipient_domain", tuple(DIMENSIONS))
+    order = reader.choice("order", "failure_rate", ORDERS)
+    limit = reader.integer("limit", 10, 1, 1000)
+    min_volume = reader.integer("min_volume", 1, 0, 10**12)
+    reader.done()
+    return window, Breakdown(by, order, limit, min_volume)
+
+
+def parse_alerts(params: Params, now: datetime) -> tuple[Window, int]:
+    reader = _Reader(params, ("from", "to", "limit"))
+    window = _window(reader, now)
+    limit = reader.integer("limit", 50, 1, 1000)
+    reader.done()
+    return window, limit
+
+
+# ---------------------------------------------------------------- SQL
+
+
+def _range_parameters(window: Window) -> dict[str, Any]:
+    return {"start": int(window.start.timestamp()), "end": int(window.end.timestamp())}
+
+
+def _rollup_where(window: Window) -> tuple[str, dict[str, Any]]:
+    clauses = ["minute >= toDateTime({start:Int64}, 'UTC')", "minute < toDateTime({end:Int64}, 'UTC')"]
+    parameters = _range_parameters(window)
+    for name, value in window.filters.as_dict().items():
+        clauses.append(f"{DIMENSIONS[name]} = {{f_{name}:String}}")
+        parameters[f"f_{name}"] = value
+    return " AND ".join(clauses), parameters
+
+
+def counts_sql(
+    database: str,
+    window: Window,
+    key: str | None = None,
+    bucket: int | None = None,
+    only: Sequence[str] | None = None,
+) -> Sql:
+    """Distinct messages per (key, group) where group is a status, '#outcomes' (delivered, undelivered or
+    failed) or '#failures' (undelivered or failed). Each message set is one merge of the uniqExact states
+    of all its statuses' rows, so a message in two statuses, tags or minutes counts once.
+
+    ``key``: '' (totals), a dimension (breakdown) or, with ``bucket``, the bucket start. ``only``: just
+    these statuses, without the outcome and failure sets (less to merge, for the funnel)."""
+    where, parameters = _rollup_where(window)
+    if bucket is not None:
+        key_sql = "toStartOfInterval(minute, toIntervalSecond({bucket:UInt32}))"
+        parameters["bucket"] = bucket
+    elif key is not None:
+        key_sql = DIMENSIONS[key]
+    else:
+        key_sql = "''"
+    parameters["outcomes"] = [] if only else list(OUTCOME_STATUSES)
+    parameters["failures"] = [] if only else list(FAILURE_STATUSES)
+    if only:
+        where += " AND status IN {only:Array(String)}"
+        parameters["only"] = list(only)
+    text = f"""SELECT k, g, uniqExactMerge(messages) AS n
+FROM (
+  SELECT {key_sql} AS k,
+    arrayJoin(arrayConcat([status],
+      if(status IN {{outcomes:Array(String)}}, ['{_OUTCOMES}'], []),
+      if(status IN {{failures:Array(String)}}, ['{_FAILURES}'], []))) AS g,
+    messages
+  FROM {database}.rollup_minute
+  WHERE {where}
+)
+GROUP BY k, g"""
+    return Sql(text, parameters)
+
+
+def _state_filters(window: Window) -> tuple[list[str], dict[str, Any]]:
+    clauses = []
+    parameters = _range_parameters(window)
+    for name, value in window.filters.as_dict().items():
+        if name == "tag":
+            tag_key, _, tag_value = value.partition("=")
+            clauses.append("tags[{f_tag_key:String}] = {f_tag_value:String}")
+            parameters |= {"f_tag_key": tag_key, "f_tag_value": tag_value}
+        else:
+            clauses.append(f"{DIMENSIONS[name]} = {{f_{name}:String}}")
+            parameters[f"f_{name}"] = value
+    return clauses, parameters
+
+
+def _in_range(column: str) -> str:
+    start, end = "toDateTime64({start:Int64}, 3, 'UTC')", "toDateTime64({end:Int64}, 3, 'UTC')"
+    return f"({column} >= {start} AND {column} < {end})"
+
+
+def _state_where(column: str, window: Window) -> tuple[str, dict[str, Any]]:
+    clauses, parameters = _state_filters(window)
+    return " AND ".join([_in_range(column), *clauses]), parameters
+
+
+Latency = Literal["deliver", "open"]
+# metric -> (column whose time must lie in range, duration in ms)
+_LATENCY: dict[str, tuple[str, str]] = {
+    "deliver": ("delivered_at", "dateDiff('millisecond', coalesce(sent_at, queued_at), delivered_at)"),
+    "open": ("opened_at", "dateDiff('millisecond', delivered_at, opened_at)"),
+}
+
+
+def latency_sql(database: str, window: Window, metric: Latency, bucket: int | None = None) -> Sql:
+    """p50/p95/p99 and count of a per-message duration from the deduplicated message state (FINAL: one
+    row per message, its latest version). Messages missing the start time are not counted."""
+    column, duration = _LATENCY[metric]
+    where, parameters = _state_where(column, window)
+    key_sql = "''"
+    if bucket is not None:
+        key_sql = f"toStartOfInterval({column}, toIntervalSecond({{bucket:UInt32}}))"
+        parameters["bucket"] = bucket
+    levels = ", ".join(map(str, LEVELS))
+    text = f"""SELECT k, quantilesExactInclusive({levels})(d) AS q, count(d) AS c
+FROM (
+  SELECT {key_sql} AS k, {duration} AS d
+  FROM {database}.email_state FINAL
+  WHERE {where}
+)
+GROUP BY k"""
+    return Sql(text, parameters)
+
+
+def latencies_sql(database: str, window: Window) -> Sql:
+    """Time to deliver and time to open in one pass over the message state (the summary needs both):
+    (p-list, count) for messages delivered in range, then for messages opened in range."""
+    clauses, parameters = _state_filters(window)
+    (_, deliver), (_, opened) = _LATENCY["deliver"], _LATENCY["open"]
+    where = " AND ".join(["(in_d OR in_o)", *clauses])
+    levels = ", ".join(map(str, LEVELS))
+    text = f"""SELECT quantilesExactInclusiveIf({levels})(d, in_d), countIf(d IS NOT NULL AND in_d),
+  quantilesExactInclusiveIf({levels})(o, in_o), countIf(o IS NOT NULL AND in_o)
+FROM (
+  SELECT {deliver} AS d, {opened} AS o, {_in_range("delivered_at")} AS in_d, {_in_range("opened_at")} AS in_o
+  FROM {database}.email_state FINAL
+  WHERE {where}
+)"""
+    return Sql(text, parameters)
+
+
+def alerts_sql(database: str, window: Window, limit: int) -> Sql:
+    text = f"""SELECT at, rule, metric, dimension, key, state, value, threshold, volume
+FROM {database}.alerts FINAL
+WHERE at >= toDateTime64({{start:Int64}}, 3, 'UTC') AND at < toDateTime64({{end:Int64}}, 3, 'UTC')
+ORDER BY at DESC, rule, key
+LIMIT {{limit:UInt32}}"""
+    return Sql(text, {**_range_parameters(window), "limit": limit})
+
+
+# ---------------------------------------------------------------- result shaping
+
+
+@dataclass(slots=True)
+class Counts:
+    volumes: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STATUSES, 0))
+    outcomes: int = 0
+    failures: int = 0
+
+
+def group_counts(rows: Sequence[Sequence[Any]]) -> dict[Any, Counts]:
+    """Rows of ``counts_sql`` -> counts per key."""
+    out: dict[Any, Counts] = {}
+    for key, group, n in rows:
+        counts = out.setdefault(key, Counts())
+        if group == _OUTCOMES:
+            counts.outcomes = int(n)
+        elif group == _FAILURES:
+            counts.failures = int(n)
+        else:
+            counts.volumes[str(group)] = int(n)
+    return out
+
+
+def _ratio(numerator: int, denominator: int) -> float | None:
+    return numerator / denominator if denominator else None
+
+
+def rates(c: Counts) -> dict[str, float | None]:
+    return {
+        "delivery_rate": _ratio(c.volumes["DELIVERED"], c.outcomes),
+        "bounce_rate": _ratio(c.volumes["UNDELIVERED"], c.outcomes),
+        "failure_rate": _ratio(c.failures, c.outcomes),
+        "open_rate": _ratio(c.volumes.get("OPENED", 0), c.volumes["DELIVERED"]),
+    }
+
+
+def metrics(c: Counts) -> dict[str, Any]:
+    return {"volumes": c.volumes, "outcomes": c.outcomes, **rates(c)}
+
+
+def iso(t: datetime) -> str:
+    aware = t if t.tzinfo else t.replace(tzinfo=UTC)  # chDB returns naive UTC
+    return aware.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def percentiles(row: Sequence[Any] | None) -> dict[str, Any]:
+    """A ``latency_sql`` row (k, [p50, p95, p99], count) -> {"p50", "p95", "p99", "count"}."""
+    count = int(row[2]) if row else 0
+    values: list[float | None] = [None, None, None]
+    if row and count:
+        values = [None if math.isnan(v) else float(v) for v in row[1]]
+    return {"p50": values[0], "p95": values[1], "p99": values[2], "count": count}
+
+
+def window_json(window: Window) -> dict[str, Any]:
+    return {"from": iso(window.start), "to": iso(window.end), "filters": window.filters.as_dict()}
+
+
+def sort_breakdown(rows: list[dict[str, Any]], spec: Breakdown) -> list[dict[str, Any]]:
+    """Descending by ``spec.order`` (null rates last), then by key; rows below min_volume outcomes dropped."""
+    kept = [r for r in rows if r["outcomes"] >= spec.min_volume]
+    kept.sort(key=lambda r: r["key"])
+    kept.sort(key=lambda r: (r[spec.order] is not None, r[spec.order] or 0), reverse=True)
+    return kept[: spec.limit]

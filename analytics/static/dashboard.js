@@ -1,0 +1,300 @@
+// mailpulse dashboard: reads the token from location.hash (#token=...), polls /api/* with it and draws with
+// the plotly.js served by mailpulse itself. Each chart gets data-points="N" once it has drawn N points.
+"use strict";
+
+(() => {
+  const RANGES = { "1h": 3600e3, "24h": 86400e3, "7d": 7 * 86400e3 };
+  const STATUS_COLORS = {
+    SCHEDULED: "#cbd5e1", QUEUED: "#94a3b8", SENT: "#60a5fa", DELIVERED: "#16a34a", OPENED: "#14b8a6",
+    CLICK: "#8b5cf6", UNDELIVERED: "#f59e0b", FAILED: "#dc2626", CANCELED: "#a8a29e", INBOUND: "#a855f7",
+    DEFERRED: "#fb923c",
+  };
+  const STATUS_ORDER = Object.keys(STATUS_COLORS);
+  const METRIC_COLORS = { failure_rate: "#dc2626", bounce_rate: "#f59e0b" };
+  const meta = (name, fallback) => {
+    const value = Number(document.querySelector(`meta[name="${name}"]`)?.content);
+    return Number.isFinite(value) && value > 0 ? value : fallback;
+  };
+  const REFRESH_MS = meta("mailpulse-refresh-s", 10) * 1000;
+  const WORST_MIN_VOLUME = meta("mailpulse-worst-min-volume", 10);
+
+  const hash = new URLSearchParams(location.hash.slice(1));
+  const token = hash.get("token") || "";
+  let range = RANGES[hash.get("range")] ? hash.get("range") : "24h";
+  let timer = null;
+  let inFlight = false;
+
+  class ApiError extends Error {
+    constructor(status, message) { super(message); this.status = status; }
+  }
+
+  async function api(path, params) {
+    const url = new URL(path, location.origin);
+    for (const [key, value] of Object.entries(params)) url.searchParams.set(key, String(value));
+    const response = await fetch(url, { headers: { Authorization: `Bearer ${token}` }, cache: "no-store" });
+    const body = await response.json().catch(() => ({}));
+    if (!response.ok) {
+      const detail = body.error || (body.errors || []).join("; ") || response.statusText;
+      throw new ApiError(response.status, `${path}: ${response.status} ${detail}`);
+    }
+    return body;
+  }
+
+  // --- formatting -------------------------------------------------------------------------------------
+  const pct = (rate, digits = 1) => (rate === null || rate === undefined ? "–" : `${(rate * 100).toFixed(digits)}%`);
+  const int = (n) => (n === null || n === undefined ? "–" : Number(n).toLocaleString("en-US"));
+  function duration(ms) {
+    if (ms === null || ms === undefined) return "–";
+    if (ms < 1000) return `${Math.round(ms)} ms`;
+    if (ms < 60e3) return `${(ms / 1000).toFixed(1)} s`;
+    if (ms < 3600e3) return `${(ms / 60e3).toFixed(1)} min`;
+    return `${(ms / 3600e3).toFixed(1)} h`;
+  }
+  // plotly.js ignores time zones in date strings: hand it local wall-clock time.
+  function local(iso) {
+    const d = new Date(iso);
+    const p = (n) => String(n).padStart(2, "0");
+    return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+  }
+  function localShort(iso) { return local(iso).slice(5, 16); }
+
+  // --- plotting ---------------------------------------------------------------------------------------
+  function theme() {
+    const css = getComputedStyle(document.documentElement);
+    const v = (name) => css.getPropertyValue(name).trim();
+    return { fg: v("--fg"), muted: v("--muted"), grid: v("--grid"), line: v("--line"), panel: v("--panel") };
+  }
+
+  function layout(extra) {
+    const t = theme();
+    return {
+      margin: { l: 56, r: 16, t: 8, b: 40 },
+      paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",
+      font: { family: "system-ui, -apple-system, Segoe UI, Roboto, sans-serif", size: 12, color: t.fg },
+      xaxis: { gridcolor: t.grid, linecolor: t.line, zeroline: false },
+      yaxis: { gridcolor: t.grid, linecolor: t.line, zeroline: false, rangemode: "tozero" },
+      legend: { orientation: "h", y: -0.18, font: { color: t.muted } },
+      hovermode: "x unified",
+      ...extra,
+    };
+  }
+
+  const CONFIG = { displayModeBar: false, responsive: true };
+
+  async function draw(id, traces, lay, points) {
+    const el = document.getElementById(id);
+    if (points === 0) {
+      await Plotly.purge(el);
+      el.innerHTML = '<div class="empty">no data in this range</div>';
+    } else {
+      if (el.querySelector(".empty")) el.innerHTML = "";
+      await Plotly.react(el, traces, lay, CONFIG);
+    }
+    el.dataset.points = String(points);
+  }
+
+  function statusesOf(points) {
+    const seen = new Set();
+    for (const p of points) for (const [s, n] of Object.entries(p.volumes)) if (n > 0) seen.add(s);
+    const known = STATUS_ORDER.filter((s) => seen.has(s));
+    return known.concat([...seen].filter((s) => !STATUS_ORDER.includes(s)).sort());
+  }
+
+  function drawVolume(ts) {
+    const x = ts.points.map((p) => local(p.t));
+    const traces = statusesOf(ts.points).map((status) => ({
+      type: "bar", name: status, x, y: ts.points.map((p) => p.volumes[status] || 0),
+      marker: { color: STATUS_COLORS[status] || "#9ca3af" },
+    }));
+    const lay = layout({ barmode: "stack", bargap: 0.15 });
+    lay.legend = { ...lay.legend, traceorder: "normal" };
+    return draw("chart-volume", traces, lay, ts.points.length);
+  }
+
+  function drawRates(ts, rules) {
+    const x = ts.points.map((p) => local(p.t));
+    const traces = ["failure_rate", "bounce_rate"].map((metric) => ({
+      type: "scatter", mode: "lines+markers", name: metric.replace("_", " "), x, connectgaps: false,
+      y: ts.points.map((p) => (p[metric] === null ? null : p[metric] * 100)),
+      line: { color: METRIC_COLORS[metric], width: 2, shape: "linear" }, marker: { size: 4 },
+      hovertemplate: "%{y:.2f}%",
+    }));
+    const thresholds = rules.filter((r) => METRIC_COLORS[r.metric]);
+    const shapes = thresholds.map((r) => ({
+      type: "line", xref: "paper", x0: 0, x1: 1, y0: r.threshold * 100, y1: r.threshold * 100,
+      line: { color: METRIC_COLORS[r.metric], width: 1.5, dash: "dash" },
+    }));
+    const annotations = thresholds.map((r) => ({
+      xref: "paper", x: 1, xanchor: "right", y: r.threshold * 100, yanchor: "bottom", showarrow: false,
+      text: `${r.name}${r.by ? ` by ${r.by}` : ""} > ${pct(r.threshold, 0)}`,
+      font: { size: 11, color: METRIC_COLORS[r.metric] }, bgcolor: theme().panel, borderpad: 2,
+    }));
+    const top = Math.max(
+      1, ...thresholds.map((r) => r.threshold * 100),
+      ...traces.flatMap((t) => t.y.filter((y) => y !== null)),
+    );
+    const lay = layout({ shapes, annotations });
+    lay.yaxis = { ...lay.yaxis, ticksuffix: "%", range: [0, top * 1.15] };
+    const points = ts.points.filter((p) => p.failure_rate !== null || p.bounce_rate !== null).length;
+    return draw("chart-rates", traces, lay, points);
+  }
+
+  function drawFunnel(funnel) {
+    const steps = funnel.steps;
+    const trace = {
+      type: "funnel", y: steps.map((s) => s.status), x: steps.map((s) => s.messages),
+      textinfo: "value+percent initial",
+      marker: { color: steps.map((s) => STATUS_COLORS[s.status] || "#9ca3af") },
+      connector: { fillcolor: theme().grid, line: { width: 0 } },
+    };
+    const lay = layout({ margin: { l: 96, r: 16, t: 8, b: 24 }, hovermode: "closest" });
+    const points = steps.some((s) => s.messages > 0) ? steps.length : 0;
+    return draw("chart-funnel", [trace], lay, points);
+  }
+
+  function drawLatency(latency) {
+    const estimator = document.getElementById("latency-estimator");
+    estimator.textContent = `p50 · p95 · p99, ${latency.estimator.split(" (")[0]}`;
+    estimator.title = latency.estimator;
+    const x = latency.points.map((p) => local(p.t));
+    const colors = { p50: "#2563eb", p95: "#9333ea", p99: "#db2777" };
+    const traces = ["p50", "p95", "p99"].map((q) => ({
+      type: "scatter", mode: "lines+markers", name: q, x, line: { color: colors[q], width: 2 },
+      marker: { size: 4 },
+      y: latency.points.map((p) => (p.time_to_deliver_ms[q] === null ? null : p.time_to_deliver_ms[q] / 1000)),
+      hovertemplate: "%{y:.2f} s",
+    }));
+    const lay = layout();
+    lay.yaxis = { ...lay.yaxis, ticksuffix: " s" };
+    const points = latency.points.filter((p) => p.time_to_deliver_ms.count > 0).length;
+    return draw("chart-latency", traces, lay, points);
+  }
+
+  function drawWorst(breakdown) {
+    const rows = breakdown.rows.filter((r) => r.failure_rate !== null);
+    const trace = {
+      type: "bar", orientation: "h", y: rows.map((r) => r.key || "(none)"),
+      x: rows.map((r) => r.failure_rate * 100), marker: { color: "#dc2626" },
+      text: rows.map((r) => `${pct(r.failure_rate)} of ${int(r.outcomes)}`), textposition: "outside",
+      cliponaxis: false,
+      hovertemplate: "%{y}: %{x:.2f}%<extra></extra>",
+    };
+    const lay = layout({ margin: { l: 140, r: 16, t: 8, b: 32 }, hovermode: "closest" });
+    lay.yaxis = { ...lay.yaxis, autorange: "reversed", automargin: true };
+    const widest = Math.max(1, ...rows.map((r) => r.failure_rate * 100));
+    lay.xaxis = { ...lay.xaxis, ticksuffix: "%", range: [0, widest * 1.3] };
+    document.getElementById("worst-note").textContent =
+      `by failure rate, at least ${int(WORST_MIN_VOLUME)} outcomes`;
+    return draw("chart-worst", [trace], lay, rows.length);
+  }
+
+  function drawCards(s) {
+    const set = (id, text) => { document.getElementById(id).textContent = text; };
+    set("h-outcomes", int(s.outcomes));
+    const queued = s.volumes.QUEUED;
+    set("h-outcomes-sub", queued === undefined ? "delivered, undelivered or failed" : `of ${int(queued)} queued`);
+    set("h-delivery", pct(s.delivery_rate));
+    set("h-bounce", pct(s.bounce_rate, 2));
+    set("h-failure", pct(s.failure_rate, 2));
+    set("h-open", pct(s.open_rate));
+    const ttd = s.time_to_deliver_ms;
+    set("h-ttd", duration(ttd.p50));
+    set("h-ttd-sub", `p50 · p95 ${duration(ttd.p95)} · p99 ${duration(ttd.p99)}`);
+  }
+
+  function drawAlerts(alerts) {
+    const note = alerts.rules
+      .map((r) => `${r.name}: ${r.metric.replace("_", " ")} > ${pct(r.threshold, 0)} over ${r.window_s} s`
+        + `${r.by ? ` by ${r.by}` : ""}, min ${r.min_volume}`)
+      .join(" · ");
+    document.getElementById("rules-note").textContent = note;
+    const body = document.querySelector("#alerts tbody");
+    body.replaceChildren();
+    if (alerts.events.length === 0) {
+      const row = body.insertRow();
+      const cell = row.insertCell();
+      cell.colSpan = 7;
+      cell.className = "empty";
+      cell.textContent = "no alerts in this range";
+      return;
+    }
+    for (const e of alerts.events) {
+      const row = body.insertRow();
+      const badge = document.createElement("span");
+      badge.className = `state ${e.state}`;
+      badge.textContent = e.state;
+      const cells = [local(e.at), e.rule, e.dimension ? `${e.dimension}=${e.key}` : "all mail", badge,
+        pct(e.value, 2), pct(e.threshold, 0), int(e.volume)];
+      for (const value of cells) {
+        const cell = row.insertCell();
+        if (value instanceof Node) cell.append(value); else cell.textContent = value;
+      }
+    }
+  }
+
+  // --- refresh loop -----------------------------------------------------------------------------------
+  function showError(message) {
+    const banner = document.getElementById("banner");
+    banner.hidden = message === null;
+    banner.textContent = message || "";
+  }
+
+  async function refresh() {
+    if (inFlight) return;
+    inFlight = true;
+    const updated = document.getElementById("updated");
+    const to = new Date();
+    const q = { from: new Date(to - RANGES[range]).toISOString(), to: to.toISOString() };
+    try {
+      const [summary, ts, latency, worst, funnel, alerts] = await Promise.all([
+        api("/api/summary", q),
+        api("/api/timeseries", q),
+        api("/api/latency", q),
+        api("/api/breakdown", {
+          ...q, by: "recipient_domain", order: "failure_rate", limit: 10, min_volume: WORST_MIN_VOLUME,
+        }),
+        api("/api/funnel", q),
+        api("/api/alerts", { ...q, limit: 50 }),
+      ]);
+      drawCards(summary);
+      drawAlerts(alerts);
+      await Promise.all([
+        drawVolume(ts), drawRates(ts, alerts.rules), drawFunnel(funnel), drawLatency(latency), drawWorst(worst),
+      ]);
+      showError(null);
+      updated.dataset.state = "ok";
+      updated.textContent = `updated ${to.toLocaleTimeString()} · ${localShort(summary.from)} → ${localShort(summary.to)}`;
+    } catch (err) {
+      const hint = err.status === 401 || err.status === 503
+        ? " — open the URL `mailpulse dashboard` printed (…/dashboard#token=…)" : "";
+      showError(`${err.message}${hint}`);
+      updated.dataset.state = "error";
+      updated.textContent = "not updated";
+    } finally {
+      inFlight = false;
+    }
+  }
+
+  function selectRange(next) {
+    range = next;
+    hash.set("range", range);
+    history.replaceState(null, "", `#${hash.toString()}`);
+    for (const b of document.querySelectorAll("#ranges button")) {
+      b.setAttribute("aria-pressed", String(b.dataset.range === range));
+    }
+    refresh();
+  }
+
+  function schedule() {
+    clearInterval(timer);
+    timer = document.getElementById("live").checked ? setInterval(refresh, REFRESH_MS) : null;
+  }
+
+  for (const b of document.querySelectorAll("#ranges button")) {
+    b.addEventListener("click", () => selectRange(b.dataset.range));
+  }
+  document.getElementById("live").addEventListener("change", schedule);
+  if (!token) showError("no token: open the URL `mailpulse dashboard` printed (…/dashboard#token=…)");
+  selectRange(range);
+  schedule();
+})();

@@ -1,0 +1,28 @@
+"""analytics/queries.py stays pure (parameters -> SQL text and bound values, rows -> JSON): no I/O imports."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from analytics import queries as q
+from tests.ingest.test_purity import FORBIDDEN, ROOT, imported
+
+
+def test_queries_import_no_io() -> None:
+    names = imported(ROOT / "analytics" / "queries.py")
+    assert not {n for n in names if n.split(".")[0] in FORBIDDEN}
+
+
+def test_every_request_value_is_bound_never_spliced() -> None:
+    hostile = "x' OR '1'='1"
+    params = {name: [hostile if name != "tag" else f"k={hostile}"] for name in q.FILTERS}
+    window = q.parse_window(params, datetime(2026, 11, 20, tzinfo=UTC))
+    for sql in (
+        q.counts_sql("db", window),
+        q.counts_sql("db", window, key="recipient_domain"),
+        q.counts_sql("db", window, bucket=300),
+        q.latency_sql("db", window, "deliver", 300),
+        q.latencies_sql("db", window),
+    ):
+        assert hostile not in sql.text
+        assert hostile in sql.parameters.values()
