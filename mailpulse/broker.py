@@ -64,6 +64,9 @@ class EmbeddedBroker:
             stdout=log,
             stderr=subprocess.STDOUT,
             preexec_fn=die_with_parent,
+            # Its own session: a terminal's Ctrl-C reaches mailpulse only, which then stops its
+            # clients before the broker (the broker still dies with its parent).
+            start_new_session=True,
         )
         self._wait_until_listening()
         return self

@@ -37,6 +37,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         drop_rate=args.drop_rate,
         acceleration=args.acceleration,
         poller=not args.no_poller,
+        dashboard=not args.no_dashboard,
     )
     return main(_settings(args), options)
 
@@ -343,6 +344,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--acceleration", type=float, default=2000.0, help="API time per real time (default 2000)"
     )
     demo.add_argument("--no-poller", action="store_true", help="webhooks only (shows what they miss)")
+    demo.add_argument(
+        "--no-dashboard", action="store_true", help="exit after the checks instead of serving the dashboard"
+    )
     bench = sub.add_parser(
         "bench",
         help="measure ingest, the processor, end-to-end latency and memory against their ceilings",

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import signal
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -25,8 +26,18 @@ import httpx
 
 from ingest.poller import Poller
 from mailpulse.broker import free_port
-from mailpulse.demo_alert import SpikeOutcome, failure_spike
-from mailpulse.runtime import kafka, open_store, poller, processor, serve_ingest, wait_listening
+from mailpulse.demo_alert import SpikeOutcome, failure_spike, with_demo_rules
+from mailpulse.runtime import (
+    api_token,
+    dashboard_url,
+    kafka,
+    open_store,
+    poller,
+    processor,
+    serve_dashboard,
+    serve_ingest,
+    wait_listening,
+)
 from mailpulse.settings import Settings
 from mailpulse.simulator.core import EmailTruth
 from mailpulse.simulator.driver import Traffic, drive
@@ -56,6 +67,7 @@ class DemoOptions:
     acceleration: float = ACCELERATION
     poller: bool = True
     spike: bool = True  # end with a failure spike that fires and resolves an alert
+    dashboard: bool = False  # then serve /dashboard (printing its URL) until ``stop`` is set
 
 
 @dataclass(slots=True)
@@ -148,7 +160,11 @@ async def _until(done: Callable[[], bool], timeout_s: float, tick: Callable[[], 
 
 
 async def run_demo(
-    settings: Settings, options: DemoOptions, say: Print = print, store: ClickHouseStore | None = None
+    settings: Settings,
+    options: DemoOptions,
+    say: Print = print,
+    store: ClickHouseStore | None = None,
+    stop: asyncio.Event | None = None,
 ) -> Outcome:
     seed = options.seed if options.seed is not None else random.SystemRandom().randrange(2**31)
     started = time.monotonic()
@@ -180,11 +196,27 @@ async def run_demo(
             seen = read_messages(store)
             outcome = Outcome(compare(truth, seen), drained, misses, time.monotonic() - started)
             _summary(outcome, truth, seen, say)
+            alerting = with_demo_rules(settings)  # the dashboard draws the thresholds of these rules
             if options.spike:
-                outcome.spike = await failure_spike(settings, bootstrap, store, ingest_url, say)
+                outcome.spike = await failure_spike(alerting, bootstrap, store, ingest_url, say)
+            if options.dashboard:
+                await _serve_dashboard(alerting, store, ingest_url, stop or asyncio.Event(), say)
             stop_processor.set()
             await consuming
     return outcome
+
+
+async def _serve_dashboard(
+    settings: Settings, store: ClickHouseStore, ingest_url: str, stop: asyncio.Event, say: Print
+) -> None:
+    """The dashboard over what the demo loaded; ingest and the processor keep running behind it."""
+    token = api_token(settings)
+    port = settings.dashboard_port or free_port()
+    serving = asyncio.create_task(serve_dashboard(settings, store, token, port, stop))
+    await wait_listening(settings.dashboard_host, port)
+    say(f"\ndashboard: {dashboard_url(settings.dashboard_host, port, token)}")
+    say(f"(ingest still takes webhooks on {ingest_url}; Ctrl-C ends the demo)")
+    await serving
 
 
 async def _run_traffic(
@@ -267,6 +299,13 @@ def _summary(outcome: Outcome, truth: list[EmailTruth], seen: dict[str, Seen], s
 
 
 def main(settings: Settings, options: DemoOptions) -> int:
+    async def run() -> Outcome:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):  # end the dashboard, then shut down in order
+            loop.add_signal_handler(sig, stop.set)
+        return await run_demo(settings, options, stop=stop)
+
     with contextlib.suppress(KeyboardInterrupt):
-        return 0 if asyncio.run(run_demo(settings, options)).ok else 1
+        return 0 if asyncio.run(run()).ok else 1
     return 130

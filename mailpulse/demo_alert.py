@@ -96,16 +96,23 @@ def _describe(note: Notification) -> str:
     )
 
 
+def with_demo_rules(settings: Settings) -> Settings:
+    """The settings with the demo's alert rules, written under the data directory."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    rules = settings.data_dir / "demo-alerts.toml"
+    rules.write_text(RULES)
+    return settings.model_copy(update={"alerts_rules_file": Path(rules)})
+
+
 async def failure_spike(
     settings: Settings, bootstrap: str, store: ClickHouseStore, ingest_url: str, say: Any
 ) -> SpikeOutcome:
-    rules = settings.data_dir / "demo-alerts.toml"
-    rules.write_text(RULES)
-    spiking = settings.model_copy(update={"alerts_rules_file": Path(rules)})
+    """``settings.alerts_rules_file`` must name the demo's rules (``with_demo_rules``)."""
     outcome = SpikeOutcome()
+    rules = settings.alerts_rules_file
     say(f"\nfailure spike: {SPIKE_BOUNCES} bounces at {SPIKE_DOMAIN} (alert rules: {rules})")
     async with (
-        alerts_runner(spiking, bootstrap, store) as runner,
+        alerts_runner(settings, bootstrap, store) as runner,
         httpx.AsyncClient(base_url=ingest_url, timeout=30) as client,
     ):
         await runner.restore()

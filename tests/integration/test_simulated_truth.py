@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
+from urllib.parse import unquote
 
 import httpx
 import pytest
 
-from mailpulse.demo import DemoOptions, read_messages, run_demo
+from mailpulse.demo import DemoOptions, Outcome, read_messages, run_demo
 from mailpulse.demo_alert import RECOVERY_DELIVERIES, SPIKE_BOUNCES, SPIKE_DOMAIN
 from mailpulse.runtime import poller
 from mailpulse.settings import Settings
@@ -84,9 +86,39 @@ def test_the_demo_reaches_the_truth_with_webhooks_and_poller_together(
     settings: Settings, store: ClickHouseStore
 ) -> None:
     said: list[str] = []
-    options = DemoOptions(messages=800, seed=3, drop_rate=0.3, acceleration=ACCELERATION)
-    demo_settings = settings.model_copy(update={"ingest_port": 0})
-    outcome = asyncio.run(asyncio.wait_for(run_demo(demo_settings, options, said.append, store), 150))
+    options = DemoOptions(messages=800, seed=3, drop_rate=0.3, acceleration=ACCELERATION, dashboard=True)
+    demo_settings = settings.model_copy(update={"ingest_port": 0, "dashboard_port": 0})
+    summaries: list[dict[str, Any]] = []
+
+    async def open_dashboard(shown: asyncio.Event, stop: asyncio.Event) -> None:
+        """What a user does with the printed URL: the page and its API answer, with the demo's data."""
+        await shown.wait()
+        [url] = [line.removeprefix("\ndashboard: ") for line in said if line.startswith("\ndashboard: ")]
+        page, token = url.split("#token=")
+        async with httpx.AsyncClient(timeout=10) as client:
+            assert (await client.get(page)).status_code == 200
+            api = page.replace("/dashboard", "/api/summary")
+            answer = await client.get(api, headers={"authorization": f"Bearer {unquote(token)}"})
+            summaries.append(answer.json())
+        stop.set()
+
+    async def scenario() -> Outcome:
+        stop, shown = asyncio.Event(), asyncio.Event()
+
+        def say(line: str) -> None:
+            said.append(line)
+            if line.startswith("\ndashboard: "):
+                shown.set()
+
+        browsing = asyncio.create_task(open_dashboard(shown, stop))
+        outcome = await run_demo(demo_settings, options, say, store, stop)
+        await browsing
+        return outcome
+
+    outcome = asyncio.run(asyncio.wait_for(scenario(), 180))
+    [summary] = summaries
+    # The dashboard shows the demo's mail: the simulator's messages plus the spike's.
+    assert summary["volumes"]["DELIVERED"] > 0 and summary["outcomes"] > SPIKE_BOUNCES
     assert outcome.match, "\n".join(said)
     assert outcome.webhook_misses > 0
     assert "\nRESULT: MATCH — ClickHouse equals the simulator's ground truth" in said
