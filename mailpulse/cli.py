@@ -217,21 +217,50 @@ def cmd_dump(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from mailpulse.runtime import kafka, open_store, processor, run_async, serve_ingest
+    from mailpulse.broker import free_port
+    from mailpulse.runtime import (
+        alerts_runner,
+        api_token,
+        dashboard_url,
+        kafka,
+        open_store,
+        poller,
+        processor,
+        run_async,
+        serve_dashboard,
+        serve_ingest,
+    )
 
     settings = _settings(args)
+    token = api_token(settings)
+    port = settings.dashboard_port or free_port()
+    ingest_port = settings.ingest_port or free_port()
 
     async def run() -> None:
         stop = await _until_signal()
         store = open_store(settings)
-        async with kafka(settings) as bootstrap, processor(settings, bootstrap, store) as proc:
+        async with (
+            kafka(settings) as bootstrap,
+            processor(settings, bootstrap, store) as proc,
+            alerts_runner(settings, bootstrap, store) as alerts,
+        ):
             print(
-                f"ingest on http://{settings.ingest_host}:{settings.ingest_port}; Kafka {bootstrap}; "
-                f"ClickHouse {settings.clickhouse_dsn()}; Ctrl-C stops"
+                f"ingest on http://{settings.ingest_host}:{ingest_port}; Kafka {bootstrap}; "
+                f"ClickHouse {settings.clickhouse_dsn()}; alerts every {settings.alerts_interval_s:g}s; "
+                f"dashboard {dashboard_url(settings.dashboard_host, port, token)}; Ctrl-C stops",
+                flush=True,
             )
-            ingest = asyncio.create_task(serve_ingest(settings, bootstrap, stop))
-            await proc.run(stop)
-            await ingest
+            roles = [
+                serve_ingest(settings, bootstrap, stop, ingest_port),
+                proc.run(stop),
+                alerts.run(stop),
+                serve_dashboard(settings, store, token, port, stop),
+            ]
+            if settings.email_api_key_sid:  # the poller needs Email API credentials
+                async with poller(settings, bootstrap) as poll:
+                    await asyncio.gather(*roles, poll.run(stop))
+            else:
+                await asyncio.gather(*roles)
 
     run_async(run())
     return 0
@@ -397,7 +426,12 @@ def build_parser() -> argparse.ArgumentParser:
         )
     rep.add_argument("--top", type=int, default=10, help="worst recipient domains shown (default 10)")
     rep.add_argument("--min-volume", type=int, default=1, help="outcomes a domain needs to rank (default 1)")
-    add("run", cmd_run, "run ingest and the processor in one process (embedded defaults)")
+    add(
+        "run",
+        cmd_run,
+        "run every role in one process on the embedded defaults: ingest, processor, alerts, dashboard "
+        "(and the poller when an Email API key is set)",
+    )
     add("topics", cmd_topics, "create mailpulse's topics if missing and describe them")
     rewind = add("rewind", cmd_rewind, "rewind the processors' consumer group to reprocess the topic")
     rewind.add_argument("--since", help="ISO time to rewind to (default: the start of the topic)")
