@@ -451,7 +451,8 @@ def build_parser() -> argparse.ArgumentParser:
     dump = add("dump", cmd_dump, "write stored events as mailpulse envelopes (JSON lines) for `replay`")
     dump.add_argument("file", help="output file")
     dump.add_argument("--since", help="only events at or after this ISO time")
-    config = sub.add_parser("config", help="print the settings reference (MAILPULSE_* variables)")
+    config_help = "print the settings reference: every MAILPULSE_* variable, its default and meaning"
+    config = sub.add_parser("config", help=config_help, description=config_help)
     config.set_defaults(func=cmd_config)
     config.add_argument("--write-readme", action="store_true", help="regenerate README.md's table")
     return parser
