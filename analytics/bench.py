@@ -149,11 +149,19 @@ def main(argv: list[str] | None = None) -> int:
         if existing != args.events:
             store.client.command("TRUNCATE TABLE bench.email_events")
             store.client.command("TRUNCATE TABLE bench.email_state")
-            store.client.command("TRUNCATE TABLE bench.rollup_minute")
+            for rollup in ("rollup_minute", "rollup_hour", "rollup_hour_tag", "rollup_5min"):
+                store.client.command(f"TRUNCATE TABLE bench.{rollup}")
             fill(store, args.events, out)
         counts = {
             t: store.query(f"SELECT count() FROM bench.{t}")[0][0]
-            for t in ("email_events", "email_state", "rollup_minute")
+            for t in (
+                "email_events",
+                "email_state",
+                "rollup_minute",
+                "rollup_hour",
+                "rollup_hour_tag",
+                "rollup_5min",
+            )
         }
         out.print(
             f"loaded in {time.perf_counter() - started:.1f} s: "
