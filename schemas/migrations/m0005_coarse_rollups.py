@@ -66,6 +66,10 @@ COARSE: tuple[Rollup, ...] = (
 )
 
 
+# Every rollup table: whatever empties email_events must empty these too.
+ROLLUP_TABLES: tuple[str, ...] = tuple(r.table for r in (MINUTE, *COARSE))
+
+
 def _create(db: str, on: str, r: Rollup, cluster: str | None) -> str:
     engine = table_engine(db, r.table, "AggregatingMergeTree", cluster)
     dims = "".join(f"\n  {d} {'String' if d == 'tag' else 'LowCardinality(String)'}," for d in r.dims)
