@@ -4,8 +4,9 @@ result rows -> the JSON shapes of the API. No I/O here (service.py runs the SQL)
 Every value from a request travels as a bound parameter (``{name:Type}``); the only identifiers spliced
 into SQL text are the database name (from settings) and dimension columns taken from ``DIMENSIONS``.
 
-Metrics come from ``rollup_minute`` (distinct-message states per minute), so the range is whole minutes:
-``from`` is floored and ``to`` ceiled to the minute, and the answer echoes the range actually used.
+Metrics come from the rollups (distinct-message states per minute, and coarser ones for whole hours), so
+the range is whole minutes: ``from`` is floored and ``to`` ceiled to the minute, and the answer echoes the
+range actually used.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
+
+from schemas.migrations.m0005_coarse_rollups import COARSE, MINUTE, Rollup
 
 DIMENSIONS: dict[str, str] = {  # API name -> rollup column (the allow-list of identifiers)
     "provider": "provider",
@@ -259,13 +262,47 @@ def _range_parameters(window: Window) -> dict[str, Any]:
     return {"start": int(window.start.timestamp()), "end": int(window.end.timestamp())}
 
 
-def _rollup_where(window: Window) -> tuple[str, dict[str, Any]]:
-    clauses = ["minute >= toDateTime({start:Int64}, 'UTC')", "minute < toDateTime({end:Int64}, 'UTC')"]
-    parameters = _range_parameters(window)
+def _floor(t: datetime, seconds: int) -> datetime:
+    return datetime.fromtimestamp(int(t.timestamp()) // seconds * seconds, UTC)
+
+
+def _ceil(t: datetime, seconds: int) -> datetime:
+    floor = _floor(t, seconds)
+    return floor if floor == t else floor + timedelta(seconds=seconds)
+
+
+def rollup_parts(
+    start: datetime, end: datetime, dims: set[str], bucket: int | None = None
+) -> list[tuple[Rollup, datetime, datetime]]:
+    """Split [start, end) (whole minutes) into consecutive parts, each read from the coarsest rollup that
+    has every column in ``dims`` and whose periods nest in ``bucket``: whole hours from an hourly table,
+    the edges from finer ones, down to ``rollup_minute``. The parts are disjoint in time, so merging all
+    their states is the same set union as merging the minute states of the whole range."""
+    usable = [
+        r for r in (*COARSE, MINUTE) if dims <= set(r.dims) and (bucket is None or bucket % r.seconds == 0)
+    ]
+    usable.sort(key=lambda r: (-r.seconds, len(r.dims)))  # coarsest first; fewer dims = fewer rows
+
+    def cover(lo: datetime, hi: datetime, tables: list[Rollup]) -> list[tuple[Rollup, datetime, datetime]]:
+        if lo >= hi:
+            return []
+        r, finer = tables[0], [t for t in tables[1:] if t.seconds < tables[0].seconds]
+        inner_lo, inner_hi = _ceil(lo, r.seconds), _floor(hi, r.seconds)
+        if r is MINUTE or not finer:
+            return [(r, lo, hi)]
+        if inner_lo >= inner_hi:
+            return cover(lo, hi, finer)
+        return [*cover(lo, inner_lo, finer), (r, inner_lo, inner_hi), *cover(inner_hi, hi, finer)]
+
+    return cover(start, end, usable) or [(MINUTE, start, end)]
+
+
+def _filter_where(window: Window) -> tuple[list[str], dict[str, Any]]:
+    clauses, parameters = [], {}
     for name, value in window.filters.as_dict().items():
         clauses.append(f"{DIMENSIONS[name]} = {{f_{name}:String}}")
         parameters[f"f_{name}"] = value
-    return " AND ".join(clauses), parameters
+    return clauses, parameters
 
 
 def counts_sql(
@@ -280,29 +317,47 @@ def counts_sql(
     of all its statuses' rows, so a message in two statuses, tags or minutes counts once.
 
     ``key``: '' (totals), a dimension (breakdown) or, with ``bucket``, the bucket start. ``only``: just
-    these statuses, without the outcome and failure sets (less to merge, for the funnel)."""
-    where, parameters = _rollup_where(window)
+    these statuses, without the outcome and failure sets (less to merge, for the funnel).
+
+    The states come from several rollups (see ``rollup_parts``), all ``uniqExact(String)`` states of
+    message ids: one merge over their UNION ALL is exact."""
+    filters, parameters = _filter_where(window)
+    dims = {DIMENSIONS[name] for name in window.filters.as_dict()}
+    if key is not None and bucket is None:
+        dims.add(DIMENSIONS[key])
     if bucket is not None:
-        key_sql = "toStartOfInterval(minute, toIntervalSecond({bucket:UInt32}))"
         parameters["bucket"] = bucket
-    elif key is not None:
-        key_sql = DIMENSIONS[key]
-    else:
-        key_sql = "''"
     parameters["outcomes"] = [] if only else list(OUTCOME_STATUSES)
     parameters["failures"] = [] if only else list(FAILURE_STATUSES)
     if only:
-        where += " AND status IN {only:Array(String)}"
+        filters.append("status IN {only:Array(String)}")
         parameters["only"] = list(only)
-    text = f"""SELECT k, g, uniqExactMerge(messages) AS n
-FROM (
-  SELECT {key_sql} AS k,
+    selects = []
+    for n, (rollup, start, end) in enumerate(rollup_parts(window.start, window.end, dims, bucket)):
+        column = rollup.time_column
+        if bucket is not None:
+            key_sql = f"toStartOfInterval({column}, toIntervalSecond({{bucket:UInt32}}))"
+        else:
+            key_sql = DIMENSIONS[key] if key is not None else "''"
+        parameters |= {f"start{n}": int(start.timestamp()), f"end{n}": int(end.timestamp())}
+        where = " AND ".join(
+            [
+                f"{column} >= toDateTime({{start{n}:Int64}}, 'UTC')",
+                f"{column} < toDateTime({{end{n}:Int64}}, 'UTC')",
+                *filters,
+            ]
+        )
+        selects.append(f"""  SELECT {key_sql} AS k,
     arrayJoin(arrayConcat([status],
       if(status IN {{outcomes:Array(String)}}, ['{_OUTCOMES}'], []),
       if(status IN {{failures:Array(String)}}, ['{_FAILURES}'], []))) AS g,
     messages
-  FROM {database}.rollup_minute
-  WHERE {where}
+  FROM {database}.{rollup.table}
+  WHERE {where}""")
+    union = "\n  UNION ALL\n".join(selects)
+    text = f"""SELECT k, g, uniqExactMerge(messages) AS n
+FROM (
+{union}
 )
 GROUP BY k, g"""
     return Sql(text, parameters)

@@ -11,7 +11,13 @@ import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from schemas.migrations import m0001_baseline, m0002_rollups, m0003_alerts, m0004_analyst_views
+from schemas.migrations import (
+    m0001_baseline,
+    m0002_rollups,
+    m0003_alerts,
+    m0004_analyst_views,
+    m0005_coarse_rollups,
+)
 from schemas.tables import on_cluster, table_engine
 
 
@@ -34,7 +40,7 @@ class Migration:
 
 MIGRATIONS: tuple[Migration, ...] = tuple(
     Migration(m.VERSION, m.NAME, m.statements)
-    for m in (m0001_baseline, m0002_rollups, m0003_alerts, m0004_analyst_views)
+    for m in (m0001_baseline, m0002_rollups, m0003_alerts, m0004_analyst_views, m0005_coarse_rollups)
 )
 
 
@@ -79,6 +85,9 @@ _TTL_COLUMNS: dict[str, tuple[str, str]] = {
     "email_transitions": ("toDateTime(occurred_at)", "events_days"),
     "email_state": ("toDateTime(last_event_at)", "events_days"),
     "rollup_minute": ("minute", "rollup_days"),
+    "rollup_hour": ("hour", "rollup_days"),
+    "rollup_hour_tag": ("hour", "rollup_days"),
+    "rollup_5min": ("five_minutes", "rollup_days"),
 }
 
 

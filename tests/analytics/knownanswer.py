@@ -282,20 +282,26 @@ def _keys(m: Message, by: str) -> list[str]:
 
 
 def breakdown(
-    plan: list[Message], filters: dict[str, str], by: str, order: str, limit: int, min_volume: int
+    plan: list[Message],
+    filters: dict[str, str],
+    by: str,
+    order: str,
+    limit: int,
+    min_volume: int,
+    start: datetime = FROM,
+    end: datetime = TO,
 ) -> Any:
     chosen = [m for m in plan if _matches(m, filters)]
     keys = sorted({k for m in chosen for k in _keys(m, by)})
     rows = []
     for key in keys:
-        counts = _counts([m for m in chosen if key in _keys(m, by)], FROM, TO)
+        counts = _counts([m for m in chosen if key in _keys(m, by)], start, end)
         if any(counts["volumes"].values()) and counts["outcomes"] >= min_volume:
             rows.append({"key": key, **counts})
     # Descending by the metric, nulls last, ties by key (ascending).
     rows.sort(key=lambda r: (r[order] is None, -(r[order] or 0), r["key"]))
-    return {
-        "from": iso(FROM), "to": iso(TO), "filters": filters, "by": by, "order": order, "rows": rows[:limit],
-    }  # fmt: skip
+    window = {"from": iso(start), "to": iso(end), "filters": filters}
+    return {**window, "by": by, "order": order, "rows": rows[:limit]}
 
 
 def funnel(plan: list[Message], filters: dict[str, str]) -> Any:

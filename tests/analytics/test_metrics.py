@@ -173,3 +173,37 @@ def test_service_is_usable_without_http(loaded: ClickHouseStore, plan: list[ka.M
     service = AnalyticsService(loaded.client, loaded.database)
     window = q.parse_window({"from": [RANGE["from"]], "to": [RANGE["to"]]}, datetime.now(UTC))
     assert service.summary(window) == ka.summary(plan, {})
+
+
+# Ranges whose edges fall inside hours and 5-minute periods: the hourly rollup answers the whole hours, the
+# 5-minute and minute rollups the edges, and the merged answer must still be the exact one.
+ODD_RANGES = [
+    (ka.FROM - timedelta(minutes=13), ka.TO + timedelta(minutes=13)),
+    (ka.FROM + timedelta(minutes=7), ka.TO - timedelta(minutes=2)),
+    (ka.FROM + timedelta(minutes=3), ka.FROM + timedelta(minutes=58)),
+    (ka.FROM - timedelta(minutes=1), ka.FROM + timedelta(minutes=1)),
+]
+
+
+@pytest.mark.parametrize("start, end", ODD_RANGES, ids=lambda t: t.strftime("%H:%M"))
+@pytest.mark.parametrize("filters", FILTERS, ids=str)
+def test_summary_over_ranges_not_aligned_to_hours(
+    api: ApiClient, plan: list[ka.Message], start: datetime, end: datetime, filters: dict[str, str]
+) -> None:
+    answer = api.get("/api/summary", params={"from": ka.iso(start), "to": ka.iso(end), **filters}).json()
+    assert answer == ka.summary(plan, filters, start, end)
+
+
+@pytest.mark.parametrize("by", ["provider", "recipient_domain", "tag"])
+def test_breakdown_over_a_range_not_aligned_to_hours(api: ApiClient, plan: list[ka.Message], by: str) -> None:
+    start, end = ODD_RANGES[0]
+    params = {"from": ka.iso(start), "to": ka.iso(end), "by": by, "order": "outcomes", "limit": 100}
+    answer = api.get("/api/breakdown", params=params).json()
+    assert answer["rows"] == ka.breakdown(plan, {}, by, "outcomes", 100, 1, start, end)["rows"]
+
+
+@pytest.mark.parametrize("filters", [{}, {"provider": "twilio"}, {"tag": "campaign=a"}], ids=str)
+def test_timeseries_in_5_minute_buckets(
+    api: ApiClient, plan: list[ka.Message], filters: dict[str, str]
+) -> None:
+    assert get(api, "/api/timeseries", bucket=300, **filters) == ka.timeseries(plan, filters, 300)

@@ -12,6 +12,7 @@ from processors.rows import event_row
 from processors.store import ClickHouseStore
 from schemas.event import CanonicalEvent
 from schemas.migrations import MIGRATIONS, Retention, SchemaOptions
+from schemas.migrations.m0005_coarse_rollups import COARSE, Rollup
 from schemas.sendgrid import parse_sendgrid_event
 from schemas.twilio import parse_cloud_event
 
@@ -41,6 +42,24 @@ def rollup_vs_events(store: ClickHouseStore) -> tuple[list[tuple[object, ...]], 
     return rollup, truth
 
 
+def coarse_vs_events(store: ClickHouseStore, rollup: Rollup) -> tuple[list[tuple[object, ...]], ...]:
+    """Distinct messages per (period, status, dims) of a coarser rollup, and the same from `events`."""
+    db, dims = store.database, ", ".join(rollup.dims)
+    merged = store.query(
+        f"SELECT {rollup.time_column}, status, {dims}, uniqExactMerge(messages) "
+        f"FROM {db}.{rollup.table} GROUP BY ALL ORDER BY ALL"
+    )
+    tag = (
+        "arrayJoin(if(empty(tags), [''], arrayMap((k, v) -> k || '=' || v, mapKeys(tags), mapValues(tags))))"
+    )
+    columns = ", ".join(tag if d == "tag" else d for d in rollup.dims)
+    truth = store.query(
+        f"SELECT {rollup.time_expr}, if(kind = 'status', status, upper(kind)), {columns}, "
+        f"uniqExact(message_id) FROM {db}.events GROUP BY ALL ORDER BY ALL"
+    )
+    return merged, truth
+
+
 def test_migrations_are_recorded_and_applied_once(store: ClickHouseStore) -> None:
     assert store.applied_migrations().keys() == {m.version for m in MIGRATIONS}
     assert store.migrate() == []  # nothing pending the second time
@@ -64,17 +83,30 @@ def test_rollup_is_exact_with_duplicated_rows_and_tags(store: ClickHouseStore) -
         f"SELECT uniqExact(message_id) FROM {store.database}.events WHERE status = 'DELIVERED'"
     )
     assert tagged == direct and direct[0][0] > 0
+    for coarse in COARSE:
+        merged, expected = coarse_vs_events(store, coarse)
+        assert merged == expected and len(expected) > 20, coarse.table
 
 
 def test_a_database_from_before_migrations_is_upgraded_and_backfilled(store: ClickHouseStore) -> None:
     db = store.database
-    for table in ("rollup_minute_mv", "rollup_minute", "schema_migrations"):
+    rollups = ("rollup_minute", "rollup_hour", "rollup_hour_tag", "rollup_5min")
+    for table in (*(f"{r}_mv" for r in rollups), *rollups, "schema_migrations"):
         store.client.command(f"DROP TABLE {db}.{table}")
     events = generated_events(200, seed=11)
     store.write([event_row(e, 0, i) for i, e in enumerate(events)], [], [], "before-upgrade")
-    assert store.migrate() == ["0001_baseline", "0002_rollups", "0003_alerts", "0004_analyst_views"]
+    assert store.migrate() == [
+        "0001_baseline",
+        "0002_rollups",
+        "0003_alerts",
+        "0004_analyst_views",
+        "0005_coarse_rollups",
+    ]
     rollup, truth = rollup_vs_events(store)
     assert rollup == truth and truth
+    for coarse in COARSE:  # backfilled too
+        merged, expected = coarse_vs_events(store, coarse)
+        assert merged == expected and expected, coarse.table
 
 
 def test_ttl_follows_the_retention_settings(store: ClickHouseStore) -> None:
@@ -91,6 +123,9 @@ def test_ttl_follows_the_retention_settings(store: ClickHouseStore) -> None:
     assert "TTL toDateTime(occurred_at) + toIntervalDay(30)" in after["email_transitions"]
     assert "TTL toDateTime(last_event_at) + toIntervalDay(30)" in after["email_state"]
     assert "TTL minute + toIntervalDay(400)" in after["rollup_minute"]
+    assert "TTL hour + toIntervalDay(400)" in after["rollup_hour"]
+    assert "TTL hour + toIntervalDay(400)" in after["rollup_hour_tag"]
+    assert "TTL five_minutes + toIntervalDay(400)" in after["rollup_5min"]
     store.migrate(retention=Retention(events_days=30, rollup_days=400))  # unchanged: no ALTER fails
     store.migrate()  # back to keep-forever
     assert not any(" TTL " in engine for engine in engines().values())
@@ -102,7 +137,7 @@ def test_cluster_ddl_replicates_every_table() -> None:
     ddl = [s for s in statements if s.startswith(("CREATE", "ALTER"))]
     assert ddl and all(" ON CLUSTER main" in s for s in ddl)
     tables = [s for s in ddl if s.startswith("CREATE TABLE")]
-    assert len(tables) == 5
+    assert len(tables) == 8
     for statement in tables:
         table = statement.split("mp.", 1)[1].split(" ", 1)[0]
         assert "ENGINE = Replicated" in statement
