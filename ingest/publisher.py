@@ -140,7 +140,10 @@ def create_producer(bootstrap: str, enable_idempotence: bool) -> AIOKafkaProduce
         bootstrap_servers=bootstrap,
         acks="all",
         enable_idempotence=enable_idempotence,
-        linger_ms=5,  # small batching window: webhook batches arrive as bursts
+        # No lingering: a request's events are queued without yielding, so they batch anyway, and
+        # sends queued while a produce request is in flight go out together in the next one. A linger
+        # of 5 ms held every single-event callback 5 ms (16 connections: ~2,500 requests/s at most).
+        linger_ms=0,
         max_batch_size=256 * 1024,  # fewer, larger produce requests (the bench's ceiling rose ~2x)
         request_timeout_ms=10_000,
     )
