@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -10,8 +11,8 @@ from typing import Any, Protocol
 import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError
-from aiokafka.partitioner import DefaultPartitioner
 
+from ingest.partitioner import partition_for
 from schemas.event import SCHEMA_VERSION, CanonicalEvent, Envelope
 
 
@@ -68,8 +69,6 @@ def encode(event: CanonicalEvent) -> bytes:
         return Envelope(event=event).model_dump_json().encode()
 
 
-# The producer's own default partitioner: a key lands where ``producer.send`` would put it.
-_PARTITIONER = DefaultPartitioner()
 Record = tuple[bytes | None, bytes]
 
 
@@ -86,7 +85,7 @@ async def send_batched(
     partitions = sorted(await producer.partitions_for(topic))
     batches: dict[int, list[Any]] = {}
     for key, value in records:
-        partition = _PARTITIONER(key, partitions, partitions)
+        partition = partition_for(key, partitions) if key is not None else random.choice(partitions)
         open_batches = batches.setdefault(partition, [producer.create_batch()])
         if open_batches[-1].append(key=key, value=value, timestamp=None) is None:
             open_batches.append(producer.create_batch())
@@ -116,10 +115,15 @@ class KafkaPublisher:
                 # Per-record send on purpose: concurrent requests share the producer's lingering
                 # batches. send_batched made each request queue behind the previous one's batch per
                 # partition (800 single-event requests/s instead of thousands, measured by the bench).
-                pending = [
-                    await self.producer.send(self.topic, key=e.message_id.encode(), value=encode(e))
-                    for e in events
-                ]
+                # The partition is computed here (ingest.partitioner): aiokafka's murmur2 is slow.
+                partitions = sorted(await self.producer.partitions_for(self.topic)) if events else []
+                pending = []
+                for e in events:
+                    key = e.message_id.encode()
+                    partition = partition_for(key, partitions)
+                    pending.append(
+                        await self.producer.send(self.topic, encode(e), key=key, partition=partition)
+                    )
                 pending += [
                     await self.producer.send(self.deadletter_topic, value=r.to_json()) for r in rejected
                 ]
