@@ -58,14 +58,15 @@ _EVENT_FIELDS = tuple(CanonicalEvent.model_fields)
 
 
 def encode(event: CanonicalEvent) -> bytes:
-    """The envelope's JSON, built by orjson from the event's fields (about 4x cheaper than pydantic's
-    ``Envelope(...).model_dump_json()``, which decodes it the same: tests/ingest/test_encode.py)."""
+    """The envelope's JSON, built by orjson from the event's fields: the same bytes as pydantic's
+    ``Envelope(...).model_dump_json()`` at about half the cost (tests/ingest/test_encode.py)."""
     fields = event.__dict__  # holds the cached dedupe_key too: only the model's fields go out
     body = {name: fields[name] for name in _EVENT_FIELDS}
     if event.inbound is not None:
         body["inbound"] = event.inbound.model_dump(mode="json")
     try:
-        return orjson.dumps({"schema_version": SCHEMA_VERSION, "event": body})
+        # OPT_UTC_Z: "Z" for UTC, as pydantic writes it: the bytes are the same as before.
+        return orjson.dumps({"schema_version": SCHEMA_VERSION, "event": body}, option=orjson.OPT_UTC_Z)
     except orjson.JSONEncodeError:  # text orjson refuses (lone surrogates): pydantic's encoding
         return Envelope(event=event).model_dump_json().encode()
 
