@@ -18,7 +18,9 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import MessageSizeTooLargeError
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
+_RECORD_OVERHEAD = 128  # more than a record's framing: below it, no exact size estimate is needed
 # Resolves to the batch's delivery future once the producer took the batch.
 Handoff = asyncio.Future[asyncio.Future[Any]]
 
@@ -44,12 +46,19 @@ class PartitionBatcher:
         self._full: dict[int, deque[_Open]] = {}
         self._flushing: set[int] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._max_record: int = producer._max_request_size  # the limit producer.send enforces
 
     async def partitions(self) -> list[int]:
         return sorted(await self.producer.partitions_for(self.topic))
 
     def append(self, partition: int, key: bytes | None, value: bytes) -> Handoff:
-        """Queue one record on ``partition``; call ``flush`` after the request's last record."""
+        """Queue one record on ``partition``; call ``flush`` after the request's last record.
+        Raises MessageSizeTooLargeError, as ``producer.send`` does, for a record the broker would
+        refuse: in a shared batch it would fail the other requests' events too."""
+        if len(value) + len(key or b"") + _RECORD_OVERHEAD > self._max_record:
+            size = DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, [])
+            if size > self._max_record:
+                raise MessageSizeTooLargeError(f"a record of {size} bytes exceeds max_request_size")
         entry = self._open.get(partition)
         if entry is not None and entry.builder.append(key=key, value=value, timestamp=None) is not None:
             return entry.handoff

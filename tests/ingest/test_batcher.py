@@ -11,7 +11,7 @@ import orjson
 import pytest
 from aiokafka.partitioner import DefaultPartitioner
 
-from ingest.publisher import KafkaPublisher, create_producer
+from ingest.publisher import KafkaPublisher, PublishFailed, create_producer
 from mailpulse.settings import Settings
 from mailpulse.topics import ensure_topics
 from schemas.sendgrid import parse_sendgrid_event
@@ -56,3 +56,32 @@ async def _scenario(settings: Settings) -> None:
         key = expected[orjson.loads(record.value)["event"]["event_id"]].encode()
         assert record.key == key
         assert record.partition == DefaultPartitioner()(key, partitions, partitions)
+
+
+def test_an_oversized_event_fails_only_its_own_request(settings: Settings) -> None:
+    asyncio.run(_oversized(settings))
+
+
+async def _oversized(settings: Settings) -> None:
+    bootstrap = settings.kafka_bootstrap
+    assert bootstrap is not None
+    await ensure_topics(bootstrap, [settings.status_topic, settings.deadletter_topic], settings.partitions)
+    producer = create_producer(bootstrap, enable_idempotence=False)
+    await producer.start()
+    received = datetime.now(UTC)
+    normal = [parse_sendgrid_event(_event(1, i), received) for i in range(20)]
+    huge = {**_event(2, 0), "reason": "x" * 1_100_000}  # over the producer's 1 MB max_request_size
+    oversized = [parse_sendgrid_event(_event(2, i), received) for i in range(1, 20)]
+    oversized.append(parse_sendgrid_event(huge, received))
+    try:
+        publisher = KafkaPublisher(producer, settings.status_topic, settings.deadletter_topic, 10.0)
+        outcomes = await asyncio.gather(
+            publisher.publish(normal), publisher.publish(oversized), return_exceptions=True
+        )
+    finally:
+        await producer.stop()
+    assert outcomes[0] is None
+    assert isinstance(outcomes[1], PublishFailed)
+    assert "MessageSizeTooLarge" in str(outcomes[1])
+    records = await read_topic(bootstrap, settings.status_topic, len(normal), 15.0)
+    assert {e.event_id for e in normal} <= {orjson.loads(r.value)["event"]["event_id"] for r in records}
