@@ -32,7 +32,7 @@ from ingest.limits import BodyTooLarge, read_limited
 from ingest.openapi import openapi_document
 from ingest.privacy import RecipientPrivacy
 from ingest.publisher import Publisher, PublishFailed, Rejected
-from ingest.responses import error, signature_refused, unavailable
+from ingest.responses import FastJSONResponse, error, signature_refused, unavailable
 from ingest.signatures import SendGridVerifier, SignatureError, TwilioVerifier
 from schemas.event import CanonicalEvent
 from schemas.inbound import INBOUND_MAX_BYTES
@@ -64,6 +64,11 @@ def _batch_endpoint(
     name: str, parse: Parser, publisher: Publisher, config: IngestConfig, verify: Verify | None
 ) -> Callable[[Request], Awaitable[Response]]:
     privacy = config.privacy
+    publish_seconds = metrics.PUBLISH_SECONDS.labels(name)
+    accepted, rejected_events = (
+        metrics.EVENTS.labels(name, "accepted"),
+        metrics.EVENTS.labels(name, "rejected"),
+    )
 
     @metrics.counted(name)
     async def endpoint(request: Request) -> Response:
@@ -97,17 +102,17 @@ def _batch_endpoint(
                 problems = [{"field": p.field, "message": p.message} for p in exc.problems]
                 rejected.append(Rejected(name, index, privacy.scrub(raw), problems))
         try:
-            with metrics.PUBLISH_SECONDS.labels(name).time():
+            with publish_seconds.time():
                 await publisher.publish(events, rejected)
         except PublishFailed as exc:
             log.warning("publish failed on %s: %s", name, exc)
             return unavailable("events could not be made durable now; retry later")
-        metrics.EVENTS.labels(name, "accepted").inc(len(events))
-        metrics.EVENTS.labels(name, "rejected").inc(len(rejected))
+        accepted.inc(len(events))
+        rejected_events.inc(len(rejected))
         errors = [{"index": r.index, **p} for r in rejected for p in r.problems]
         if rejected and not events:
             return error(422, "no valid event in the batch", rejected=len(rejected), errors=errors)
-        return JSONResponse({"accepted": len(events), "rejected": len(rejected), "errors": errors})
+        return FastJSONResponse({"accepted": len(events), "rejected": len(rejected), "errors": errors})
 
     return endpoint
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from prometheus_client import Counter, Histogram
 from starlette.requests import Request
@@ -23,10 +24,16 @@ Handler = Callable[[Request], Awaitable[Response]]
 def counted(endpoint: str) -> Callable[[Handler], Handler]:
     """Count every answer of ``endpoint`` by status code."""
 
+    by_code: dict[int, Any] = {}  # labelled children, looked up once (labels() takes a lock each call)
+
     def wrap(handle: Handler) -> Handler:
         async def counting(request: Request) -> Response:
             response = await handle(request)
-            REQUESTS.labels(endpoint, str(response.status_code)).inc()
+            code = response.status_code
+            child = by_code.get(code)
+            if child is None:
+                child = by_code[code] = REQUESTS.labels(endpoint, str(code))
+            child.inc()
             return response
 
         return counting

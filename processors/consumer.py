@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
@@ -29,7 +30,7 @@ from processors.batch import Consumed, MergeResult, Transition, dedup_token, mer
 from processors.cache import StateCache
 from processors.decode import Undecodable, decode
 from processors.reorder import PartitionReorder, decode_watermark, encode_watermark
-from processors.rows import event_row, state_row, transition_row
+from processors.rows import Row, event_row, state_row, transition_row
 from processors.stall import StallDetector
 from processors.state import MessageState, fold
 from processors.store import ClickHouseStore
@@ -186,8 +187,13 @@ class StatusProcessor:
                 result, states = await asyncio.to_thread(self._merge, emitted)
                 # Publish before the load: a crash between the two repeats transitions on the topic
                 # (readers dedupe) instead of losing them, since a replay finds the events loaded.
-                await self._publish_transitions(result.transitions)
-                await asyncio.to_thread(self._write, result, token)
+                # The rows are built while Kafka acknowledges (the wait used to leave the core idle).
+                acks = await self._publish_transitions(result.transitions)
+                try:
+                    rows = await asyncio.to_thread(self._rows, result)
+                finally:
+                    await asyncio.gather(*acks)
+                await asyncio.to_thread(self.store.write, *rows, token)
             except Exception:
                 self.stats.load_failures += 1
                 metrics.LOAD_FAILURES.inc()
@@ -253,16 +259,17 @@ class StatusProcessor:
         result = merge_batch(emitted, states.__getitem__)
         return result, [_Owned(p, states[m]) for m, p in partition_of.items()]
 
-    def _write(self, result: MergeResult, token: str) -> None:
-        self.store.write(
+    @staticmethod
+    def _rows(result: MergeResult) -> tuple[list[Row], list[Row], list[Row]]:
+        return (
             [event_row(c.event, c.partition, c.offset) for c in result.new_events],
             [state_row(s) for s in result.changed_states],
             [transition_row(t) for t in result.transitions],
-            token,
         )
 
-    async def _publish_transitions(self, transitions: list[Transition]) -> None:
-        """At least once, acknowledged before the load and the commit: readers dedupe on dedupe_key."""
+    async def _publish_transitions(self, transitions: list[Transition]) -> list[asyncio.Future[Any]]:
+        """Queue the transitions; await the returned futures before the load (and so the commit):
+        at least once, readers dedupe on dedupe_key."""
         records = []
         for t in transitions:
             e = t.item.event
@@ -280,7 +287,7 @@ class StatusProcessor:
                 }
             )
             records.append((e.message_id.encode(), value))
-        await asyncio.gather(*await send_batched(self.producer, self.config.transitions_topic, records))
+        return await send_batched(self.producer, self.config.transitions_topic, records)
 
     async def _dead_letter(self, record: ConsumerRecord, reason: str) -> None:
         value = orjson.dumps(

@@ -12,7 +12,7 @@ from processors.state import MessageState
 from schemas.event import CanonicalEvent
 from schemas.inbound import Attachment, InboundDetails
 from schemas.status import EmailStatus, EventKind
-from schemas.tables import INBOUND_COLUMNS
+from schemas.tables import INBOUND_COLUMNS, STATE_COLUMNS
 
 Row = tuple[Any, ...]
 
@@ -83,7 +83,7 @@ def state_row(state: MessageState) -> Row:
     return (
         s.message_id, d.provider.value, s.status.value if s.status else "", d.operation_id, d.recipient,
         d.recipient_domain or "", d.sender, d.sender_domain or "", d.tag_dict,
-        *(s.first_at.get(status) for status in _STATUS_ORDER),
+        *s.status_times(),
         s.count(EmailStatus.OPENED), s.machine_opens, s.count(EventKind.CLICK), s.count(EventKind.DEFERRED),
         s.event_count, s.first_event_at, s.last_event_at,
         failure.reason if failure else None, failure.bounce_type if failure else None,
@@ -91,12 +91,8 @@ def state_row(state: MessageState) -> Row:
     )  # fmt: skip
 
 
-# Same order as the *_at columns in schemas.tables.
-_STATUS_ORDER = (
-    EmailStatus.SCHEDULED, EmailStatus.QUEUED, EmailStatus.SENT, EmailStatus.DELIVERED,
-    EmailStatus.UNDELIVERED, EmailStatus.OPENED, EmailStatus.FAILED, EmailStatus.CANCELED,
-    EmailStatus.INBOUND,
-)  # fmt: skip
+# status_times() follows EmailStatus order, which must be the order of the *_at columns.
+assert tuple(f"{s.value.lower()}_at" for s in EmailStatus) == STATE_COLUMNS[9:18]
 
 
 def transition_row(t: Transition) -> Row:

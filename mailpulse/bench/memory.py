@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import gc
 import os
-import resource
 import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -75,6 +74,16 @@ def _rss() -> int:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
+def _peak_rss() -> int:
+    """This process's RSS high-water mark. Not ru_maxrss: after fork and exec it still reports the
+    parent's RSS at the fork (the bench runner's, hundreds of MB), which inflated the peak figure."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
 def measure(messages: int, partitions: int = 6) -> MemoryFigures:
     """Fill a StateCache with ``messages`` merged states; RSS growth (now and at its peak)."""
     events_of(0)  # imports and first-use caches out of the figure
@@ -89,7 +98,7 @@ def measure(messages: int, partitions: int = 6) -> MemoryFigures:
         cache.put(n % partitions, state)
     del events, state, e
     gc.collect()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    peak = _peak_rss()
     if len(cache) != messages:
         raise RuntimeError(f"cache holds {len(cache)} states, expected {messages}")
     return MemoryFigures(messages, _rss() - before, peak - before)

@@ -1,0 +1,87 @@
+"""Concurrent publishes share per-partition record batches (ingest.batcher) on the real broker: every
+event is on the topic exactly once, in the partition ``producer.send`` would pick for its key, and each
+publish returned only after its events were acknowledged."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import orjson
+import pytest
+from aiokafka.partitioner import DefaultPartitioner
+
+from ingest.publisher import KafkaPublisher, PublishFailed, create_producer
+from mailpulse.settings import Settings
+from mailpulse.topics import ensure_topics
+from schemas.sendgrid import parse_sendgrid_event
+from tests.integration.pipeline import read_topic
+
+pytestmark = [pytest.mark.kafka]
+
+
+def _event(request: int, index: int) -> dict[str, object]:
+    return {
+        "email": f"user{index}@example.com", "timestamp": 1_790_000_000 + index, "event": "delivered",
+        "sg_event_id": f"r{request}-e{index}", "sg_message_id": f"m{request}x{index}.filter0001",
+    }  # fmt: skip
+
+
+def test_concurrent_publishes_each_land_once_in_their_key_partition(settings: Settings) -> None:
+    asyncio.run(_scenario(settings))
+
+
+async def _scenario(settings: Settings) -> None:
+    bootstrap = settings.kafka_bootstrap
+    assert bootstrap is not None
+    await ensure_topics(bootstrap, [settings.status_topic, settings.deadletter_topic], settings.partitions)
+    producer = create_producer(bootstrap, enable_idempotence=False)
+    await producer.start()
+    received = datetime.now(UTC)
+    # 40 requests of 1..60 events each, all at once (batched and single-event traffic mixed).
+    requests = [
+        [parse_sendgrid_event(_event(r, i), received) for i in range(1 + (r * 7) % 60)] for r in range(40)
+    ]
+    try:
+        publisher = KafkaPublisher(producer, settings.status_topic, settings.deadletter_topic, 10.0)
+        await asyncio.gather(*(publisher.publish(events) for events in requests))
+    finally:
+        await producer.stop()
+    expected = {e.event_id: e.message_id for events in requests for e in events}
+    records = await read_topic(bootstrap, settings.status_topic, len(expected), 15.0)
+    ids = [orjson.loads(r.value)["event"]["event_id"] for r in records]
+    assert sorted(ids) == sorted(expected)  # each once
+    partitions = list(range(settings.partitions))
+    for record in records:
+        key = expected[orjson.loads(record.value)["event"]["event_id"]].encode()
+        assert record.key == key
+        assert record.partition == DefaultPartitioner()(key, partitions, partitions)
+
+
+def test_an_oversized_event_fails_only_its_own_request(settings: Settings) -> None:
+    asyncio.run(_oversized(settings))
+
+
+async def _oversized(settings: Settings) -> None:
+    bootstrap = settings.kafka_bootstrap
+    assert bootstrap is not None
+    await ensure_topics(bootstrap, [settings.status_topic, settings.deadletter_topic], settings.partitions)
+    producer = create_producer(bootstrap, enable_idempotence=False)
+    await producer.start()
+    received = datetime.now(UTC)
+    normal = [parse_sendgrid_event(_event(1, i), received) for i in range(20)]
+    huge = {**_event(2, 0), "reason": "x" * 1_100_000}  # over the producer's 1 MB max_request_size
+    oversized = [parse_sendgrid_event(_event(2, i), received) for i in range(1, 20)]
+    oversized.append(parse_sendgrid_event(huge, received))
+    try:
+        publisher = KafkaPublisher(producer, settings.status_topic, settings.deadletter_topic, 10.0)
+        outcomes = await asyncio.gather(
+            publisher.publish(normal), publisher.publish(oversized), return_exceptions=True
+        )
+    finally:
+        await producer.stop()
+    assert outcomes[0] is None
+    assert isinstance(outcomes[1], PublishFailed)
+    assert "MessageSizeTooLarge" in str(outcomes[1])
+    records = await read_topic(bootstrap, settings.status_topic, len(normal), 15.0)
+    assert {e.event_id for e in normal} <= {orjson.loads(r.value)["event"]["event_id"] for r in records}
