@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -15,6 +15,11 @@ REQUESTS = Counter(
 EVENTS = Counter("mailpulse_ingest_events", "Webhook events by endpoint and outcome", ["endpoint", "outcome"])
 PUBLISH_SECONDS = Histogram(
     "mailpulse_ingest_publish_seconds", "Time until Kafka acknowledged a request's events", ["endpoint"]
+)
+
+UNACKNOWLEDGED = Gauge(
+    "mailpulse_ingest_unacknowledged_events",
+    "Events handed to the Kafka producer and not yet acknowledged (the producer's queue depth)",
 )
 
 

@@ -13,6 +13,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 
 from ingest.batcher import Handoff, PartitionBatcher
+from ingest.metrics import UNACKNOWLEDGED
 from ingest.partitioner import partition_for
 from schemas.event import SCHEMA_VERSION, CanonicalEvent, Envelope
 
@@ -120,6 +121,8 @@ class KafkaPublisher:
         self.batcher = PartitionBatcher(producer, topic)
 
     async def publish(self, events: Sequence[CanonicalEvent], rejected: Sequence[Rejected] = ()) -> None:
+        queued = len(events) + len(rejected)
+        UNACKNOWLEDGED.inc(queued)
         try:
             async with asyncio.timeout(self.timeout_s):
                 handoffs: dict[Handoff, None] = {}
@@ -148,6 +151,8 @@ class KafkaPublisher:
                 await asyncio.gather(*pending)
         except (TimeoutError, KafkaError) as exc:
             raise PublishFailed(f"Kafka did not acknowledge: {exc!r}") from exc
+        finally:
+            UNACKNOWLEDGED.dec(queued)
 
     async def ready(self) -> bool:
         try:

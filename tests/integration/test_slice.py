@@ -73,6 +73,8 @@ def test_sendgrid_batch_reverse_order_with_duplicates(settings: Settings, store:
     for name in ("duplicates", "late_events", "dead_letters", "loaded_events", "transitions"):
         assert f"mailpulse_processor_{name}_total" in outcome["metrics"]
     assert 'mailpulse_ingest_events_total{endpoint="sendgrid",outcome="accepted"}' in outcome["metrics"]
+    # Every published event was acknowledged: the producer's queue is empty again.
+    assert "\nmailpulse_ingest_unacknowledged_events 0.0\n" in outcome["metrics"]
     db = store.database
     rows = store.client.query(f"SELECT * FROM {db}.messages").named_results()
     [state] = list(rows)
