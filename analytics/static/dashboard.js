@@ -111,11 +111,27 @@
     return draw("chart-volume", traces, lay, ts.points.length);
   }
 
+  // Only buckets with data come back: break a line where buckets are missing instead of drawing across.
+  function gapped(points, bucketS, value) {
+    const x = [], y = [];
+    let previous = null;
+    for (const p of points) {
+      const t = Date.parse(p.t);
+      if (previous !== null && t - previous > bucketS * 1000) {
+        x.push(local(new Date(previous + bucketS * 1000).toISOString()));
+        y.push(null);
+      }
+      x.push(local(p.t));
+      y.push(value(p));
+      previous = t;
+    }
+    return { x, y };
+  }
+
   function drawRates(ts, rules) {
-    const x = ts.points.map((p) => local(p.t));
     const traces = ["failure_rate", "bounce_rate"].map((metric) => ({
-      type: "scatter", mode: "lines+markers", name: metric.replace("_", " "), x, connectgaps: false,
-      y: ts.points.map((p) => (p[metric] === null ? null : p[metric] * 100)),
+      type: "scatter", mode: "lines+markers", name: metric.replace("_", " "), connectgaps: false,
+      ...gapped(ts.points, ts.bucket_s, (p) => (p[metric] === null ? null : p[metric] * 100)),
       line: { color: METRIC_COLORS[metric], width: 2, shape: "linear" }, marker: { size: 4 },
       hovertemplate: "%{y:.2f}%",
     }));
@@ -156,12 +172,14 @@
     const estimator = document.getElementById("latency-estimator");
     estimator.textContent = `p50 · p95 · p99, ${latency.estimator.split(" (")[0]}`;
     estimator.title = latency.estimator;
-    const x = latency.points.map((p) => local(p.t));
     const colors = { p50: "#2563eb", p95: "#9333ea", p99: "#db2777" };
     const traces = ["p50", "p95", "p99"].map((q) => ({
-      type: "scatter", mode: "lines+markers", name: q, x, line: { color: colors[q], width: 2 },
-      marker: { size: 4 },
-      y: latency.points.map((p) => (p.time_to_deliver_ms[q] === null ? null : p.time_to_deliver_ms[q] / 1000)),
+      type: "scatter", mode: "lines+markers", name: q, line: { color: colors[q], width: 2 },
+      marker: { size: 4 }, connectgaps: false,
+      ...gapped(latency.points, latency.bucket_s, (p) => {
+        const ms = p.time_to_deliver_ms[q];
+        return ms === null ? null : ms / 1000;
+      }),
       hovertemplate: "%{y:.2f} s",
     }));
     const lay = layout();
