@@ -98,14 +98,21 @@ async def serve_asgi(app: ASGIApp, host: str, port: int, stop: asyncio.Event) ->
     await task
 
 
-async def serve_health(proc: StatusProcessor, settings: Settings, stop: asyncio.Event) -> None:
-    """/healthz, /readyz, /metrics of `mailpulse process`; a busy port is logged, never fatal."""
-    if not settings.metrics_port:
+async def serve_side_port(app: ASGIApp, host: str, port: int, stop: asyncio.Event, what: str) -> None:
+    """A role's health/metrics port until ``stop``: 0 turns it off; a busy port is logged, never fatal
+    (the role itself goes on)."""
+    if not port:
         return
     try:
-        await serve_asgi(health_app(proc), settings.ingest_host, settings.metrics_port, stop)
+        await serve_asgi(app, host, port, stop)
     except SystemExit:  # uvicorn exits when it cannot bind
-        log.warning("health and metrics not served: port %s is busy", settings.metrics_port)
+        log.warning("%s not served: port %s is busy", what, port)
+
+
+async def serve_health(proc: StatusProcessor, settings: Settings, stop: asyncio.Event) -> None:
+    """/healthz, /readyz, /metrics of `mailpulse process`."""
+    app = health_app(proc)
+    await serve_side_port(app, settings.ingest_host, settings.metrics_port, stop, "health and metrics")
 
 
 def open_store(settings: Settings) -> ClickHouseStore:
@@ -239,13 +246,9 @@ async def poller(
 
 
 async def serve_poll_metrics(settings: Settings, stop: asyncio.Event) -> None:
-    """/metrics of `mailpulse poll`; a busy port is logged, never fatal."""
-    if not settings.poll_metrics_port:
-        return
-    try:
-        await serve_asgi(make_asgi_app(), settings.ingest_host, settings.poll_metrics_port, stop)
-    except SystemExit:  # uvicorn exits when it cannot bind
-        log.warning("poller metrics not served: port %s is busy", settings.poll_metrics_port)
+    """/metrics of `mailpulse poll`."""
+    port = settings.poll_metrics_port
+    await serve_side_port(make_asgi_app(), settings.ingest_host, port, stop, "poller metrics")
 
 
 @contextlib.asynccontextmanager
@@ -276,13 +279,9 @@ async def alerts_runner(
 
 
 async def serve_alerts_health(runner: AlertRunner, settings: Settings, stop: asyncio.Event) -> None:
-    """/healthz and /metrics of `mailpulse alerts`; a busy port is logged, never fatal."""
-    if not settings.alerts_metrics_port:
-        return
-    try:
-        await serve_asgi(alerts_health_app(runner), settings.ingest_host, settings.alerts_metrics_port, stop)
-    except SystemExit:  # uvicorn exits when it cannot bind
-        log.warning("alerts health and metrics not served: port %s is busy", settings.alerts_metrics_port)
+    """/healthz and /metrics of `mailpulse alerts`."""
+    app, port = alerts_health_app(runner), settings.alerts_metrics_port
+    await serve_side_port(app, settings.ingest_host, port, stop, "alerts health and metrics")
 
 
 def api_token(settings: Settings) -> SecretStr:
