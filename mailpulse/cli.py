@@ -7,25 +7,17 @@ import asyncio
 import contextlib
 import logging
 import os
-import signal
 import sys
 from pathlib import Path
 
 from mailpulse.replay import FORMATS
 from mailpulse.settings import Settings
+from mailpulse.signals import until_signal
 
 
 def _settings(args: argparse.Namespace) -> Settings:
     overrides = {k: v for k, v in vars(args).items() if k in Settings.model_fields and v is not None}
     return Settings(**overrides)
-
-
-async def _until_signal() -> asyncio.Event:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    return stop
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -65,7 +57,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     settings = _settings(args)
 
     async def run() -> None:
-        stop = await _until_signal()
+        stop = await until_signal()
         async with kafka(settings) as bootstrap:
             print(f"ingest on http://{settings.ingest_host}:{settings.ingest_port} -> Kafka {bootstrap}")
             await serve_ingest(settings, bootstrap, stop)
@@ -83,7 +75,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     port = settings.dashboard_port or free_port()
 
     async def run() -> None:
-        stop = await _until_signal()
+        stop = await until_signal()
         store = open_store(settings)
         if settings.api_token is None:
             print("api_token is not set: a token for this run only (MAILPULSE_API_TOKEN keeps one)")
@@ -100,7 +92,7 @@ def cmd_process(args: argparse.Namespace) -> int:
     settings = _settings(args)
 
     async def run() -> None:
-        stop = await _until_signal()
+        stop = await until_signal()
         store = open_store(settings)
         async with kafka(settings) as bootstrap, processor(settings, bootstrap, store) as proc:
             print(f"processing {settings.status_topic} from {bootstrap} into {settings.clickhouse_dsn()}")
@@ -118,7 +110,7 @@ def cmd_broker(args: argparse.Namespace) -> int:
     settings = _settings(args).model_copy(update={"kafka_bootstrap": None})
 
     async def run() -> None:
-        stop = await _until_signal()
+        stop = await until_signal()
         async with kafka(settings) as bootstrap:
             print(f"embedded Kafka (Tansu) on {bootstrap}; export MAILPULSE_KAFKA_BOOTSTRAP={bootstrap}")
             await stop.wait()
@@ -237,7 +229,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     ingest_port = settings.ingest_port or free_port()
 
     async def run() -> None:
-        stop = await _until_signal()
+        stop = await until_signal()
         store = open_store(settings)
         async with (
             kafka(settings) as bootstrap,
@@ -272,7 +264,7 @@ def cmd_poll(args: argparse.Namespace) -> int:
     settings = _settings(args)
 
     async def run() -> int:
-        stop = await _until_signal()
+        stop = await until_signal()
         async with kafka(settings) as bootstrap, poller(settings, bootstrap) as poll:
             print(
                 f"polling {settings.email_api_base_url} -> Kafka {bootstrap}; "
@@ -304,7 +296,7 @@ def cmd_alerts(args: argparse.Namespace) -> int:
         return 0
 
     async def run() -> None:
-        stop = await _until_signal()
+        stop = await until_signal()
         store = open_store(settings)
         async with kafka(settings) as bootstrap, alerts_runner(settings, bootstrap, store) as runner:
             webhook = "a webhook" if settings.alerts_webhook_url else "no webhook"
@@ -339,7 +331,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_simulate(args: argparse.Namespace) -> int:
     from mailpulse.simulator.cli import simulate
 
-    return simulate(args, _settings(args), _until_signal)
+    return simulate(args, _settings(args), until_signal)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-import signal
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -39,6 +38,7 @@ from mailpulse.runtime import (
     wait_listening,
 )
 from mailpulse.settings import Settings
+from mailpulse.signals import until_signal
 from mailpulse.simulator.core import EmailTruth
 from mailpulse.simulator.driver import Traffic, drive
 from mailpulse.simulator.payloads import Signer
@@ -301,11 +301,8 @@ def _summary(outcome: Outcome, truth: list[EmailTruth], seen: dict[str, Seen], s
 
 def main(settings: Settings, options: DemoOptions) -> int:
     async def run() -> Outcome:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):  # end the dashboard, then shut down in order
-            loop.add_signal_handler(sig, stop.set)
-        return await run_demo(settings, options, stop=stop)
+        # Ctrl-C ends the dashboard, then everything shuts down in order.
+        return await run_demo(settings, options, stop=await until_signal())
 
     with contextlib.suppress(KeyboardInterrupt):
         return 0 if asyncio.run(run()).ok else 1
