@@ -12,6 +12,7 @@ import pytest
 from clickhouse_connect.driver.client import Client
 from pydantic import SecretStr
 
+from alerting.notify import ALERT_COLUMNS
 from alerting.rules import DEFAULT_RULES
 from analytics.api import create_app
 from analytics.service import AnalyticsService
@@ -137,20 +138,8 @@ def test_alerts_newest_first_in_range(api: ApiClient, loaded: ClickHouseStore) -
         [at + timedelta(minutes=9), *yahoo, "resolved", 0.05, 0.1, 60, 300],
         [ka.FROM - timedelta(seconds=1), "bounce-rate", "bounce_rate", "", "", "firing", 0.5, 0.05, 200, 300],
     ]  # fmt: skip
-    columns = [
-        "at",
-        "rule",
-        "metric",
-        "dimension",
-        "key",
-        "state",
-        "value",
-        "threshold",
-        "volume",
-        "window_s",
-    ]
     for _ in range(2):  # a retried insert must not show twice
-        loaded.client.insert(f"{loaded.database}.alerts", rows, column_names=columns)
+        loaded.client.insert(f"{loaded.database}.alerts", rows, column_names=list(ALERT_COLUMNS))
     answer = get(api, "/api/alerts", limit=10)
     assert [(e["at"], e["state"], e["key"], e["value"], e["volume"]) for e in answer["events"]] == [
         ("2026-11-20T10:39:00Z", "resolved", "yahoo.example", 0.05, 60),
