@@ -147,19 +147,26 @@ def dump_tables(chdb_dir: Path, database: str, out: Path) -> Tables:
     return Tables.from_json(out.read_bytes())
 
 
-def test_sigkill_while_loading_loses_and_doubles_nothing(broker: EmbeddedBroker, tmp_path: Path) -> None:
+def subprocess_settings(broker: EmbeddedBroker, prefix: str, tmp_path: Path) -> tuple[Settings, Path]:
+    """Settings with this test's own database, topics and group, and the chDB directory that only the
+    processor subprocesses open (chDB: one directory per process)."""
     suffix = uuid.uuid4().hex[:10]
     settings = Settings(
         kafka_bootstrap=broker.bootstrap,
-        clickhouse_database=f"fault_{suffix}",
-        status_topic=f"fault-status-{suffix}",
-        deadletter_topic=f"fault-dead-{suffix}",
-        transitions_topic=f"fault-transitions-{suffix}",
-        consumer_group=f"fault-group-{suffix}",
+        clickhouse_database=f"{prefix}_{suffix}",
+        status_topic=f"{prefix}-status-{suffix}",
+        deadletter_topic=f"{prefix}-dead-{suffix}",
+        transitions_topic=f"{prefix}-transitions-{suffix}",
+        consumer_group=f"{prefix}-group-{suffix}",
         partitions=PARTITIONS,
     )
-    chdb_dir = tmp_path / "processor" / "clickhouse"  # opened only by subprocesses
+    chdb_dir = tmp_path / "processor" / "clickhouse"
     chdb_dir.parent.mkdir()
+    return settings, chdb_dir
+
+
+def test_sigkill_while_loading_loses_and_doubles_nothing(broker: EmbeddedBroker, tmp_path: Path) -> None:
+    settings, chdb_dir = subprocess_settings(broker, "fault", tmp_path)
     log = tmp_path / "processor.log"
     process = ProcessorProcess(processor_env(settings, chdb_dir), tmp_path, log)
     traffic = generate(MESSAGES, seed=SEED, duplicate_rate=0.2)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +18,6 @@ from aiokafka import AIOKafkaProducer
 
 from ingest.publisher import encode
 from mailpulse.broker import EmbeddedBroker, free_port
-from mailpulse.settings import Settings
 from mailpulse.topics import ensure_topics
 from mailpulse.traffic import generate
 from schemas.event import CanonicalEvent
@@ -31,12 +29,16 @@ from tests.integration.groundtruth import (
     mismatches,
     status_events,
 )
-from tests.integration.test_crash_recovery import ProcessorProcess, dump_tables, processor_env
+from tests.integration.test_crash_recovery import (
+    ProcessorProcess,
+    dump_tables,
+    processor_env,
+    subprocess_settings,
+)
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
 
 MESSAGES = 5_000  # about 19,000 deliveries
-PARTITIONS = 6
 SEED = 4242
 CHUNKS = 60  # produced one after another, PAUSE_S apart, while the processor runs
 PAUSE_S = 0.1
@@ -108,18 +110,7 @@ class Load:
 def test_sigterm_under_load_commits_what_it_loaded_and_loses_nothing(
     broker: EmbeddedBroker, tmp_path: Path
 ) -> None:
-    suffix = uuid.uuid4().hex[:10]
-    settings = Settings(
-        kafka_bootstrap=broker.bootstrap,
-        clickhouse_database=f"sigterm_{suffix}",
-        status_topic=f"sigterm-status-{suffix}",
-        deadletter_topic=f"sigterm-dead-{suffix}",
-        transitions_topic=f"sigterm-transitions-{suffix}",
-        consumer_group=f"sigterm-group-{suffix}",
-        partitions=PARTITIONS,
-    )
-    chdb_dir = tmp_path / "processor" / "clickhouse"  # opened only by subprocesses
-    chdb_dir.parent.mkdir()
+    settings, chdb_dir = subprocess_settings(broker, "sigterm", tmp_path)
     log = tmp_path / "processor.log"
     env = processor_env(settings, chdb_dir) | {"MAILPULSE_METRICS_PORT": str(free_port())}
     process = ProcessorProcess(env, tmp_path, log)
@@ -127,10 +118,10 @@ def test_sigterm_under_load_commits_what_it_loaded_and_loses_nothing(
     load = Load(broker.bootstrap, settings.status_topic, canonical_events(traffic))
 
     async def scenario() -> tuple[int, dict[int, int], dict[int, int], int, int, Tables]:
-        await ensure_topics(broker.bootstrap, settings.topics, PARTITIONS)
+        await ensure_topics(broker.bootstrap, settings.topics, settings.partitions)
         producing = asyncio.create_task(load.run())
         async with GroupProgress(
-            broker.bootstrap, settings.consumer_group, settings.status_topic, PARTITIONS
+            broker.bootstrap, settings.consumer_group, settings.status_topic, settings.partitions
         ) as group:
             process.start("first: SIGTERM while events arrive")
             try:
