@@ -7,8 +7,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
-import threading
 import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -16,34 +14,16 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
+from tests.cli_process import start_cli
+
 pytestmark = [pytest.mark.clickhouse]
 
 
 def start(tmp_path: Path, **env: str) -> tuple[subprocess.Popen[str], list[str]]:
-    """The command started; the lines it printed up to and including the URL (waits at most 120 s)."""
+    """The command started; the lines it printed up to and including the URL."""
     inherited = {k: v for k, v in os.environ.items() if k != "MAILPULSE_API_TOKEN"}
     environment = {**inherited, "MAILPULSE_DATA_DIR": str(tmp_path), "MAILPULSE_DASHBOARD_PORT": "0", **env}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mailpulse.cli", "dashboard"],
-        env=environment,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    lines: list[str] = []
-    printed = threading.Event()
-
-    def read() -> None:  # a thread: readline blocks, and a selector cannot see Python's read buffer
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            lines.append(line.strip())
-            if "/dashboard#token=" in line:
-                printed.set()
-        printed.set()  # the process ended
-
-    threading.Thread(target=read, daemon=True).start()
-    printed.wait(120)  # bounded; a loaded machine needs a while to open chDB
-    return proc, lines
+    return start_cli(["dashboard"], environment, "/dashboard#token=")
 
 
 def stop(proc: subprocess.Popen[str]) -> int:

@@ -7,9 +7,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import subprocess
-import sys
-import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.cli_process import start_cli
 from tests.integration.test_slice import T0, one_message_batch
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
@@ -40,27 +38,9 @@ def test_run_serves_every_role_until_sigterm(tmp_path: Path) -> None:
         "MAILPULSE_REORDER_MAX_WAIT_MS": "300",
         "MAILPULSE_CONSUMER_SESSION_TIMEOUT_MS": "2000",
     }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mailpulse.cli", "run"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    lines: list[str] = []
-    started = threading.Event()
-
-    def read() -> None:  # readline blocks: a thread, bounded by the waits below
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            lines.append(line.rstrip())
-            if "Ctrl-C stops" in line:
-                started.set()
-        started.set()
-
-    threading.Thread(target=read, daemon=True).start()
+    proc, lines = start_cli(["run"], env, "Ctrl-C stops")
     try:
-        assert started.wait(120) and proc.poll() is None, lines
+        assert proc.poll() is None, lines
         [banner] = [line for line in lines if "Ctrl-C stops" in line]
         ingest = re.search(r"ingest on (http://\S+?);", banner)
         dashboard = re.search(r"dashboard (http://\S+?)/dashboard#token=", banner)
