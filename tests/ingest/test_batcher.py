@@ -5,6 +5,8 @@ publish returned only after its events were acknowledged."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import orjson
@@ -31,22 +33,30 @@ def test_concurrent_publishes_each_land_once_in_their_key_partition(settings: Se
     asyncio.run(_scenario(settings))
 
 
+@contextlib.asynccontextmanager
+async def _publisher(settings: Settings) -> AsyncIterator[KafkaPublisher]:
+    """Ingest's publisher on the test's topics, its producer stopped on exit."""
+    assert settings.kafka_bootstrap is not None
+    topics = [settings.status_topic, settings.deadletter_topic]
+    await ensure_topics(settings.kafka_bootstrap, topics, settings.partitions)
+    producer = create_producer(settings.kafka_bootstrap, enable_idempotence=False)
+    await producer.start()
+    try:
+        yield KafkaPublisher(producer, settings.status_topic, settings.deadletter_topic, 10.0)
+    finally:
+        await producer.stop()
+
+
 async def _scenario(settings: Settings) -> None:
     bootstrap = settings.kafka_bootstrap
     assert bootstrap is not None
-    await ensure_topics(bootstrap, [settings.status_topic, settings.deadletter_topic], settings.partitions)
-    producer = create_producer(bootstrap, enable_idempotence=False)
-    await producer.start()
     received = datetime.now(UTC)
     # 40 requests of 1..60 events each, all at once (batched and single-event traffic mixed).
     requests = [
         [parse_sendgrid_event(_event(r, i), received) for i in range(1 + (r * 7) % 60)] for r in range(40)
     ]
-    try:
-        publisher = KafkaPublisher(producer, settings.status_topic, settings.deadletter_topic, 10.0)
+    async with _publisher(settings) as publisher:
         await asyncio.gather(*(publisher.publish(events) for events in requests))
-    finally:
-        await producer.stop()
     expected = {e.event_id: e.message_id for events in requests for e in events}
     records = await read_topic(bootstrap, settings.status_topic, len(expected), 15.0)
     ids = [orjson.loads(r.value)["event"]["event_id"] for r in records]
@@ -65,21 +75,15 @@ def test_an_oversized_event_fails_only_its_own_request(settings: Settings) -> No
 async def _oversized(settings: Settings) -> None:
     bootstrap = settings.kafka_bootstrap
     assert bootstrap is not None
-    await ensure_topics(bootstrap, [settings.status_topic, settings.deadletter_topic], settings.partitions)
-    producer = create_producer(bootstrap, enable_idempotence=False)
-    await producer.start()
     received = datetime.now(UTC)
     normal = [parse_sendgrid_event(_event(1, i), received) for i in range(20)]
     huge = {**_event(2, 0), "reason": "x" * 1_100_000}  # over the producer's 1 MB max_request_size
     oversized = [parse_sendgrid_event(_event(2, i), received) for i in range(1, 20)]
     oversized.append(parse_sendgrid_event(huge, received))
-    try:
-        publisher = KafkaPublisher(producer, settings.status_topic, settings.deadletter_topic, 10.0)
+    async with _publisher(settings) as publisher:
         outcomes = await asyncio.gather(
             publisher.publish(normal), publisher.publish(oversized), return_exceptions=True
         )
-    finally:
-        await producer.stop()
     assert outcomes[0] is None
     assert isinstance(outcomes[1], PublishFailed)
     assert "MessageSizeTooLarge" in str(outcomes[1])
