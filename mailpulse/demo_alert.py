@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -105,7 +106,7 @@ def with_demo_rules(settings: Settings) -> Settings:
 
 
 async def failure_spike(
-    settings: Settings, bootstrap: str, store: ClickHouseStore, ingest_url: str, say: Any
+    settings: Settings, bootstrap: str, store: ClickHouseStore, ingest_url: str, say: Callable[[str], None]
 ) -> SpikeOutcome:
     """``settings.alerts_rules_file`` must name the demo's rules (``with_demo_rules``)."""
     outcome = SpikeOutcome()

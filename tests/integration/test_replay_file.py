@@ -5,6 +5,7 @@ every problem and the good ones around them still land."""
 from __future__ import annotations
 
 import csv
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -65,8 +66,6 @@ def test_bad_records_are_listed_and_good_ones_kept(tmp_path: Path) -> None:
     events = events_of(sendgrid_traffic(20, seed=4))
     path = tmp_path / "export.jsonl"
     write_jsonl(path, events, {0: b"{not json", 5: b'{"event": "delivered", "timestamp": "soon"}'})
-    from datetime import UTC, datetime
-
     chunks = list(read_events(iter(path.read_text().splitlines(True)), "jsonl", datetime.now(UTC), 7))
     assert sum(len(c.events) for c in chunks) == len(events)
     bad = [b for c in chunks for b in c.bad]
