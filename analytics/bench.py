@@ -28,7 +28,7 @@ from rich.table import Table
 from analytics import queries as q
 from analytics.service import AnalyticsService
 from processors.store import ClickHouseStore, connect
-from schemas.migrations.m0005_coarse_rollups import ROLLUP_TABLES
+from schemas.migrations import DERIVED_TABLES
 
 DAY = datetime(2026, 11, 1, tzinfo=UTC)
 CHUNK = 1_000_000  # rows per INSERT: large inserts, bounded memory
@@ -150,19 +150,12 @@ def main(argv: list[str] | None = None) -> int:
         if existing != args.events:
             store.client.command("TRUNCATE TABLE bench.email_events")
             store.client.command("TRUNCATE TABLE bench.email_state")
-            for rollup in ROLLUP_TABLES:
+            for rollup in DERIVED_TABLES:
                 store.client.command(f"TRUNCATE TABLE bench.{rollup}")
             fill(store, args.events, out)
         counts = {
             t: store.query(f"SELECT count() FROM bench.{t}")[0][0]
-            for t in (
-                "email_events",
-                "email_state",
-                "rollup_minute",
-                "rollup_hour",
-                "rollup_hour_tag",
-                "rollup_5min",
-            )
+            for t in ("email_events", "email_state", *DERIVED_TABLES)
         }
         out.print(
             f"loaded in {time.perf_counter() - started:.1f} s: "

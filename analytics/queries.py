@@ -4,9 +4,9 @@ result rows -> the JSON shapes of the API. No I/O here (service.py runs the SQL)
 Every value from a request travels as a bound parameter (``{name:Type}``); the only identifiers spliced
 into SQL text are the database name (from settings) and dimension columns taken from ``DIMENSIONS``.
 
-Metrics come from the rollups (distinct-message states per minute, and coarser ones for whole hours), so
-the range is whole minutes: ``from`` is floored and ``to`` ceiled to the minute, and the answer echoes the
-range actually used.
+Counts come from ``message_minute`` (each message's statuses as bits, per minute and dimensions), so the
+range is whole minutes: ``from`` is floored and ``to`` ceiled to the minute, and the
+answer echoes the range actually used.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from schemas.migrations.m0005_coarse_rollups import COARSE, MINUTE, Rollup
+from schemas.migrations.m0006_message_minute import STATUS_BITS
 
 DIMENSIONS: dict[str, str] = {  # API name -> rollup column (the allow-list of identifiers)
     "provider": "provider",
@@ -49,7 +49,6 @@ STATUSES = (
 ORDERS = ("failure_rate", "bounce_rate", "delivery_rate", "outcomes")
 LEVELS = (0.5, 0.95, 0.99)
 ESTIMATOR = "exact (ClickHouse quantilesExactInclusive: linear interpolation between order statistics)"
-_OUTCOMES, _FAILURES = "#outcomes", "#failures"  # group labels no status can take (statuses are A-Z)
 _MAX_FILTER_LEN = 512
 
 Params = Mapping[str, Sequence[str]]  # query string: name -> every value given
@@ -262,41 +261,6 @@ def _range_parameters(window: Window) -> dict[str, Any]:
     return {"start": int(window.start.timestamp()), "end": int(window.end.timestamp())}
 
 
-def _floor(t: datetime, seconds: int) -> datetime:
-    return datetime.fromtimestamp(int(t.timestamp()) // seconds * seconds, UTC)
-
-
-def _ceil(t: datetime, seconds: int) -> datetime:
-    floor = _floor(t, seconds)
-    return floor if floor == t else floor + timedelta(seconds=seconds)
-
-
-def rollup_parts(
-    start: datetime, end: datetime, dims: set[str], bucket: int | None = None
-) -> list[tuple[Rollup, datetime, datetime]]:
-    """Split [start, end) (whole minutes) into consecutive parts, each read from the coarsest rollup that
-    has every column in ``dims`` and whose periods nest in ``bucket``: whole hours from an hourly table,
-    the edges from finer ones, down to ``rollup_minute``. The parts are disjoint in time, so merging all
-    their states is the same set union as merging the minute states of the whole range."""
-    usable = [
-        r for r in (*COARSE, MINUTE) if dims <= set(r.dims) and (bucket is None or bucket % r.seconds == 0)
-    ]
-    usable.sort(key=lambda r: (-r.seconds, len(r.dims)))  # coarsest first; fewer dims = fewer rows
-
-    def cover(lo: datetime, hi: datetime, tables: list[Rollup]) -> list[tuple[Rollup, datetime, datetime]]:
-        if lo >= hi:
-            return []
-        r, finer = tables[0], [t for t in tables[1:] if t.seconds < tables[0].seconds]
-        inner_lo, inner_hi = _ceil(lo, r.seconds), _floor(hi, r.seconds)
-        if r is MINUTE or not finer:
-            return [(r, lo, hi)]
-        if inner_lo >= inner_hi:
-            return cover(lo, hi, finer)
-        return [*cover(lo, inner_lo, finer), (r, inner_lo, inner_hi), *cover(inner_hi, hi, finer)]
-
-    return cover(start, end, usable) or [(MINUTE, start, end)]
-
-
 def _filter_where(window: Window) -> tuple[list[str], dict[str, Any]]:
     clauses, parameters = [], {}
     for name, value in window.filters.as_dict().items():
@@ -305,62 +269,63 @@ def _filter_where(window: Window) -> tuple[list[str], dict[str, Any]]:
     return clauses, parameters
 
 
-def counts_sql(
-    database: str,
-    window: Window,
-    key: str | None = None,
-    bucket: int | None = None,
-    only: Sequence[str] | None = None,
+def message_counts_sql(
+    database: str, window: Window, key: str | None = None, bucket: int | None = None
 ) -> Sql:
-    """Distinct messages per (key, group) where group is a status, '#outcomes' (delivered, undelivered or
-    failed) or '#failures' (undelivered or failed). Each message set is one merge of the uniqExact states
-    of all its statuses' rows, so a message in two statuses, tags or minutes counts once.
+    """Distinct messages per (key, status) from ``message_minute``: each message's rows in range OR-ed into
+    one bit set (one hash-table entry per message and key), then every status, the outcomes and the
+    failures counted from the bits in one pass. Rows: (key, [count per STATUS_BITS], outcomes, failures).
 
-    ``key``: '' (totals), a dimension (breakdown) or, with ``bucket``, the bucket start. ``only``: just
-    these statuses, without the outcome and failure sets (less to merge, for the funnel).
-
-    The states come from several rollups (see ``rollup_parts``), all ``uniqExact(String)`` states of
-    message ids: one merge over their UNION ALL is exact."""
-    filters, parameters = _filter_where(window)
-    dims = {DIMENSIONS[name] for name in window.filters.as_dict()}
-    if key is not None and bucket is None:
-        dims.add(DIMENSIONS[key])
+    ``key``: None (totals, key ''), a dimension (breakdown) or, with ``bucket``, the bucket start (time
+    series). A message counts once per key value its events carry (once per tag for the tag breakdown, as
+    in the rollups), whatever its rows and duplicates. The group key is the key value and the message id
+    joined unambiguously (length-prefixed, or a fixed-width hex time), as one String: ClickHouse hashes a
+    single String key much faster than a tuple."""
+    clauses, parameters = _filter_where(window)
+    parameters |= _range_parameters(window)
+    tag_key = key == "tag" and bucket is None
+    if "tag" in window.filters.as_dict():
+        # The tag breakdown filtered by a tag keeps just that tag (as the rollups did); else the row's tags.
+        clauses[list(window.filters.as_dict()).index("tag")] = (
+            "tag = {f_tag:String}" if tag_key else "has(tags, {f_tag:String})"
+        )
+    where = " AND ".join(
+        [
+            "minute >= toDateTime({start:Int64}, 'UTC')",
+            "minute < toDateTime({end:Int64}, 'UTC')",
+            *clauses,
+        ]
+    )
     if bucket is not None:
         parameters["bucket"] = bucket
-    parameters["outcomes"] = [] if only else list(OUTCOME_STATUSES)
-    parameters["failures"] = [] if only else list(FAILURE_STATUSES)
-    if only:
-        filters.append("status IN {only:Array(String)}")
-        parameters["only"] = list(only)
-    selects = []
-    for n, (rollup, start, end) in enumerate(rollup_parts(window.start, window.end, dims, bucket)):
-        column = rollup.time_column
-        if bucket is not None:
-            key_sql = f"toStartOfInterval({column}, toIntervalSecond({{bucket:UInt32}}))"
-        else:
-            key_sql = DIMENSIONS[key] if key is not None else "''"
-        parameters |= {f"start{n}": int(start.timestamp()), f"end{n}": int(end.timestamp())}
-        where = " AND ".join(
-            [
-                f"{column} >= toDateTime({{start{n}:Int64}}, 'UTC')",
-                f"{column} < toDateTime({{end{n}:Int64}}, 'UTC')",
-                *filters,
-            ]
-        )
-        selects.append(f"""  SELECT {key_sql} AS k,
-    arrayJoin(arrayConcat([status],
-      if(status IN {{outcomes:Array(String)}}, ['{_OUTCOMES}'], []),
-      if(status IN {{failures:Array(String)}}, ['{_FAILURES}'], []))) AS g,
-    messages
-  FROM {database}.{rollup.table}
-  WHERE {where}""")
-    union = "\n  UNION ALL\n".join(selects)
-    text = f"""SELECT k, g, uniqExactMerge(messages) AS n
+        start = "toStartOfInterval(minute, toIntervalSecond({bucket:UInt32}))"
+        inner = f"SELECT any({start}) AS k, groupBitOr(statuses) AS m"
+        group = f"concat(hex(toUInt32({start})), message_id)"
+    elif key is None:
+        inner = "SELECT '' AS k, groupBitOr(statuses) AS m"
+        group = "message_id"
+    else:
+        column = DIMENSIONS[key]
+        inner = f"SELECT any({column}) AS k, groupBitOr(statuses) AS m"
+        group = f"concat(toString(length({column})), ':', {column}, message_id)"
+    source = f"{database}.message_minute"
+    if tag_key:
+        source += " ARRAY JOIN if(empty(tags), [''], tags) AS tag"
+    bits = ", ".join(f"countIf(bitTest(m, {i}))" for i in range(len(STATUS_BITS)))
+    outcomes, failures = _mask(OUTCOME_STATUSES), _mask(FAILURE_STATUSES)
+    text = f"""SELECT k, [{bits}], countIf(bitAnd(m, {outcomes}) != 0), countIf(bitAnd(m, {failures}) != 0)
 FROM (
-{union}
+  {inner}
+  FROM {source}
+  WHERE {where}
+  GROUP BY {group}
 )
-GROUP BY k, g"""
+GROUP BY k"""
     return Sql(text, parameters)
+
+
+def _mask(statuses: Sequence[str]) -> int:
+    return sum(1 << STATUS_BITS.index(s) for s in statuses)
 
 
 def _state_filters(window: Window) -> tuple[list[str], dict[str, Any]]:
@@ -451,17 +416,14 @@ class Counts:
     failures: int = 0
 
 
-def group_counts(rows: Sequence[Sequence[Any]]) -> dict[Any, Counts]:
-    """Rows of ``counts_sql`` -> counts per key."""
+def bit_counts(rows: Sequence[Sequence[Any]]) -> dict[Any, Counts]:
+    """Rows of ``message_counts_sql`` -> counts per key; kinds beyond STATUSES only when they occur."""
     out: dict[Any, Counts] = {}
-    for key, group, n in rows:
-        counts = out.setdefault(key, Counts())
-        if group == _OUTCOMES:
-            counts.outcomes = int(n)
-        elif group == _FAILURES:
-            counts.failures = int(n)
-        else:
-            counts.volumes[str(group)] = int(n)
+    for key, per_bit, outcomes, failures in rows:
+        counts = out[key] = Counts(outcomes=int(outcomes), failures=int(failures))
+        for status, n in zip(STATUS_BITS, per_bit, strict=True):
+            if n or status in counts.volumes:
+                counts.volumes[status] = int(n)
     return out
 
 

@@ -25,9 +25,9 @@ class AnalyticsService:
         return [tuple(r) for r in self.client.query(sql.text, parameters=sql.parameters).result_rows]
 
     def _counts(
-        self, window: Window, key: str | None = None, bucket: int | None = None, only: tuple[str, ...] = ()
+        self, window: Window, key: str | None = None, bucket: int | None = None
     ) -> dict[Any, q.Counts]:
-        return q.group_counts(self._rows(q.counts_sql(self.database, window, key, bucket, only or None)))
+        return q.bit_counts(self._rows(q.message_counts_sql(self.database, window, key, bucket)))
 
     def _latencies(self, window: Window) -> dict[str, Any]:
         [(deliver, delivered, opening, opened)] = self._rows(q.latencies_sql(self.database, window))
@@ -65,7 +65,7 @@ class AnalyticsService:
         }
 
     def funnel(self, window: Window) -> dict[str, Any]:
-        volumes = self._counts(window, only=q.FUNNEL).get("", q.Counts()).volumes
+        volumes = self._counts(window).get("", q.Counts()).volumes
         return {**q.window_json(window), "steps": [{"status": s, "messages": volumes[s]} for s in q.FUNNEL]}
 
     def alerts(self, window: Window, limit: int) -> dict[str, Any]:

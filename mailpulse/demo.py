@@ -47,7 +47,7 @@ from mailpulse.simulator.truth import Comparison, Seen, compare, status_counts, 
 from mailpulse.simulator.webhooks import WebhookPolicy, WebhookTarget
 from processors.consumer import StatusProcessor
 from processors.store import ClickHouseStore
-from schemas.migrations.m0005_coarse_rollups import ROLLUP_TABLES
+from schemas.migrations import DERIVED_TABLES
 from schemas.status import EmailStatus
 
 Print = Callable[[str], None]
@@ -175,7 +175,7 @@ async def run_demo(
     )
     store = store or open_store(settings)
     # Compare one run with its truth; the alert history and rollup start afresh too.
-    for table in ("email_events", "email_state", "email_transitions", *ROLLUP_TABLES, "alerts"):
+    for table in ("email_events", "email_state", "email_transitions", *DERIVED_TABLES, "alerts"):
         store.client.command(f"TRUNCATE TABLE IF EXISTS {store.database}.{table}")
     reset_checkpoint(settings)  # the poller starts from scratch too
     say(f"ClickHouse: {settings.clickhouse_dsn()} (database {store.database})")

@@ -45,7 +45,9 @@ class Settings(BaseSettings):
         0, ge=0, description="Days raw events, transitions and message states are kept (TTL; 0 = forever)."
     )
     rollup_retention_days: int = Field(
-        0, ge=0, description="Days the rollups (rollup_*) behind analytics and alerts are kept (0 = forever)."
+        0,
+        ge=0,
+        description="Days rollup_minute and message_minute (analytics, alerts) are kept (0 = forever).",
     )
     ingest_host: str = Field("127.0.0.1", description="Ingest bind address.")
     ingest_port: int = Field(8080, ge=0, le=65535, description="Ingest port (0 = any free port).")

@@ -17,8 +17,13 @@ from schemas.migrations import (
     m0003_alerts,
     m0004_analyst_views,
     m0005_coarse_rollups,
+    m0006_message_minute,
+    m0007_drop_coarse_rollups,
 )
 from schemas.tables import on_cluster, table_engine
+
+# Tables derived from email_events by materialized views: whatever empties email_events empties these.
+DERIVED_TABLES: tuple[str, ...] = ("rollup_minute", "message_minute")
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +45,15 @@ class Migration:
 
 MIGRATIONS: tuple[Migration, ...] = tuple(
     Migration(m.VERSION, m.NAME, m.statements)
-    for m in (m0001_baseline, m0002_rollups, m0003_alerts, m0004_analyst_views, m0005_coarse_rollups)
+    for m in (
+        m0001_baseline,
+        m0002_rollups,
+        m0003_alerts,
+        m0004_analyst_views,
+        m0005_coarse_rollups,
+        m0006_message_minute,
+        m0007_drop_coarse_rollups,
+    )
 )
 
 
@@ -85,9 +98,7 @@ _TTL_COLUMNS: dict[str, tuple[str, str]] = {
     "email_transitions": ("toDateTime(occurred_at)", "events_days"),
     "email_state": ("toDateTime(last_event_at)", "events_days"),
     "rollup_minute": ("minute", "rollup_days"),
-    "rollup_hour": ("hour", "rollup_days"),
-    "rollup_hour_tag": ("hour", "rollup_days"),
-    "rollup_5min": ("five_minutes", "rollup_days"),
+    "message_minute": ("minute", "rollup_days"),
 }
 
 

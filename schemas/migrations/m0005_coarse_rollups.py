@@ -1,5 +1,8 @@
 """5: coarser rollups beside ``rollup_minute``, so whole-day queries merge far fewer, larger states.
 
+Superseded: migration 7 drops these tables (``message_minute``, migration 6, answers faster). Kept, as
+every applied migration is, so a database's history replays the same.
+
 Merging ``uniqExact`` states costs per state row and per message id in it; a day of 10M events is 8.2M
 ``rollup_minute`` rows (one per tag, per minute). These tables hold the same distinct-message states at
 coarser grain and with fewer dimensions, and analytics/queries.py reads each part of a range from the
@@ -56,7 +59,6 @@ GROUP BY ALL"""
 
 _DOMAINS = ("provider", "sender_domain", "recipient_domain")
 _SORT = ("sender_domain", "recipient_domain", "tag", "provider")  # after time and status, as rollup_minute
-MINUTE = Rollup("rollup_minute", "minute", 60, (*_DOMAINS, "tag"))  # migration 2
 COARSE: tuple[Rollup, ...] = (
     Rollup("rollup_hour", "hour", 3600, _DOMAINS, "toStartOfHour(occurred_at)"),
     Rollup("rollup_hour_tag", "hour", 3600, (*_DOMAINS, "tag"), "toStartOfHour(occurred_at)"),
@@ -64,10 +66,6 @@ COARSE: tuple[Rollup, ...] = (
         "rollup_5min", "five_minutes", 300, ("provider", "sender_domain"), "toStartOfFiveMinutes(occurred_at)"
     ),
 )
-
-
-# Every rollup table: whatever empties email_events must empty these too.
-ROLLUP_TABLES: tuple[str, ...] = tuple(r.table for r in (MINUTE, *COARSE))
 
 
 def _create(db: str, on: str, r: Rollup, cluster: str | None) -> str:

@@ -18,9 +18,10 @@ def test_every_request_value_is_bound_never_spliced() -> None:
     params = {name: [hostile if name != "tag" else f"k={hostile}"] for name in q.FILTERS}
     window = q.parse_window(params, datetime(2026, 11, 20, tzinfo=UTC))
     for sql in (
-        q.counts_sql("db", window),
-        q.counts_sql("db", window, key="recipient_domain"),
-        q.counts_sql("db", window, bucket=300),
+        q.message_counts_sql("db", window),
+        q.message_counts_sql("db", window, key="recipient_domain"),
+        q.message_counts_sql("db", window, key="tag"),
+        q.message_counts_sql("db", window, bucket=300),
         q.latency_sql("db", window, "deliver", 300),
         q.latencies_sql("db", window),
     ):

@@ -12,7 +12,7 @@ from processors.rows import event_row
 from processors.store import ClickHouseStore
 from schemas.event import CanonicalEvent
 from schemas.migrations import MIGRATIONS, Retention, SchemaOptions
-from schemas.migrations.m0005_coarse_rollups import COARSE, Rollup
+from schemas.migrations.m0006_message_minute import STATUS_BITS
 from schemas.sendgrid import parse_sendgrid_event
 from schemas.twilio import parse_cloud_event
 
@@ -42,22 +42,31 @@ def rollup_vs_events(store: ClickHouseStore) -> tuple[list[tuple[object, ...]], 
     return rollup, truth
 
 
-def coarse_vs_events(store: ClickHouseStore, rollup: Rollup) -> tuple[list[tuple[object, ...]], ...]:
-    """Distinct messages per (period, status, dims) of a coarser rollup, and the same from `events`."""
-    db, dims = store.database, ", ".join(rollup.dims)
-    merged = store.query(
-        f"SELECT {rollup.time_column}, status, {dims}, uniqExactMerge(messages) "
-        f"FROM {db}.{rollup.table} GROUP BY ALL ORDER BY ALL"
+def message_minute_vs_events(store: ClickHouseStore) -> tuple[dict[tuple[object, ...], int], ...]:
+    """Status bits per (minute, message, provider, domains, tags) from message_minute, and the same
+    computed here in Python from the deduplicated `events` view."""
+    db = store.database
+    stored = store.query(
+        f"SELECT minute, message_id, provider, sender_domain, recipient_domain, tags, groupBitOr(statuses) "
+        f"FROM {db}.message_minute GROUP BY ALL"
     )
-    tag = (
-        "arrayJoin(if(empty(tags), [''], arrayMap((k, v) -> k || '=' || v, mapKeys(tags), mapValues(tags))))"
+    truth: dict[tuple[object, ...], int] = {}
+    query = (
+        f"SELECT toStartOfMinute(occurred_at), message_id, provider, sender_domain, recipient_domain, tags, "
+        f"kind, status FROM {db}.events"
     )
-    columns = ", ".join(tag if d == "tag" else d for d in rollup.dims)
-    truth = store.query(
-        f"SELECT {rollup.time_expr}, if(kind = 'status', status, upper(kind)), {columns}, "
-        f"uniqExact(message_id) FROM {db}.events GROUP BY ALL ORDER BY ALL"
-    )
-    return merged, truth
+    for minute, message, provider, sender, recipient, tags, kind, status in store.query(query):
+        key = (
+            minute,
+            message,
+            provider,
+            sender,
+            recipient,
+            tuple(sorted(f"{k}={v}" for k, v in tags.items())),
+        )
+        name = status if kind == "status" else kind.upper()
+        truth[key] = truth.get(key, 0) | 1 << STATUS_BITS.index(name)
+    return {(*r[:5], tuple(r[5])): r[6] for r in stored}, truth
 
 
 def test_migrations_are_recorded_and_applied_once(store: ClickHouseStore) -> None:
@@ -83,14 +92,13 @@ def test_rollup_is_exact_with_duplicated_rows_and_tags(store: ClickHouseStore) -
         f"SELECT uniqExact(message_id) FROM {store.database}.events WHERE status = 'DELIVERED'"
     )
     assert tagged == direct and direct[0][0] > 0
-    for coarse in COARSE:
-        merged, expected = coarse_vs_events(store, coarse)
-        assert merged == expected and len(expected) > 20, coarse.table
+    bits, expected_bits = message_minute_vs_events(store)
+    assert bits == expected_bits and len(expected_bits) > 100
 
 
 def test_a_database_from_before_migrations_is_upgraded_and_backfilled(store: ClickHouseStore) -> None:
     db = store.database
-    rollups = ("rollup_minute", "rollup_hour", "rollup_hour_tag", "rollup_5min")
+    rollups = ("rollup_minute", "message_minute")
     for table in (*(f"{r}_mv" for r in rollups), *rollups, "schema_migrations"):
         store.client.command(f"DROP TABLE {db}.{table}")
     events = generated_events(200, seed=11)
@@ -101,12 +109,16 @@ def test_a_database_from_before_migrations_is_upgraded_and_backfilled(store: Cli
         "0003_alerts",
         "0004_analyst_views",
         "0005_coarse_rollups",
+        "0006_message_minute",
+        "0007_drop_coarse_rollups",
     ]
     rollup, truth = rollup_vs_events(store)
     assert rollup == truth and truth
-    for coarse in COARSE:  # backfilled too
-        merged, expected = coarse_vs_events(store, coarse)
-        assert merged == expected and expected, coarse.table
+    bits, expected_bits = message_minute_vs_events(store)
+    assert bits == expected_bits and expected_bits
+    tables = {str(name) for (name,) in store.query(f"SELECT name FROM system.tables WHERE database = '{db}'")}
+    assert {"rollup_minute", "message_minute"} <= tables
+    assert not tables & {"rollup_hour", "rollup_hour_tag", "rollup_5min"}  # superseded, dropped by 7
 
 
 def test_ttl_follows_the_retention_settings(store: ClickHouseStore) -> None:
@@ -123,9 +135,7 @@ def test_ttl_follows_the_retention_settings(store: ClickHouseStore) -> None:
     assert "TTL toDateTime(occurred_at) + toIntervalDay(30)" in after["email_transitions"]
     assert "TTL toDateTime(last_event_at) + toIntervalDay(30)" in after["email_state"]
     assert "TTL minute + toIntervalDay(400)" in after["rollup_minute"]
-    assert "TTL hour + toIntervalDay(400)" in after["rollup_hour"]
-    assert "TTL hour + toIntervalDay(400)" in after["rollup_hour_tag"]
-    assert "TTL five_minutes + toIntervalDay(400)" in after["rollup_5min"]
+    assert "TTL minute + toIntervalDay(400)" in after["message_minute"]
     store.migrate(retention=Retention(events_days=30, rollup_days=400))  # unchanged: no ALTER fails
     store.migrate()  # back to keep-forever
     assert not any(" TTL " in engine for engine in engines().values())
@@ -134,10 +144,10 @@ def test_ttl_follows_the_retention_settings(store: ClickHouseStore) -> None:
 def test_cluster_ddl_replicates_every_table() -> None:
     opts = SchemaOptions("mp", cluster="main")
     statements = [s for m in MIGRATIONS for s in m.statements(opts)]
-    ddl = [s for s in statements if s.startswith(("CREATE", "ALTER"))]
+    ddl = [s for s in statements if s.startswith(("CREATE", "ALTER", "DROP"))]
     assert ddl and all(" ON CLUSTER main" in s for s in ddl)
     tables = [s for s in ddl if s.startswith("CREATE TABLE")]
-    assert len(tables) == 8
+    assert len(tables) == 9
     for statement in tables:
         table = statement.split("mp.", 1)[1].split(" ", 1)[0]
         assert "ENGINE = Replicated" in statement
