@@ -19,6 +19,7 @@ from schemas.migrations import (
     m0005_coarse_rollups,
     m0006_message_minute,
     m0007_drop_coarse_rollups,
+    m0008_views_on_message_minute,
 )
 from schemas.tables import on_cluster, table_engine
 
@@ -53,6 +54,7 @@ MIGRATIONS: tuple[Migration, ...] = tuple(
         m0005_coarse_rollups,
         m0006_message_minute,
         m0007_drop_coarse_rollups,
+        m0008_views_on_message_minute,
     )
 )
 

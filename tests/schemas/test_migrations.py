@@ -111,6 +111,7 @@ def test_a_database_from_before_migrations_is_upgraded_and_backfilled(store: Cli
         "0005_coarse_rollups",
         "0006_message_minute",
         "0007_drop_coarse_rollups",
+        "0008_views_on_message_minute",
     ]
     rollup, truth = rollup_vs_events(store)
     assert rollup == truth and truth
