@@ -2,7 +2,7 @@
 
 ``message_minute`` (migration 6) answers every API count faster than they did, whole days included, so
 they only cost insert time (three materialized views on every email_events insert) and disk.
-``rollup_minute`` stays: the alert rules and the analyst views read it.
+``rollup_minute`` stays: the alert rules read it (and the analyst views did, until migration 8).
 """
 
 from __future__ import annotations
