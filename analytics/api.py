@@ -20,6 +20,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from analytics import queries as q
+from analytics.openapi import openapi_document
 from analytics.service import AnalyticsService
 
 log = logging.getLogger(__name__)
@@ -110,10 +111,18 @@ def _endpoint(
 
 
 def api_routes(service: AnalyticsService, token: SecretStr | None, clock: Clock = _now) -> list[Route]:
-    """The /api/* routes, for mounting next to the dashboard."""
+    """The /api/* routes, for mounting next to the dashboard; the description is public (no token)."""
+    document = openapi_document()
+
+    async def openapi(request: Request) -> Response:
+        return JSONResponse(document)
+
     return [
-        Route(path, _endpoint(handler, service, token, clock), methods=["GET"])
-        for path, handler in ENDPOINTS.items()
+        *(
+            Route(path, _endpoint(handler, service, token, clock), methods=["GET"])
+            for path, handler in ENDPOINTS.items()
+        ),
+        Route("/api/openapi.json", openapi, methods=["GET"]),
     ]
 
 

@@ -142,6 +142,11 @@ class _Reader:
 
 
 COMMON = ("from", "to", *FILTERS)
+# The parameters each kind of request accepts (anything else is a 422), also what /api/openapi.json lists.
+WINDOW_PARAMS = COMMON
+BUCKETED_PARAMS = (*COMMON, "bucket")
+BREAKDOWN_PARAMS = (*COMMON, "by", "order", "limit", "min_volume")
+ALERTS_PARAMS = ("from", "to", "limit")
 
 
 def _instant(reader: _Reader, name: str) -> datetime | None:
@@ -220,7 +225,7 @@ def _bucket(reader: _Reader, window: Window) -> int:
 
 def parse_window(params: Params, now: datetime) -> Window:
     """/api/summary, /api/funnel."""
-    reader = _Reader(params, COMMON)
+    reader = _Reader(params, WINDOW_PARAMS)
     window = _window(reader, now)
     reader.done()
     return window
@@ -228,7 +233,7 @@ def parse_window(params: Params, now: datetime) -> Window:
 
 def parse_bucketed(params: Params, now: datetime) -> tuple[Window, int]:
     """/api/timeseries, /api/latency."""
-    reader = _Reader(params, (*COMMON, "bucket"))
+    reader = _Reader(params, BUCKETED_PARAMS)
     window = _window(reader, now)
     bucket = _bucket(reader, window)
     reader.done()
@@ -236,7 +241,7 @@ def parse_bucketed(params: Params, now: datetime) -> tuple[Window, int]:
 
 
 def parse_breakdown(params: Params, now: datetime) -> tuple[Window, Breakdown]:
-    reader = _Reader(params, (*COMMON, "by", "order", "limit", "min_volume"))
+    reader = _Reader(params, BREAKDOWN_PARAMS)
     window = _window(reader, now)
     by = reader.choice("by", "recipient_domain", tuple(DIMENSIONS))
     order = reader.choice("order", "failure_rate", ORDERS)
@@ -247,7 +252,7 @@ def parse_breakdown(params: Params, now: datetime) -> tuple[Window, Breakdown]:
 
 
 def parse_alerts(params: Params, now: datetime) -> tuple[Window, int]:
-    reader = _Reader(params, ("from", "to", "limit"))
+    reader = _Reader(params, ALERTS_PARAMS)
     window = _window(reader, now)
     limit = reader.integer("limit", 50, 1, 1000)
     reader.done()

@@ -4,7 +4,7 @@ hostile filter values that must come back as correct empty answers, never as SQL
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from clickhouse_connect.driver.client import Client
@@ -143,3 +143,42 @@ def test_answers_name_the_range_actually_used(api: ApiClient) -> None:
     body = api.get("/api/summary", params={"from": "2026-11-20T10:00:59.5+01:00"}, headers=AUTH).json()
     assert body["from"] == "2026-11-20T09:00:00Z" and body["to"] == ka.iso(ka.TO)
     assert datetime.fromisoformat(body["to"]).tzinfo == UTC
+
+
+VALID = {  # a valid value for each documented parameter
+    **RANGE,
+    "provider": "twilio",
+    "sender_domain": "shop.example",
+    "recipient_domain": "gmail.example",
+    "tag": "campaign=a",
+    "bucket": "300",
+    "by": "tag",
+    "order": "outcomes",
+    "limit": "5",
+    "min_volume": "0",
+}
+
+
+def test_openapi_documents_exactly_what_each_endpoint_accepts(api: ApiClient) -> None:
+    answer = api.get("/api/openapi.json")  # public: no token
+    assert answer.status_code == 200
+    document = answer.json()
+    assert document["openapi"] == "3.1.0" and set(document["paths"]) == set(ENDPOINTS)
+    for path, item in document["paths"].items():
+        names = [p["name"] for p in item["get"]["parameters"]]
+        assert set(item["get"]["responses"]) >= {"200", "401", "422", "503"}
+        # Every documented parameter at once is accepted...
+        assert api.get(path, params={n: VALID[n] for n in names}, headers=AUTH).status_code == 200, path
+        # ...and every parameter some other endpoint takes, but this one does not, is refused by name.
+        others = sorted(set(VALID) - set(names))
+        if others:
+            refused = api.get(path, params={**RANGE, **{n: VALID[n] for n in others}}, headers=AUTH)
+            assert refused.status_code == 422
+            assert sorted(p.split(":")[0] for p in refused.json()["errors"]) == others, path
+        for parameter in item["get"]["parameters"]:
+            if "enum" in parameter["schema"]:
+                for choice in parameter["schema"]["enum"]:
+                    params = {**RANGE, parameter["name"]: str(choice)}
+                    if parameter["name"] == "bucket":
+                        params["from"] = ka.iso(ka.TO - timedelta(hours=1))  # a small enough range for 60 s
+                    assert api.get(path, params=params, headers=AUTH).status_code == 200, (path, choice)
