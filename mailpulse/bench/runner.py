@@ -57,7 +57,28 @@ async def _memory(messages: int, workdir: Path) -> dict[str, int]:
     return result
 
 
-async def run(sizes: Sizes, workdir: Path) -> list[Row]:
+def _ingest_rows(ceiling: float, runs: dict[tuple[str, str], http.HttpFigures]) -> list[Row]:
+    og, ot = runs["ours", "sendgrid"], runs["ours", "twilio"]
+    bg, bt = runs["baseline", "sendgrid"], runs["baseline", "twilio"]
+    of_ceiling, over_base = _ratio(og.events_per_s, ceiling), _ratio(og.events_per_s, bg.events_per_s)
+    single = _ratio(ot.requests_per_s, bt.requests_per_s)
+    return [
+        Row("1 Kafka producer ceiling (aiokafka, acks=all)", ceiling, "events/s"),
+        Row("2 ingest SendGrid x100 throughput", og.events_per_s, "events/s",
+            f"{of_ceiling:.2f} of ceiling, {over_base:.1f}x baseline", ">= 0.80, >= 3x",
+            of_ceiling >= 0.8 and over_base >= 3),
+        Row("2 ingest SendGrid x100 latency p50", og.p50_ms, "ms", f"p99 {og.p99_ms:.1f} ms"),
+        Row("2 ingest Twilio single throughput", ot.requests_per_s, "requests/s",
+            f"{single:.1f}x baseline", ">= 1.5x", single >= 1.5),
+        Row("2 ingest Twilio single latency p99", ot.p99_ms, "ms", f"p50 {ot.p50_ms:.1f} ms", "< 50 ms",
+            ot.p99_ms < 50),
+        Row("3 baseline SendGrid x100", bg.events_per_s, "events/s", f"p99 {bg.p99_ms:.1f} ms"),
+        Row("3 baseline Twilio single", bt.requests_per_s, "requests/s", f"p99 {bt.p99_ms:.1f} ms"),
+    ]  # fmt: skip
+
+
+async def run(sizes: Sizes, workdir: Path, ingest_only: bool = False) -> list[Row]:
+    """Every measurement; ``ingest_only``: measurements 1-3 (producer ceiling, ingest, baseline)."""
     pin(SERVER_CORE)
     log(describe())
     with EmbeddedBroker(log_path=workdir / "tansu.log") as broker:
@@ -89,6 +110,8 @@ async def run(sizes: Sizes, workdir: Path) -> list[Row]:
                 kind, endpoint, bodies, counts, bootstrap, f"bench.http.{i}", workdir,
                 sizes.connections, sizes.http_seconds, sizes.warmup_seconds,
             )  # fmt: skip
+        if ingest_only:
+            return _ingest_rows(ceiling, runs)
 
         settings = Settings(
             data_dir=workdir, kafka_bootstrap=bootstrap, clickhouse_url=f"chdb://{workdir / 'chdb'}",
@@ -121,23 +144,9 @@ async def run(sizes: Sizes, workdir: Path) -> list[Row]:
     memory = await _memory(sizes.memory_messages, workdir)
     per_message = memory["retained_bytes"] / memory["messages"]
 
-    og, ot = runs["ours", "sendgrid"], runs["ours", "twilio"]
-    bg, bt = runs["baseline", "sendgrid"], runs["baseline", "twilio"]
-    of_ceiling, over_base = _ratio(og.events_per_s, ceiling), _ratio(og.events_per_s, bg.events_per_s)
-    single = _ratio(ot.requests_per_s, bt.requests_per_s)
     of_insert = _ratio(proc_rate, insert_ceiling)
     return [
-        Row("1 Kafka producer ceiling (aiokafka, acks=all)", ceiling, "events/s"),
-        Row("2 ingest SendGrid x100 throughput", og.events_per_s, "events/s",
-            f"{of_ceiling:.2f} of ceiling, {over_base:.1f}x baseline", ">= 0.80, >= 3x",
-            of_ceiling >= 0.8 and over_base >= 3),
-        Row("2 ingest SendGrid x100 latency p50", og.p50_ms, "ms", f"p99 {og.p99_ms:.1f} ms"),
-        Row("2 ingest Twilio single throughput", ot.requests_per_s, "requests/s",
-            f"{single:.1f}x baseline", ">= 1.5x", single >= 1.5),
-        Row("2 ingest Twilio single latency p99", ot.p99_ms, "ms", f"p50 {ot.p50_ms:.1f} ms", "< 50 ms",
-            ot.p99_ms < 50),
-        Row("3 baseline SendGrid x100", bg.events_per_s, "events/s", f"p99 {bg.p99_ms:.1f} ms"),
-        Row("3 baseline Twilio single", bt.requests_per_s, "requests/s", f"p99 {bt.p99_ms:.1f} ms"),
+        *_ingest_rows(ceiling, runs),
         Row("4 ClickHouse insert ceiling (columnar)", insert_ceiling, "events/s"),
         Row("5 processor (dedupe + reorder)", proc_rate, "events/s", f"{of_insert:.2f} of insert ceiling",
             ">= 100,000/s, >= 0.70", proc_rate >= 100_000 and of_insert >= 0.7),
@@ -150,7 +159,7 @@ async def run(sizes: Sizes, workdir: Path) -> list[Row]:
     ]  # fmt: skip
 
 
-def main(sizes: Sizes, keep: bool = False) -> int:
+def main(sizes: Sizes, keep: bool = False, ingest_only: bool = False) -> int:
     from mailpulse.runtime import run_async
 
     with contextlib.ExitStack() as stack:
@@ -160,7 +169,7 @@ def main(sizes: Sizes, keep: bool = False) -> int:
             else Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mailpulse-bench-")))
         )
         started = time.monotonic()
-        rows = run_async(run(sizes, workdir))
+        rows = run_async(run(sizes, workdir, ingest_only))
         print(render(rows))
         print(
             f"\n{describe()}."
