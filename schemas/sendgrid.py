@@ -40,7 +40,7 @@ KNOWN_FIELDS = frozenset(
     }
 )  # fmt: skip
 # Unix seconds before 2000 or past 2100 are not real event times.
-_MIN_TS, _MAX_TS = 946_684_800, 4_102_444_800
+MIN_TIMESTAMP, MAX_TIMESTAMP = 946_684_800, 4_102_444_800
 
 
 class SendGridEvent(BaseModel):
@@ -50,7 +50,7 @@ class SendGridEvent(BaseModel):
 
     event: str = Field(min_length=1, max_length=128)
     email: str = Field(min_length=3, max_length=512)
-    timestamp: int = Field(ge=_MIN_TS, le=_MAX_TS)
+    timestamp: int = Field(ge=MIN_TIMESTAMP, le=MAX_TIMESTAMP)
     sg_event_id: str | None = None
     sg_message_id: str | None = None
     smtp_id: str | None = Field(default=None, alias="smtp-id")

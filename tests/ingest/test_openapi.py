@@ -10,6 +10,7 @@ import httpx
 from starlette.routing import Mount, Route
 
 from ingest.app import IngestConfig, create_app
+from ingest.fastpath import Record
 from ingest.publisher import Rejected
 from schemas.event import CanonicalEvent
 
@@ -20,6 +21,9 @@ class Unused:
     """The description needs no broker; nothing is published here."""
 
     async def publish(self, events: Sequence[CanonicalEvent], rejected: Sequence[Rejected]) -> None:
+        raise AssertionError("nothing is published by these requests")
+
+    async def publish_records(self, records: Sequence[Record], rejected: Sequence[Rejected]) -> None:
         raise AssertionError("nothing is published by these requests")
 
     async def ready(self) -> bool:
