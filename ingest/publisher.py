@@ -152,7 +152,10 @@ class KafkaPublisher:
                 # cancellation) does not cancel the batch the others wait for.
                 for handoff in handoffs:
                     pending.append(asyncio.shield(await asyncio.shield(handoff)))
-                await asyncio.gather(*pending)
+                if len(pending) == 1:  # a single-event callback: no gathering future around it
+                    await pending[0]
+                else:
+                    await asyncio.gather(*pending)
         except (TimeoutError, KafkaError) as exc:
             raise PublishFailed(f"Kafka did not acknowledge: {exc!r}") from exc
         finally:
