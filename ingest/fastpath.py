@@ -18,10 +18,11 @@ from typing import Any, TypeGuard
 
 import orjson
 
-from schemas.event import SCHEMA_VERSION, UINT32_MAX, Provider, derived_event_id, domain_of, tag_problems
+from schemas.event import MAX_TAGS, SCHEMA_VERSION, UINT32_MAX, Provider, derived_event_id, domain_of
 from schemas.mapping import MAPPING
 from schemas.sendgrid import MAX_TIMESTAMP, MIN_TIMESTAMP, split_custom_args, x_message_id
 from schemas.status import EventKind
+from schemas.tags import is_tag
 from schemas.twilio import OPERATION_TYPE_PREFIX
 
 Record = tuple[bytes, bytes]  # (key: the message id, value: the envelope JSON)
@@ -29,14 +30,13 @@ Record = tuple[bytes, bytes]  # (key: the message id, value: the envelope JSON)
 _UNKNOWN = (EventKind.UNKNOWN, None)
 _SENDGRID_KINDS = {raw: kind for (provider, raw), kind in MAPPING.items() if provider is Provider.SENDGRID}
 _TWILIO_KINDS = {raw: kind for (provider, raw), kind in MAPPING.items() if provider is Provider.TWILIO}
-_SENDGRID_OPTIONAL_TEXT = (
-    "sg_event_id", "sg_message_id", "smtp-id", "reason", "status", "response", "type",
-    "bounce_classification", "url",
-)  # fmt: skip
 # RFC 3339 in UTC with "Z", at most microseconds: what Twilio sends, and a form pydantic and
 # ``datetime.fromisoformat`` read alike. Offsets and other forms take the canonical path.
 _UTC_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,6})?Z")
 _MIN_YEAR, _MAX_YEAR = 1970, 2200  # schemas.event's bounds for event times
+# A CloudEvent's ``time`` is mostly its ``data.updatedAt``: parsed once. Emptied when full.
+_TIMES_MAX = 4096
+_times: dict[str, datetime] = {}
 _DIGITS = re.compile(r"0|[1-9][0-9]{0,9}")  # SendGrid sends ``attempt`` as a string ("1")
 
 
@@ -64,9 +64,12 @@ def sendgrid_record(raw: Any, received_at: datetime) -> Record | None:
         return None
     if type(timestamp) is not int or not MIN_TIMESTAMP <= timestamp <= MAX_TIMESTAMP:
         return None
-    for name in _SENDGRID_OPTIONAL_TEXT:
-        value = get(name)
-        if value is not None and type(value) is not str:
+    sg_event_id, sg_message_id, smtp_id = get("sg_event_id"), get("sg_message_id"), get("smtp-id")
+    reason, response, smtp_status = get("reason"), get("response"), get("status")
+    bounce_type, classification, url = get("type"), get("bounce_classification"), get("url")
+    for text in (sg_event_id, sg_message_id, smtp_id, reason, response, smtp_status, bounce_type,
+                 classification, url):  # fmt: skip
+        if text is not None and type(text) is not str:
             return None
     category = get("category")
     if category is None:
@@ -84,8 +87,7 @@ def sendgrid_record(raw: Any, received_at: datetime) -> Record | None:
         return None
     if machine_open is not None and type(machine_open) is not bool:
         return None
-    sg_message_id = get("sg_message_id")
-    xid = x_message_id(sg_message_id, get("smtp-id"))
+    xid = x_message_id(sg_message_id, smtp_id)
     if xid is None:
         return None
     recipient = email.strip().lower()
@@ -93,10 +95,9 @@ def sendgrid_record(raw: Any, received_at: datetime) -> Record | None:
     if len(message_id) > 512:
         return None
     occurred_at = datetime.fromtimestamp(timestamp, UTC)
-    bounce_type = get("type")
     raw_type = "blocked" if event == "bounce" and bounce_type == "blocked" else event
     kind, status = _SENDGRID_KINDS.get(raw_type, _UNKNOWN)
-    event_id = get("sg_event_id") or derived_event_id(Provider.SENDGRID, message_id, raw_type, occurred_at)
+    event_id = sg_event_id or derived_event_id(Provider.SENDGRID, message_id, raw_type, occurred_at)
     if len(event_id) > 256:
         return None
     tags, custom_args = split_custom_args(raw)
@@ -120,13 +121,13 @@ def sendgrid_record(raw: Any, received_at: datetime) -> Record | None:
             "tags": tags,
             "custom_args": custom_args,
             "categories": categories,
-            "reason": get("reason") or get("response"),
-            "smtp_status": get("status"),
+            "reason": reason or response,
+            "smtp_status": smtp_status,
             "bounce_type": bounce_type if event == "bounce" else None,
-            "bounce_classification": get("bounce_classification"),
+            "bounce_classification": classification,
             "attempt": attempt,
             "machine_open": machine_open,
-            "url": get("url"),
+            "url": url,
             "inbound": None,
         }
     )
@@ -135,7 +136,12 @@ def sendgrid_record(raw: Any, received_at: datetime) -> Record | None:
 
 def _utc_time(value: object) -> datetime | None:
     """An RFC 3339 UTC time as ``schemas.event.UtcDatetime`` stores it (milliseconds), else None."""
-    if type(value) is not str or not _UTC_TIME.fullmatch(value):
+    if type(value) is not str:
+        return None
+    parsed = _times.get(value)
+    if parsed is not None:
+        return parsed
+    if not _UTC_TIME.fullmatch(value):
         return None
     try:
         parsed = datetime.fromisoformat(value)
@@ -143,7 +149,10 @@ def _utc_time(value: object) -> datetime | None:
         return None
     if not _MIN_YEAR <= parsed.year <= _MAX_YEAR:
         return None
-    return parsed.replace(microsecond=parsed.microsecond - parsed.microsecond % 1000, tzinfo=UTC)
+    if len(_times) >= _TIMES_MAX:
+        _times.clear()
+    parsed = _times[value] = parsed.replace(microsecond=parsed.microsecond - parsed.microsecond % 1000)
+    return parsed
 
 
 def _address(value: object) -> str | None:
@@ -189,9 +198,9 @@ def twilio_record(raw: Any, received_at: datetime) -> Record | None:
     operation_id, tags, to = data.get("operationId"), data.get("tags", {}), data.get("to", [])
     if occurred_at is None or (operation_id is not None and type(operation_id) is not str):
         return None
-    if type(tags) is not dict or not all(type(k) is str and type(v) is str for k, v in tags.items()):
+    if type(tags) is not dict or len(tags) > MAX_TAGS or type(to) is not list:
         return None
-    if tag_problems(tags) or type(to) is not list:
+    if not all(type(k) is str and type(v) is str and is_tag(k, v) for k, v in tags.items()):
         return None
     recipients = [_address(a) for a in to]
     if None in recipients:

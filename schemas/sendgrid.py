@@ -21,10 +21,10 @@ from schemas.event import (
     Source,
     derived_event_id,
     domain_of,
-    tag_problems,
 )
 from schemas.mapping import classify
 from schemas.problems import InvalidEvent, Problem, problems_from
+from schemas.tags import is_tag
 
 # Known top-level fields; any other string-valued key is a custom arg (unique_args / custom_args).
 KNOWN_FIELDS = frozenset(
@@ -107,7 +107,7 @@ def split_custom_args(raw: dict[str, Any]) -> tuple[dict[str, str], dict[str, st
             text = str(value)
         else:
             continue
-        if len(tags) < MAX_TAGS and not tag_problems({key: text}):
+        if len(tags) < MAX_TAGS and is_tag(key, text):
             tags[key] = text
         else:
             rest[key] = text
