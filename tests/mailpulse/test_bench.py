@@ -14,6 +14,7 @@ import pytest
 
 ROWS = (
     "1 Kafka producer ceiling",
+    "1 (reference) producer, own record batches",
     "2 ingest SendGrid x100 throughput",
     "2 ingest SendGrid x100 latency p50",
     "2 ingest Twilio single throughput",
