@@ -64,6 +64,9 @@ def _ingest_rows(
     bg, bt = runs["baseline", "sendgrid"], runs["baseline", "twilio"]
     of_ceiling, over_base = _ratio(og.events_per_s, ceiling), _ratio(og.events_per_s, bg.events_per_s)
     single = _ratio(ot.requests_per_s, bt.requests_per_s)
+    cpu_event, cpu_request = bg.cpu_us_per_event, bt.cpu_us_per_request
+    cpu_batch = f"baseline {cpu_event:.1f} us ({_ratio(cpu_event, og.cpu_us_per_event):.1f}x ours)"
+    cpu_single = f"baseline {cpu_request:.0f} us ({_ratio(cpu_request, ot.cpu_us_per_request):.1f}x ours)"
     return [
         Row("1 Kafka producer ceiling (aiokafka, acks=all)", ceiling, "events/s"),
         Row("1 (reference) producer, own record batches", batches_ceiling, "events/s",
@@ -78,6 +81,8 @@ def _ingest_rows(
             ot.p99_ms < 50),
         Row("3 baseline SendGrid x100", bg.events_per_s, "events/s", f"p99 {bg.p99_ms:.1f} ms"),
         Row("3 baseline Twilio single", bt.requests_per_s, "requests/s", f"p99 {bt.p99_ms:.1f} ms"),
+        Row("2/3 server CPU, SendGrid x100", og.cpu_us_per_event, "us/event", cpu_batch),
+        Row("2/3 server CPU, Twilio single", ot.cpu_us_per_request, "us/request", cpu_single),
     ]  # fmt: skip
 
 
