@@ -34,9 +34,12 @@ _TWILIO_KINDS = {raw: kind for (provider, raw), kind in MAPPING.items() if provi
 # ``datetime.fromisoformat`` read alike. Offsets and other forms take the canonical path.
 _UTC_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,6})?Z")
 _MIN_YEAR, _MAX_YEAR = 1970, 2200  # schemas.event's bounds for event times
-# A CloudEvent's ``time`` is mostly its ``data.updatedAt``: parsed once. Emptied when full.
-_TIMES_MAX = 4096
+# Bounded memos, emptied when full: a CloudEvent's ``time`` is mostly its ``data.updatedAt``; a
+# message's SendGrid events share their ids; a burst shares its seconds.
+_MEMO_MAX = 4096
 _times: dict[str, datetime] = {}
+_xids: dict[tuple[str | None, str | None], str] = {}
+_moments: dict[int, datetime] = {}
 _DIGITS = re.compile(r"0|[1-9][0-9]{0,9}")  # SendGrid sends ``attempt`` as a string ("1")
 
 
@@ -87,14 +90,24 @@ def sendgrid_record(raw: Any, received_at: datetime) -> Record | None:
         return None
     if machine_open is not None and type(machine_open) is not bool:
         return None
-    xid = x_message_id(sg_message_id, smtp_id)
+    ids = (sg_message_id, smtp_id)
+    xid = _xids.get(ids)
     if xid is None:
-        return None
+        xid = x_message_id(sg_message_id, smtp_id)
+        if xid is None:
+            return None
+        if len(_xids) >= _MEMO_MAX:
+            _xids.clear()
+        _xids[ids] = xid
     recipient = email.strip().lower()
     message_id = f"{xid}:{recipient}"
     if len(message_id) > 512:
         return None
-    occurred_at = datetime.fromtimestamp(timestamp, UTC)
+    occurred_at = _moments.get(timestamp)
+    if occurred_at is None:
+        if len(_moments) >= _MEMO_MAX:
+            _moments.clear()
+        occurred_at = _moments[timestamp] = datetime.fromtimestamp(timestamp, UTC)
     raw_type = "blocked" if event == "bounce" and bounce_type == "blocked" else event
     kind, status = _SENDGRID_KINDS.get(raw_type, _UNKNOWN)
     event_id = sg_event_id or derived_event_id(Provider.SENDGRID, message_id, raw_type, occurred_at)
@@ -149,7 +162,7 @@ def _utc_time(value: object) -> datetime | None:
         return None
     if not _MIN_YEAR <= parsed.year <= _MAX_YEAR:
         return None
-    if len(_times) >= _TIMES_MAX:
+    if len(_times) >= _MEMO_MAX:
         _times.clear()
     parsed = _times[value] = parsed.replace(microsecond=parsed.microsecond - parsed.microsecond % 1000)
     return parsed
