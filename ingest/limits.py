@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.types import Message, Receive
 
 
@@ -32,6 +32,26 @@ async def read_limited(request: Request, limit: int) -> bytes:
             raise BodyTooLarge(limit)
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+async def read_body(receive: Receive, limit: int, declared_length: str | None) -> bytes:
+    """``read_limited`` for a plain ASGI handler: the whole body from ``receive``, at most ``limit``
+    bytes (BodyTooLarge), ClientDisconnect when the client left first; ``declared_length`` is the
+    Content-Length header, refused at once when over the limit."""
+    if declared_length is not None and declared_length.isdigit() and int(declared_length) > limit:
+        raise BodyTooLarge(limit)
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:  # stop reading as soon as the limit is passed
+            raise BodyTooLarge(limit)
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def limited_receive(

@@ -26,19 +26,28 @@ UNACKNOWLEDGED = Gauge(
 Handler = Callable[[Request], Awaitable[Response]]
 
 
+class Answers:
+    """Counts the answers of one endpoint by status code."""
+
+    def __init__(self, endpoint: str) -> None:
+        self.endpoint = endpoint
+        self._by_code: dict[int, Any] = {}  # labelled children, looked up once (labels() takes a lock)
+
+    def count(self, code: int) -> None:
+        child = self._by_code.get(code)
+        if child is None:
+            child = self._by_code[code] = REQUESTS.labels(self.endpoint, str(code))
+        child.inc()
+
+
 def counted(endpoint: str) -> Callable[[Handler], Handler]:
     """Count every answer of ``endpoint`` by status code."""
-
-    by_code: dict[int, Any] = {}  # labelled children, looked up once (labels() takes a lock each call)
+    answers = Answers(endpoint)
 
     def wrap(handle: Handler) -> Handler:
         async def counting(request: Request) -> Response:
             response = await handle(request)
-            code = response.status_code
-            child = by_code.get(code)
-            if child is None:
-                child = by_code[code] = REQUESTS.labels(endpoint, str(code))
-            child.inc()
+            answers.count(response.status_code)
             return response
 
         return counting

@@ -13,6 +13,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 
 from ingest.batcher import Handoff, PartitionBatcher
+from ingest.fastpath import Record
 from ingest.metrics import UNACKNOWLEDGED
 from ingest.partitioner import partition_for
 from schemas.event import SCHEMA_VERSION, CanonicalEvent, Envelope
@@ -24,6 +25,10 @@ class PublishFailed(Exception):
 
 class Publisher(Protocol):
     async def publish(self, events: Sequence[CanonicalEvent], rejected: Sequence[Rejected]) -> None: ...
+
+    async def publish_records(self, records: Sequence[Record], rejected: Sequence[Rejected]) -> None:
+        """Like ``publish`` for events already encoded: (message id, ``encode(event)``) pairs."""
+        ...
 
     async def ready(self) -> bool:
         """Kafka answers a metadata request in time."""
@@ -72,11 +77,8 @@ def encode(event: CanonicalEvent) -> bytes:
         return Envelope(event=event).model_dump_json().encode()
 
 
-Record = tuple[bytes | None, bytes]
-
-
 async def send_batched(
-    producer: AIOKafkaProducer, topic: str, records: Sequence[Record]
+    producer: AIOKafkaProducer, topic: str, records: Sequence[tuple[bytes | None, bytes]]
 ) -> list[asyncio.Future[Any]]:
     """Queue ``records`` as one record batch per partition (more when one fills up) instead of one
     ``send`` per record: 20,000 transitions cost a few futures, not 20,000. Keys land where ``send``
@@ -121,23 +123,25 @@ class KafkaPublisher:
         self.batcher = PartitionBatcher(producer, topic)
 
     async def publish(self, events: Sequence[CanonicalEvent], rejected: Sequence[Rejected] = ()) -> None:
-        queued = len(events) + len(rejected)
+        await self.publish_records([(e.message_id.encode(), encode(e)) for e in events], rejected)
+
+    async def publish_records(self, records: Sequence[Record], rejected: Sequence[Rejected] = ()) -> None:
+        queued = len(records) + len(rejected)
         UNACKNOWLEDGED.inc(queued)
         try:
             async with asyncio.timeout(self.timeout_s):
                 handoffs: dict[Handoff, None] = {}
                 pending = []
-                if events:
+                if records:
                     partitions = await self.batcher.partitions()
-                    coalesce = len(events) >= COALESCE_MIN_EVENTS
-                    for e in events:
-                        key = e.message_id.encode()
+                    coalesce = len(records) >= COALESCE_MIN_EVENTS
+                    for key, value in records:
                         partition = partition_for(key, partitions)
                         if coalesce:
-                            handoffs[self.batcher.append(partition, key, encode(e))] = None
+                            handoffs[self.batcher.append(partition, key, value)] = None
                         else:
                             pending.append(
-                                await self.producer.send(self.topic, encode(e), key=key, partition=partition)
+                                await self.producer.send(self.topic, value, key=key, partition=partition)
                             )
                     self.batcher.flush()
                 # Dead letters are rare: one send each.
@@ -148,7 +152,10 @@ class KafkaPublisher:
                 # cancellation) does not cancel the batch the others wait for.
                 for handoff in handoffs:
                     pending.append(asyncio.shield(await asyncio.shield(handoff)))
-                await asyncio.gather(*pending)
+                if len(pending) == 1:  # a single-event callback: no gathering future around it
+                    await pending[0]
+                else:
+                    await asyncio.gather(*pending)
         except (TimeoutError, KafkaError) as exc:
             raise PublishFailed(f"Kafka did not acknowledge: {exc!r}") from exc
         finally:

@@ -48,7 +48,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         "e2e_seconds": args.e2e_seconds,
         "memory_messages": args.memory_messages,
     }
-    return main(replace(sizes, **{k: v for k, v in overrides.items() if v is not None}), keep=args.keep)
+    sized = replace(sizes, **{k: v for k, v in overrides.items() if v is not None})
+    return main(sized, keep=args.keep, ingest_only=args.ingest_only)
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
@@ -383,6 +384,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--e2e-seconds", type=float, help="seconds of the end-to-end run")
     bench.add_argument("--memory-messages", type=int, help="messages in state for the memory figure")
     bench.add_argument("--keep", action="store_true", help="keep the work directory (logs, specs)")
+    bench.add_argument(
+        "--ingest-only",
+        action="store_true",
+        help="measurements 1-3 only (producer ceiling, ingest and baseline)",
+    )
     poll = add("poll", cmd_poll, "poll the Email API and publish the transitions webhooks missed")
     poll.add_argument("--base-url", dest="email_api_base_url", help="Email API base URL")
     poll.add_argument("--once", action="store_true", help="run one cycle and exit (1 if it failed)")

@@ -21,10 +21,10 @@ from schemas.event import (
     Source,
     derived_event_id,
     domain_of,
-    tag_problems,
 )
 from schemas.mapping import classify
 from schemas.problems import InvalidEvent, Problem, problems_from
+from schemas.tags import is_tag
 
 # Known top-level fields; any other string-valued key is a custom arg (unique_args / custom_args).
 KNOWN_FIELDS = frozenset(
@@ -40,7 +40,7 @@ KNOWN_FIELDS = frozenset(
     }
 )  # fmt: skip
 # Unix seconds before 2000 or past 2100 are not real event times.
-_MIN_TS, _MAX_TS = 946_684_800, 4_102_444_800
+MIN_TIMESTAMP, MAX_TIMESTAMP = 946_684_800, 4_102_444_800
 
 
 class SendGridEvent(BaseModel):
@@ -50,7 +50,7 @@ class SendGridEvent(BaseModel):
 
     event: str = Field(min_length=1, max_length=128)
     email: str = Field(min_length=3, max_length=512)
-    timestamp: int = Field(ge=_MIN_TS, le=_MAX_TS)
+    timestamp: int = Field(ge=MIN_TIMESTAMP, le=MAX_TIMESTAMP)
     sg_event_id: str | None = None
     sg_message_id: str | None = None
     smtp_id: str | None = Field(default=None, alias="smtp-id")
@@ -94,16 +94,24 @@ def x_message_id(sg_message_id: str | None, smtp_id: str | None) -> str | None:
 def split_custom_args(raw: dict[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
     """Custom args (unknown top-level scalars) -> (tags, the rest). Pairs that satisfy the Email API tag
     rules become tags (at most 10, by key order); the others are kept as-is, never rejected."""
-    custom = {
-        k: v if isinstance(v, str) else str(v).lower() if isinstance(v, bool) else str(v)
-        for k, v in sorted(raw.items())
-        if k not in KNOWN_FIELDS and isinstance(v, str | int | float | bool)
-    }
     tags: dict[str, str] = {}
-    for key, value in custom.items():
-        if len(tags) < MAX_TAGS and not tag_problems({key: value}):
-            tags[key] = value
-    return tags, {k: v for k, v in custom.items() if k not in tags}
+    rest: dict[str, str] = {}
+    # Most events carry a handful of custom args among a dozen known fields: set difference first.
+    for key in sorted(raw.keys() - KNOWN_FIELDS):
+        value = raw[key]
+        if isinstance(value, str):
+            text = value
+        elif isinstance(value, bool):
+            text = "true" if value else "false"
+        elif isinstance(value, int | float):
+            text = str(value)
+        else:
+            continue
+        if len(tags) < MAX_TAGS and is_tag(key, text):
+            tags[key] = text
+        else:
+            rest[key] = text
+    return tags, rest
 
 
 def parse_sendgrid_event(raw: Any, received_at: datetime) -> CanonicalEvent:

@@ -4,6 +4,7 @@ the server core, driven by the load generator process on the load core."""
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -24,9 +25,13 @@ class HttpFigures:
     p50_ms: float
     p99_ms: float
     errors: dict[str, int]
+    # Server CPU time (user + system) per acknowledged event and request, warm-up included: unlike the
+    # rates, it hardly moves when other processes take turns on the server's core.
+    cpu_us_per_event: float
+    cpu_us_per_request: float
 
 
-def figures(result: LoadResult) -> HttpFigures:
+def figures(result: LoadResult, server_cpu_s: float) -> HttpFigures:
     elapsed = max(result.elapsed_s, 1e-9)
     return HttpFigures(
         events_per_s=result.events_ok / elapsed,
@@ -34,7 +39,21 @@ def figures(result: LoadResult) -> HttpFigures:
         p50_ms=percentile(result.latencies_ms, 50),
         p99_ms=percentile(result.latencies_ms, 99),
         errors=result.errors,
+        cpu_us_per_event=server_cpu_s / max(result.events_ok_all, 1) * 1e6,
+        cpu_us_per_request=server_cpu_s / max(result.ok_all, 1) * 1e6,
     )
+
+
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` so far (Linux /proc; 0.0 where there is none)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICKS
 
 
 async def start_server(kind: str, bootstrap: str, topic: str, port: int) -> asyncio.subprocess.Process:
@@ -104,6 +123,8 @@ async def measure(
             warmup_s=warmup_s,
             core=LOAD_CORE,
         )
-        return figures(await run_load(spec, workdir, name))
+        cpu_before = cpu_seconds(server.pid)
+        result = await run_load(spec, workdir, name)
+        return figures(result, cpu_seconds(server.pid) - cpu_before)
     finally:
         await stop_server(server)

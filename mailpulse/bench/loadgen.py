@@ -41,6 +41,8 @@ class LoadResult:
     requests: int = 0  # answered after the warmup
     ok: int = 0
     events_ok: int = 0
+    events_ok_all: int = 0  # warm-up included: what the server's CPU time over the whole run served
+    ok_all: int = 0
     errors: dict[str, int] = field(default_factory=dict)
     elapsed_s: float = 0.0
     latencies_ms: list[float] = field(default_factory=list)
@@ -119,6 +121,9 @@ async def run(spec: LoadSpec, bodies: list[bytes]) -> LoadResult:
         except ConnectionError:
             status = 0
         done = time.monotonic()
+        if 200 <= status < 300:
+            result.ok_all += 1
+            result.events_ok_all += spec.events_per_body[index % len(requests)]
         if sent < measure_from:
             return
         result.requests += 1

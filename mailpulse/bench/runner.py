@@ -57,12 +57,42 @@ async def _memory(messages: int, workdir: Path) -> dict[str, int]:
     return result
 
 
-async def run(sizes: Sizes, workdir: Path) -> list[Row]:
+def _ingest_rows(
+    ceiling: float, batches_ceiling: float, runs: dict[tuple[str, str], http.HttpFigures]
+) -> list[Row]:
+    og, ot = runs["ours", "sendgrid"], runs["ours", "twilio"]
+    bg, bt = runs["baseline", "sendgrid"], runs["baseline", "twilio"]
+    of_ceiling, over_base = _ratio(og.events_per_s, ceiling), _ratio(og.events_per_s, bg.events_per_s)
+    single = _ratio(ot.requests_per_s, bt.requests_per_s)
+    cpu_event, cpu_request = bg.cpu_us_per_event, bt.cpu_us_per_request
+    cpu_batch = f"baseline {cpu_event:.1f} us ({_ratio(cpu_event, og.cpu_us_per_event):.1f}x ours)"
+    cpu_single = f"baseline {cpu_request:.0f} us ({_ratio(cpu_request, ot.cpu_us_per_request):.1f}x ours)"
+    return [
+        Row("1 Kafka producer ceiling (aiokafka, acks=all)", ceiling, "events/s"),
+        Row("1 (reference) producer, own record batches", batches_ceiling, "events/s",
+            f"{_ratio(batches_ceiling, ceiling):.1f}x the send() loop"),
+        Row("2 ingest SendGrid x100 throughput", og.events_per_s, "events/s",
+            f"{of_ceiling:.2f} of ceiling, {over_base:.1f}x baseline", ">= 0.80, >= 3x",
+            of_ceiling >= 0.8 and over_base >= 3),
+        Row("2 ingest SendGrid x100 latency p50", og.p50_ms, "ms", f"p99 {og.p99_ms:.1f} ms"),
+        Row("2 ingest Twilio single throughput", ot.requests_per_s, "requests/s",
+            f"{single:.1f}x baseline", ">= 1.5x", single >= 1.5),
+        Row("2 ingest Twilio single latency p99", ot.p99_ms, "ms", f"p50 {ot.p50_ms:.1f} ms", "< 50 ms",
+            ot.p99_ms < 50),
+        Row("3 baseline SendGrid x100", bg.events_per_s, "events/s", f"p99 {bg.p99_ms:.1f} ms"),
+        Row("3 baseline Twilio single", bt.requests_per_s, "requests/s", f"p99 {bt.p99_ms:.1f} ms"),
+        Row("2/3 server CPU, SendGrid x100", og.cpu_us_per_event, "us/event", cpu_batch),
+        Row("2/3 server CPU, Twilio single", ot.cpu_us_per_request, "us/request", cpu_single),
+    ]  # fmt: skip
+
+
+async def run(sizes: Sizes, workdir: Path, ingest_only: bool = False) -> list[Row]:
+    """Every measurement; ``ingest_only``: measurements 1-3 (producer ceiling, ingest, baseline)."""
     pin(SERVER_CORE)
     log(describe())
     with EmbeddedBroker(log_path=workdir / "tansu.log") as broker:
         bootstrap = broker.bootstrap
-        topics = ["bench.status", *(f"bench.http.{n}" for n in range(4)), "bench.e2e"]
+        topics = ["bench.status", "bench.batches", *(f"bench.http.{n}" for n in range(4)), "bench.e2e"]
         await ensure_topics(bootstrap, topics + [f"{t}.dead" for t in topics], PARTITIONS)
         log(f"building ~{sizes.events:,} events")
         work = workload.build(sizes.events)
@@ -71,6 +101,7 @@ async def run(sizes: Sizes, workdir: Path) -> list[Row]:
         log(f"1 producer ceiling: {n:,} records")
         ceiling_s = await producer.produce(bootstrap, "bench.status", work.records)
         ceiling = n / ceiling_s
+        batches_ceiling = n / await producer.produce_batches(bootstrap, "bench.batches", work.records)
 
         sendgrid = work.sendgrid_bodies()
         sendgrid_counts = [len(orjson.loads(b)) for b in sendgrid]
@@ -89,6 +120,8 @@ async def run(sizes: Sizes, workdir: Path) -> list[Row]:
                 kind, endpoint, bodies, counts, bootstrap, f"bench.http.{i}", workdir,
                 sizes.connections, sizes.http_seconds, sizes.warmup_seconds,
             )  # fmt: skip
+        if ingest_only:
+            return _ingest_rows(ceiling, batches_ceiling, runs)
 
         settings = Settings(
             data_dir=workdir, kafka_bootstrap=bootstrap, clickhouse_url=f"chdb://{workdir / 'chdb'}",
@@ -121,23 +154,9 @@ async def run(sizes: Sizes, workdir: Path) -> list[Row]:
     memory = await _memory(sizes.memory_messages, workdir)
     per_message = memory["retained_bytes"] / memory["messages"]
 
-    og, ot = runs["ours", "sendgrid"], runs["ours", "twilio"]
-    bg, bt = runs["baseline", "sendgrid"], runs["baseline", "twilio"]
-    of_ceiling, over_base = _ratio(og.events_per_s, ceiling), _ratio(og.events_per_s, bg.events_per_s)
-    single = _ratio(ot.requests_per_s, bt.requests_per_s)
     of_insert = _ratio(proc_rate, insert_ceiling)
     return [
-        Row("1 Kafka producer ceiling (aiokafka, acks=all)", ceiling, "events/s"),
-        Row("2 ingest SendGrid x100 throughput", og.events_per_s, "events/s",
-            f"{of_ceiling:.2f} of ceiling, {over_base:.1f}x baseline", ">= 0.80, >= 3x",
-            of_ceiling >= 0.8 and over_base >= 3),
-        Row("2 ingest SendGrid x100 latency p50", og.p50_ms, "ms", f"p99 {og.p99_ms:.1f} ms"),
-        Row("2 ingest Twilio single throughput", ot.requests_per_s, "requests/s",
-            f"{single:.1f}x baseline", ">= 1.5x", single >= 1.5),
-        Row("2 ingest Twilio single latency p99", ot.p99_ms, "ms", f"p50 {ot.p50_ms:.1f} ms", "< 50 ms",
-            ot.p99_ms < 50),
-        Row("3 baseline SendGrid x100", bg.events_per_s, "events/s", f"p99 {bg.p99_ms:.1f} ms"),
-        Row("3 baseline Twilio single", bt.requests_per_s, "requests/s", f"p99 {bt.p99_ms:.1f} ms"),
+        *_ingest_rows(ceiling, batches_ceiling, runs),
         Row("4 ClickHouse insert ceiling (columnar)", insert_ceiling, "events/s"),
         Row("5 processor (dedupe + reorder)", proc_rate, "events/s", f"{of_insert:.2f} of insert ceiling",
             ">= 100,000/s, >= 0.70", proc_rate >= 100_000 and of_insert >= 0.7),
@@ -150,7 +169,7 @@ async def run(sizes: Sizes, workdir: Path) -> list[Row]:
     ]  # fmt: skip
 
 
-def main(sizes: Sizes, keep: bool = False) -> int:
+def main(sizes: Sizes, keep: bool = False, ingest_only: bool = False) -> int:
     from mailpulse.runtime import run_async
 
     with contextlib.ExitStack() as stack:
@@ -160,7 +179,7 @@ def main(sizes: Sizes, keep: bool = False) -> int:
             else Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mailpulse-bench-")))
         )
         started = time.monotonic()
-        rows = run_async(run(sizes, workdir))
+        rows = run_async(run(sizes, workdir, ingest_only))
         print(render(rows))
         print(
             f"\n{describe()}."

@@ -242,7 +242,9 @@ def check(call: Call, answer: httpx.Response) -> None:
         assert isinstance(reason, str) and reason.strip(), f"4xx without a reason: {answer.text[:300]}"
 
 
-async def clients(settings_: Settings) -> AsyncGenerator[tuple[httpx.AsyncClient, httpx.AsyncClient]]:
+async def clients(
+    settings_: Settings,
+) -> AsyncGenerator[tuple[httpx.AsyncClient, httpx.AsyncClient, httpx.AsyncClient]]:
     bootstrap = settings_.kafka_bootstrap
     assert bootstrap is not None
     await ensure_topics(bootstrap, [settings_.status_topic, settings_.deadletter_topic], settings_.partitions)
@@ -250,7 +252,8 @@ async def clients(settings_: Settings) -> AsyncGenerator[tuple[httpx.AsyncClient
     await producer.start()
     publisher = KafkaPublisher(producer, settings_.status_topic, settings_.deadletter_topic, 10.0)
     verifier = SendGridVerifier(SIGNING_KEY.public_key(), 300)
-    plain = create_app(publisher, IngestConfig(privacy=RecipientPrivacy("hashed", b"fuzz-key")))
+    plain = create_app(publisher, IngestConfig())  # plain privacy: the fast path (ingest/fastpath.py)
+    hashed = create_app(publisher, IngestConfig(privacy=RecipientPrivacy("hashed", b"fuzz-key")))
     signed = create_app(
         publisher,
         IngestConfig(
@@ -263,9 +266,10 @@ async def clients(settings_: Settings) -> AsyncGenerator[tuple[httpx.AsyncClient
     try:
         async with (
             httpx.AsyncClient(transport=httpx.ASGITransport(app=plain), base_url=BASE) as one,
-            httpx.AsyncClient(transport=httpx.ASGITransport(app=signed), base_url=BASE) as two,
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=hashed), base_url=BASE) as two,
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=signed), base_url=BASE) as three,
         ):
-            yield one, two
+            yield one, two, three
     finally:
         await producer.stop()
 
@@ -275,10 +279,11 @@ def test_fuzz_every_endpoint(settings: Settings) -> None:
     started = time.monotonic()
     with asyncio.Runner() as runner:
         context = clients(settings)
-        plain, signed = runner.run(anext(context))
+        plain, hashed, signed = runner.run(anext(context))
 
         async def send(call: Call) -> None:
-            client = signed if call.signed_app else plain
+            # Unsigned calls alternate between plain privacy (the fast path) and hashed addresses.
+            client = signed if call.signed_app else (plain if len(call.body) % 2 else hashed)
             url = call.path + (f"?{call.query}" if call.query else "")
             answer = await client.post(url, content=call.body, headers=call.headers)
             check(call, answer)

@@ -7,9 +7,12 @@ from collections.abc import Sequence
 from typing import Any
 
 import httpx
+from starlette.applications import Starlette
 from starlette.routing import Mount, Route
+from starlette.types import ASGIApp
 
 from ingest.app import IngestConfig, create_app
+from ingest.fastpath import Record
 from ingest.publisher import Rejected
 from schemas.event import CanonicalEvent
 
@@ -22,8 +25,22 @@ class Unused:
     async def publish(self, events: Sequence[CanonicalEvent], rejected: Sequence[Rejected]) -> None:
         raise AssertionError("nothing is published by these requests")
 
+    async def publish_records(self, records: Sequence[Record], rejected: Sequence[Rejected]) -> None:
+        raise AssertionError("nothing is published by these requests")
+
     async def ready(self) -> bool:
         return False
+
+
+class Recording(Unused):
+    """Takes what it is given (dead letters here), as a broker that acknowledges at once."""
+
+    def __init__(self) -> None:
+        self.rejected: list[tuple[int, object]] = []
+
+    async def publish_records(self, records: Sequence[Record], rejected: Sequence[Rejected]) -> None:
+        assert not records
+        self.rejected += [(r.index, r.payload) for r in rejected]
 
 
 def refs(node: Any) -> list[str]:
@@ -64,3 +81,35 @@ def test_openapi_is_served_and_complete() -> None:
     assert "5678 bytes" in paths["/webhooks/sendgrid/inbound"]["post"]["responses"]["413"]["description"]
     for ref in refs(document):
         assert ref.rsplit("/", 1)[1] in document["components"]["schemas"], ref
+
+
+def test_event_endpoints_answer_alike_directly_and_through_the_router() -> None:
+    """IngestApp hands POSTs on the event paths straight to their endpoint; the router reaches the same
+    endpoint (and still answers other methods)."""
+    publisher = Recording()
+    app = create_app(publisher, IngestConfig(max_body_bytes=16))
+    routed = Starlette(routes=app.routes)  # the same routes without the direct dispatch
+
+    async def answers(target: ASGIApp) -> list[tuple[int, bytes, str | None]]:
+        transport = httpx.ASGITransport(app=target)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            out = []
+            for path in ("/webhooks/sendgrid/events", "/webhooks/twilio/events"):
+                for method, headers, body in (
+                    ("POST", {"content-type": "text/plain"}, b"[]"),  # 415
+                    ("POST", {"content-type": "application/json"}, b"[" * 17),  # 413
+                    ("POST", {"content-type": "application/json; charset=utf-8"}, b"[1"),  # 400
+                    ("POST", {"content-type": "application/json"}, b"{}"),  # 400: not an array
+                    ("POST", {"content-type": "application/json"}, b"[1]"),  # 422
+                    ("GET", {}, b""),  # 405
+                ):
+                    answer = await client.request(method, path, headers=headers, content=body)
+                    out.append((answer.status_code, answer.content, answer.headers.get("content-type")))
+            return out
+
+    direct = asyncio.run(answers(app))
+    assert publisher.rejected == [(0, 1), (0, 1)]  # the 422s' elements, on the dead-letter topic
+    through_router = asyncio.run(answers(routed))
+    assert direct == through_router
+    assert publisher.rejected == [(0, 1)] * 4
+    assert [code for code, _, _ in direct[:6]] == [415, 413, 400, 400, 422, 405]

@@ -14,12 +14,15 @@ import pytest
 
 ROWS = (
     "1 Kafka producer ceiling",
+    "1 (reference) producer, own record batches",
     "2 ingest SendGrid x100 throughput",
     "2 ingest SendGrid x100 latency p50",
     "2 ingest Twilio single throughput",
     "2 ingest Twilio single latency p99",
     "3 baseline SendGrid x100",
     "3 baseline Twilio single",
+    "2/3 server CPU, SendGrid x100",
+    "2/3 server CPU, Twilio single",
     "4 ClickHouse insert ceiling",
     "5 processor",
     "6 end to end p99",
@@ -42,9 +45,8 @@ def test_quick_bench_prints_every_measurement_with_a_positive_figure() -> None:
     for name in ROWS:
         matching = [line for line in lines if line.startswith(name)]
         assert len(matching) == 1, f"row {name!r} missing or repeated in:\n{done.stdout}"
-        figure = re.search(
-            r"\s([\d,]+(?:\.\d+)?)\s+(events/s|requests/s|ms|bytes/message)\s", matching[0] + " "
-        )
+        units = "events/s|requests/s|ms|bytes/message|us/event|us/request"
+        figure = re.search(rf"\s([\d,]+(?:\.\d+)?)\s+({units})\s", matching[0] + " ")
         assert figure is not None, matching[0]
         assert float(figure.group(1).replace(",", "")) > 0, matching[0]
     assert "seen" in done.stdout and "cores" in done.stdout
