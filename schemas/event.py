@@ -70,9 +70,12 @@ def _utc(value: datetime) -> datetime:
     # rebuilt from ClickHouse identical to the one first seen, dedupe key included.
     if value.tzinfo is None:
         raise ValueError("timestamp must carry a timezone")
-    utc = value.astimezone(UTC)
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError:  # year 1 or 9999 shifted past datetime's range: not a ValueError by itself
+        utc = None
     # Anything ClickHouse cannot store would fail every load of its partition (a poison pill).
-    if not MIN_YEAR <= utc.year <= MAX_YEAR:
+    if utc is None or not MIN_YEAR <= utc.year <= MAX_YEAR:
         raise ValueError(f"timestamp must lie between {MIN_YEAR} and {MAX_YEAR}")
     sub_ms = utc.microsecond % 1000
     return utc.replace(microsecond=utc.microsecond - sub_ms) if sub_ms else utc
