@@ -5,17 +5,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
 from processors.batch import Consumed, merge_batch
-from processors.rows import event_row, state_row, transition_row
+from processors.columns import Columns, event_columns, state_columns, transition_columns
 from processors.state import MessageState
 from schemas.event import CanonicalEvent
 from schemas.tables import EVENT_COLUMNS, STATE_COLUMNS, TRANSITION_COLUMNS
-
-Columns = list[Sequence[Any]]
 
 
 def batches(events: Sequence[CanonicalEvent], batch_size: int) -> list[tuple[Columns, Columns, Columns]]:
@@ -31,18 +28,12 @@ def batches(events: Sequence[CanonicalEvent], batch_size: int) -> list[tuple[Col
         result = merge_batch(chunk, state_of)
         out.append(
             (
-                _columns(
-                    [event_row(c.event, c.partition, c.offset) for c in result.new_events], EVENT_COLUMNS
-                ),
-                _columns([state_row(s) for s in result.changed_states], STATE_COLUMNS),
-                _columns([transition_row(t) for t in result.transitions], TRANSITION_COLUMNS),
+                event_columns(result.new_events),
+                state_columns(result.changed_states),
+                transition_columns(result.transitions),
             )
         )
     return out
-
-
-def _columns(rows: list[tuple[Any, ...]], names: Sequence[str]) -> Columns:
-    return [list(c) for c in zip(*rows, strict=True)] if rows else [[] for _ in names]
 
 
 def insert(client: Client, database: str, prepared: list[tuple[Columns, Columns, Columns]]) -> float:
