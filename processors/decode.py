@@ -30,6 +30,7 @@ from schemas.event import (
     Envelope,
     Provider,
     Source,
+    dedupe_key_of,
 )
 from schemas.status import EmailStatus, EventKind
 
@@ -153,4 +154,5 @@ def decode_fast(value: bytes) -> CanonicalEvent | None:
     _set(out, "__pydantic_fields_set__", set(_FIELDS_SET))
     _set(out, "__pydantic_extra__", None)
     _set(out, "__pydantic_private__", None)
+    fields["dedupe_key"] = dedupe_key_of(out)  # where cached_property would keep it, without its lock
     return out
