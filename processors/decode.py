@@ -107,8 +107,24 @@ _FIELDS_SET = frozenset(_FIELDS)
 _set = object.__setattr__  # CanonicalEvent is frozen; this is how pydantic's model_construct fills one
 
 
+# Timestamps repeat (a SendGrid post's events share received_at): parsed ones are remembered.
+_PARSED: dict[str, datetime | None] = {}
+_PARSED_MAX = 4096
+
+
 def _utc(text: str) -> datetime | None:
     """schemas.event._utc of the timestamp, None when the shape or year is one pydantic must judge."""
+    try:
+        return _PARSED[text]
+    except KeyError:
+        pass
+    if len(_PARSED) >= _PARSED_MAX:
+        _PARSED.clear()
+    parsed = _PARSED[text] = _parse_utc(text)
+    return parsed
+
+
+def _parse_utc(text: str) -> datetime | None:
     if _TIMESTAMP.fullmatch(text) is None:
         return None
     try:
