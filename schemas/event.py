@@ -33,7 +33,7 @@ class Provider(StrEnum):
 MAX_TAGS = 10
 MAX_TAG_KEY = 128
 MAX_TAG_VALUE = 256
-_TAG_CHARS = re.compile(r"^[A-Za-z0-9._~-]+$")
+_TAG_CHARS = re.compile(r"[A-Za-z0-9._~-]+")  # fullmatch: "$" would accept a trailing newline
 
 
 def tag_problems(tags: dict[str, str]) -> list[str]:
@@ -44,11 +44,11 @@ def tag_problems(tags: dict[str, str]) -> list[str]:
     for key, value in tags.items():
         if not 0 < len(key) <= MAX_TAG_KEY:
             problems.append(f"tag key {key[:40]!r} must be 1..{MAX_TAG_KEY} characters")
-        elif not _TAG_CHARS.match(key):
+        elif not _TAG_CHARS.fullmatch(key):
             problems.append(f"tag key {key[:40]!r} may only contain letters, digits, '.', '_', '-', '~'")
         if not 0 < len(value) <= MAX_TAG_VALUE:
             problems.append(f"tag {key[:40]!r} value must be 1..{MAX_TAG_VALUE} characters")
-        elif not _TAG_CHARS.match(value):
+        elif not _TAG_CHARS.fullmatch(value):
             problems.append(f"tag {key[:40]!r} value may only contain letters, digits, '.', '_', '-', '~'")
     return problems
 
