@@ -1,7 +1,7 @@
 """Kafka record value -> canonical event, or the reason it cannot be one. Pure.
 
 Two decoders, one answer. ``Envelope.model_validate_json`` (pydantic) is the model of record; a
-msgspec decoder takes the common case several times faster (bench: ~17 us -> ~4 us an event). It
+msgspec decoder takes the common case faster (12.4 us -> 7.2 us an event, dedupe key included). It
 only accepts envelopes it can vouch for: every string and number constraint of ``CanonicalEvent``
 checked by msgspec, timestamps in the one RFC 3339 shape ingest writes (plus numeric offsets), valid
 tags, no received mail (``inbound``), ``status`` present exactly for status events. Anything else,
@@ -102,8 +102,7 @@ _TIMESTAMP = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?(Z|[+-][0-9]{2}:[0-9]{2})"
 )
 _TAG_ALPHABET = string.ascii_letters + string.digits + "._~-"  # schemas.event's tag rules
-_FIELDS = tuple(CanonicalEvent.model_fields)
-_FIELDS_SET = frozenset(_FIELDS)
+_FIELDS_SET = frozenset(CanonicalEvent.model_fields)
 _set = object.__setattr__  # CanonicalEvent is frozen; this is how pydantic's model_construct fills one
 
 
