@@ -28,9 +28,9 @@ from ingest.publisher import send_batched
 from processors import metrics
 from processors.batch import Consumed, MergeResult, Transition, dedup_token, merge_batch
 from processors.cache import StateCache
+from processors.columns import Columns, event_columns, state_columns, transition_columns
 from processors.decode import Undecodable, decode
 from processors.reorder import PartitionReorder, decode_watermark, encode_watermark
-from processors.rows import Row, event_row, state_row, transition_row
 from processors.stall import StallDetector
 from processors.state import MessageState, fold
 from processors.store import ClickHouseStore
@@ -187,13 +187,13 @@ class StatusProcessor:
                 result, states = await asyncio.to_thread(self._merge, emitted)
                 # Publish before the load: a crash between the two repeats transitions on the topic
                 # (readers dedupe) instead of losing them, since a replay finds the events loaded.
-                # The rows are built while Kafka acknowledges (the wait used to leave the core idle).
+                # The columns are built while Kafka acknowledges (the wait used to leave the core idle).
                 acks = await self._publish_transitions(result.transitions)
                 try:
-                    rows = await asyncio.to_thread(self._rows, result)
+                    columns = await asyncio.to_thread(self._columns, result)
                 finally:
                     await asyncio.gather(*acks)
-                await asyncio.to_thread(self.store.write, *rows, token)
+                await asyncio.to_thread(self.store.write_columns, *columns, token)
             except Exception:
                 self.stats.load_failures += 1
                 metrics.LOAD_FAILURES.inc()
@@ -260,11 +260,11 @@ class StatusProcessor:
         return result, [_Owned(p, states[m]) for m, p in partition_of.items()]
 
     @staticmethod
-    def _rows(result: MergeResult) -> tuple[list[Row], list[Row], list[Row]]:
+    def _columns(result: MergeResult) -> tuple[Columns, Columns, Columns]:
         return (
-            [event_row(c.event, c.partition, c.offset) for c in result.new_events],
-            [state_row(s) for s in result.changed_states],
-            [transition_row(t) for t in result.transitions],
+            event_columns(result.new_events),
+            state_columns(result.changed_states),
+            transition_columns(result.transitions),
         )
 
     async def _publish_transitions(self, transitions: list[Transition]) -> list[asyncio.Future[Any]]:

@@ -1,10 +1,38 @@
-"""Kafka record value -> canonical event, or the reason it cannot be one. Pure."""
+"""Kafka record value -> canonical event, or the reason it cannot be one. Pure.
+
+Two decoders, one answer. ``Envelope.model_validate_json`` (pydantic) is the model of record; a
+msgspec decoder takes the common case faster (12.4 us -> 7.2 us an event, dedupe key included). It
+only accepts envelopes it can vouch for: every string and number constraint of ``CanonicalEvent``
+checked by msgspec, timestamps in the one RFC 3339 shape ingest writes (plus numeric offsets), valid
+tags, no received mail (``inbound``), ``status`` present exactly for status events. Anything else,
+valid or not, goes to pydantic, so what is rejected, and why, stays exactly pydantic's. A hypothesis
+differential test (tests/processors/test_decode.py) holds the two to equal events, dedupe key included.
+"""
 
 from __future__ import annotations
 
+import re
+import string
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+import msgspec
 from pydantic import ValidationError
 
-from schemas.event import CanonicalEvent, Envelope
+from schemas.event import (
+    MAX_TAG_KEY,
+    MAX_TAG_VALUE,
+    MAX_TAGS,
+    MAX_YEAR,
+    MIN_YEAR,
+    UINT32_MAX,
+    CanonicalEvent,
+    Envelope,
+    Provider,
+    Source,
+    dedupe_key_of,
+)
+from schemas.status import EmailStatus, EventKind
 
 
 class Undecodable(ValueError):
@@ -14,7 +42,132 @@ class Undecodable(ValueError):
 def decode(value: bytes | None) -> CanonicalEvent:
     if value is None:
         raise Undecodable("record has no value")
+    event = decode_fast(value)
+    return event if event is not None else decode_model(value)
+
+
+def decode_model(value: bytes) -> CanonicalEvent:
+    """The model of record: pydantic's answer, and its reasons when it refuses."""
     try:
         return Envelope.model_validate_json(value).event
     except ValidationError as exc:
         raise Undecodable(f"not a v1 envelope: {exc.error_count()} problems: {exc.errors()[:5]}") from None
+
+
+def _text(low: int, high: int) -> Any:
+    return Annotated[str, msgspec.Meta(min_length=low, max_length=high)]
+
+
+class _Event(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """CanonicalEvent's fields and constraints as msgspec checks them (same names, same defaults)."""
+
+    event_id: _text(1, 256)  # type: ignore[valid-type]
+    message_id: _text(1, 512)  # type: ignore[valid-type]
+    provider_message_id: str | None = None
+    operation_id: str | None = None
+    kind: EventKind
+    status: EmailStatus | None = None
+    raw_type: _text(1, 128)  # type: ignore[valid-type]
+    occurred_at: str  # parsed below, only in the shapes both decoders read alike
+    received_at: str
+    source: Source
+    provider: Provider
+    recipient: str | None = None
+    recipient_domain: str | None = None
+    sender: str | None = None
+    sender_domain: str | None = None
+    tags: dict[str, str] = {}
+    custom_args: dict[str, str] = {}
+    categories: tuple[str, ...] = ()
+    reason: str | None = None
+    smtp_status: str | None = None
+    bounce_type: str | None = None
+    bounce_classification: str | None = None
+    attempt: Annotated[int, msgspec.Meta(ge=0, le=UINT32_MAX)] | None = None
+    machine_open: bool | None = None
+    url: str | None = None
+    inbound: None = None  # received mail (nested models) is rare: pydantic decodes it
+
+
+class _Envelope(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    schema_version: Literal[1] = 1
+    event: _Event
+
+
+_DECODER = msgspec.json.Decoder(_Envelope)
+# YYYY-MM-DDTHH:MM:SS[.f{1,6}](Z|+HH:MM|-HH:MM), ASCII digits only: the shape pydantic and
+# datetime.fromisoformat read identically. Other shapes pydantic may accept (unix times, spaces,
+# lower-case t/z, more digits) take the pydantic path.
+_TIMESTAMP = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?(Z|[+-][0-9]{2}:[0-9]{2})"
+)
+_TAG_ALPHABET = string.ascii_letters + string.digits + "._~-"  # schemas.event's tag rules
+_FIELDS_SET = frozenset(CanonicalEvent.model_fields)
+_set = object.__setattr__  # CanonicalEvent is frozen; this is how pydantic's model_construct fills one
+
+
+# Timestamps repeat (a SendGrid post's events share received_at): parsed ones are remembered.
+_PARSED: dict[str, datetime | None] = {}
+_PARSED_MAX = 4096
+
+
+def _utc(text: str) -> datetime | None:
+    """schemas.event._utc of the timestamp, None when the shape or year is one pydantic must judge."""
+    try:
+        return _PARSED[text]
+    except KeyError:
+        pass
+    if len(_PARSED) >= _PARSED_MAX:
+        _PARSED.clear()
+    parsed = _PARSED[text] = _parse_utc(text)
+    return parsed
+
+
+def _parse_utc(text: str) -> datetime | None:
+    if _TIMESTAMP.fullmatch(text) is None:
+        return None
+    try:
+        utc = datetime.fromisoformat(text)
+        if text[-1] != "Z":  # "Z" is read as datetime.UTC already
+            utc = utc.astimezone(UTC)
+    except (ValueError, OverflowError):  # month 13, hour 24, offset 24:00, year 1 at +01:00...
+        return None
+    if not MIN_YEAR <= utc.year <= MAX_YEAR:
+        return None
+    sub_ms = utc.microsecond % 1000
+    return utc.replace(microsecond=utc.microsecond - sub_ms) if sub_ms else utc
+
+
+def _valid_tags(tags: dict[str, str]) -> bool:
+    """tag_problems(tags) == [], without building the problems."""
+    if len(tags) > MAX_TAGS:
+        return False
+    for key, value in tags.items():
+        # strip() leaves nothing exactly when every character is allowed (faster than a regex)
+        if not (0 < len(key) <= MAX_TAG_KEY and 0 < len(value) <= MAX_TAG_VALUE):
+            return False
+        if key.strip(_TAG_ALPHABET) or value.strip(_TAG_ALPHABET):
+            return False
+    return True
+
+
+def decode_fast(value: bytes) -> CanonicalEvent | None:
+    """The event, or None when the msgspec path cannot vouch for the answer (pydantic decides)."""
+    try:
+        event = _DECODER.decode(value).event
+    except (msgspec.MsgspecError, ValueError):  # ValueError: invalid UTF-8
+        return None
+    occurred_at, received_at = _utc(event.occurred_at), _utc(event.received_at)
+    if occurred_at is None or received_at is None:
+        return None
+    if (event.kind is EventKind.STATUS) != (event.status is not None) or not _valid_tags(event.tags):
+        return None
+    fields = msgspec.structs.asdict(event)
+    fields["occurred_at"], fields["received_at"] = occurred_at, received_at
+    out = object.__new__(CanonicalEvent)
+    _set(out, "__dict__", fields)
+    _set(out, "__pydantic_fields_set__", set(_FIELDS_SET))
+    _set(out, "__pydantic_extra__", None)
+    _set(out, "__pydantic_private__", None)
+    fields["dedupe_key"] = dedupe_key_of(out)  # where cached_property would keep it, without its lock
+    return out

@@ -33,7 +33,7 @@ class Provider(StrEnum):
 MAX_TAGS = 10
 MAX_TAG_KEY = 128
 MAX_TAG_VALUE = 256
-_TAG_CHARS = re.compile(r"^[A-Za-z0-9._~-]+$")
+_TAG_CHARS = re.compile(r"[A-Za-z0-9._~-]+")  # fullmatch: "$" would accept a trailing newline
 
 
 def tag_problems(tags: dict[str, str]) -> list[str]:
@@ -44,11 +44,11 @@ def tag_problems(tags: dict[str, str]) -> list[str]:
     for key, value in tags.items():
         if not 0 < len(key) <= MAX_TAG_KEY:
             problems.append(f"tag key {key[:40]!r} must be 1..{MAX_TAG_KEY} characters")
-        elif not _TAG_CHARS.match(key):
+        elif not _TAG_CHARS.fullmatch(key):
             problems.append(f"tag key {key[:40]!r} may only contain letters, digits, '.', '_', '-', '~'")
         if not 0 < len(value) <= MAX_TAG_VALUE:
             problems.append(f"tag {key[:40]!r} value must be 1..{MAX_TAG_VALUE} characters")
-        elif not _TAG_CHARS.match(value):
+        elif not _TAG_CHARS.fullmatch(value):
             problems.append(f"tag {key[:40]!r} value may only contain letters, digits, '.', '_', '-', '~'")
     return problems
 
@@ -70,9 +70,12 @@ def _utc(value: datetime) -> datetime:
     # rebuilt from ClickHouse identical to the one first seen, dedupe key included.
     if value.tzinfo is None:
         raise ValueError("timestamp must carry a timezone")
-    utc = value.astimezone(UTC)
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError:  # year 1 or 9999 shifted past datetime's range: not a ValueError by itself
+        utc = None
     # Anything ClickHouse cannot store would fail every load of its partition (a poison pill).
-    if not MIN_YEAR <= utc.year <= MAX_YEAR:
+    if utc is None or not MIN_YEAR <= utc.year <= MAX_YEAR:
         raise ValueError(f"timestamp must lie between {MIN_YEAR} and {MAX_YEAR}")
     sub_ms = utc.microsecond % 1000
     return utc.replace(microsecond=utc.microsecond - sub_ms) if sub_ms else utc
@@ -151,15 +154,23 @@ class CanonicalEvent(BaseModel):
         of a failure, the raw type of a non-status event), so events sharing a key are
         interchangeable and the state never depends on which copy arrived first.
         """
-        if self.status is None:
-            parts = (self.kind.value, self.raw_type, str(self.attempt or ""), self.url or "")
-        elif self.status in FAILURE_STATUSES:
-            parts = (self.status.value, self.reason or "", self.bounce_type or "", "")
-        elif self.status is EmailStatus.OPENED:
-            parts = (self.status.value, str(bool(self.machine_open)), "", "")
-        else:
-            parts = (self.status.value, "", "", "")
-        return _digest(self.message_id, self.occurred_at.isoformat(), *parts)
+        return dedupe_key_of(self)
+
+
+def dedupe_key_of(e: CanonicalEvent) -> str:
+    """``CanonicalEvent.dedupe_key``, computed (the processor's decoder stores it with the fields:
+    functools.cached_property takes a lock on every first read on Python 3.11)."""
+    status = e.status
+    if status is None:
+        parts = f"{e.kind.value}\x1f{e.raw_type}\x1f{e.attempt or ''}\x1f{e.url or ''}"
+    elif status in FAILURE_STATUSES:
+        parts = f"{status.value}\x1f{e.reason or ''}\x1f{e.bounce_type or ''}\x1f"
+    elif status is EmailStatus.OPENED:
+        parts = f"{status.value}\x1f{bool(e.machine_open)}\x1f\x1f"
+    else:
+        parts = f"{status.value}\x1f\x1f\x1f"
+    text = f"{e.message_id}\x1f{e.occurred_at.isoformat()}\x1f{parts}"
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
 class Envelope(BaseModel):

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from mailpulse.bench.workload import SENDGRID_BATCH
 from mailpulse.broker import free_port
 from mailpulse.runtime import processor
 from mailpulse.settings import Settings
-from processors.rows import Row
+from processors.columns import Columns
 from processors.store import ClickHouseStore
 
 # Tuned for latency (the README says so): small fetch wait, short reorder window.
@@ -40,13 +39,11 @@ class TimedStore(ClickHouseStore):
         super().__init__(store.client, store.database)
         self.visible: dict[str, float] = {}
 
-    def write(
-        self, events: Sequence[Row], states: Sequence[Row], transitions: Sequence[Row], token: str
-    ) -> None:
-        super().write(events, states, transitions, token)
+    def write_columns(self, events: Columns, states: Columns, transitions: Columns, token: str) -> None:
+        super().write_columns(events, states, transitions, token)
         now = time.monotonic()
-        for row in states:
-            self.visible.setdefault(row[0], now)
+        for message_id in states[0] if states else ():  # message_id is the first column
+            self.visible.setdefault(message_id, now)
 
 
 @dataclass(frozen=True, slots=True)
