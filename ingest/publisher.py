@@ -91,7 +91,9 @@ async def send_batched(
     batches: dict[int, list[Any]] = {}
     for key, value in records:
         partition = partition_for(key, partitions) if key is not None else random.choice(partitions)
-        open_batches = batches.setdefault(partition, [producer.create_batch()])
+        open_batches = batches.get(partition)
+        if open_batches is None:  # not setdefault: its default argument would build a batch per record
+            open_batches = batches[partition] = [producer.create_batch()]
         if open_batches[-1].append(key=key, value=value, timestamp=None) is None:
             open_batches.append(producer.create_batch())
             if open_batches[-1].append(key=key, value=value, timestamp=None) is None:
