@@ -28,10 +28,10 @@ MAX_RECIPIENTS = 10_000
 MAX_SCHEDULE_AHEAD = timedelta(days=7)
 MAX_PROBLEMS = 1000  # a 10,000-recipient request can break a rule 10,000 times; say so once truncated
 
-_ADDRESS = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_TAG_CHARS = re.compile(r"^[A-Za-z0-9._~-]+$")
-_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
-_MIME_TYPE = re.compile(r"^[\w.+-]+/[\w.+-]+$")
+_ADDRESS = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")  # fullmatch: "$" would accept a trailing newline
+_TAG_CHARS = re.compile(r"[A-Za-z0-9._~-]+")
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
+_MIME_TYPE = re.compile(r"[\w.+-]+/[\w.+-]+")
 # Liquid output markup: {{ name }}, {{ user.first | upcase }}; the root name is the variable to supply.
 _VARIABLE = re.compile(r"\{\{-?\s*([A-Za-z_][A-Za-z0-9_]*)")
 
@@ -121,7 +121,7 @@ def _sender(value: Any, problems: _Problems) -> Address | None:
     if not address.isascii() or (isinstance(name, str) and not name.isascii()):
         problems.add("from", "unicode_not_allowed", "from does not support Unicode characters")
         ok = False
-    if not _ADDRESS.match(address):
+    if not _ADDRESS.fullmatch(address):
         problems.add("from.address", "invalid_address", f"{address[:80]!r} is not an email address")
         ok = False
     if name is not None and not isinstance(name, str):
@@ -145,7 +145,7 @@ def _recipients(value: Any, problems: _Problems) -> list[Recipient]:
         if not isinstance(item, dict) or not isinstance(item.get("address"), str):
             problems.add(where, "invalid_type", "a recipient must be an object with a string address")
             continue
-        if not _ADDRESS.match(item["address"]):
+        if not _ADDRESS.fullmatch(item["address"]):
             problems.add(f"{where}.address", "invalid_address", f"{item['address'][:80]!r} is no address")
         variables = item.get("variables", {})
         if not isinstance(variables, dict):
@@ -188,13 +188,13 @@ def _tags(value: Any, problems: _Problems) -> dict[str, str]:
         where = f"tags.{key[:40]}"
         if not 0 < len(key) <= MAX_TAG_KEY:
             problems.add(where, "tag_key_length", f"tag keys are 1..{MAX_TAG_KEY} characters")
-        elif not _TAG_CHARS.match(key):
+        elif not _TAG_CHARS.fullmatch(key):
             problems.add(where, "tag_characters", "tag keys may only contain letters, digits, . _ - ~")
         if not isinstance(tag, str):
             problems.add(where, "invalid_type", "tag values must be strings")
         elif not 0 < len(tag) <= MAX_TAG_VALUE:
             problems.add(where, "tag_value_length", f"tag values are 1..{MAX_TAG_VALUE} characters")
-        elif not _TAG_CHARS.match(tag):
+        elif not _TAG_CHARS.fullmatch(tag):
             problems.add(where, "tag_characters", "tag values may only contain letters, digits, . _ - ~")
     return {k: v for k, v in value.items() if isinstance(v, str)}
 
@@ -219,7 +219,7 @@ def _schedule(value: Any, now: datetime, problems: _Problems) -> datetime | None
 
 
 def parse_rfc3339(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not _RFC3339.match(value):
+    if not isinstance(value, str) or not _RFC3339.fullmatch(value):
         return None
     try:
         return datetime.fromisoformat(value.upper())
@@ -242,7 +242,7 @@ def _attachments(value: Any, problems: _Problems) -> int:
             if not isinstance(item.get(key), str) or not item[key]:
                 problems.add(f"{where}.{key}", "required", f"{key} is required (a non-empty string)")
         content_type, content = item.get("contentType"), item.get("content")
-        if isinstance(content_type, str) and content_type and not _MIME_TYPE.match(content_type):
+        if isinstance(content_type, str) and content_type and not _MIME_TYPE.fullmatch(content_type):
             problems.add(f"{where}.contentType", "invalid_content_type", "contentType must be a MIME type")
         if isinstance(content, str) and content and not _is_base64(content):
             problems.add(f"{where}.content", "invalid_base64", "content must be base64")

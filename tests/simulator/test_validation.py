@@ -88,6 +88,11 @@ RULES: dict[str, tuple[dict[str, Any] | bytes, tuple[str, str]]] = {
     "tag key at most 128": (valid(tags={"k" * 129: "v"}), (f"tags.{'k' * 40}", "tag_key_length")),
     "tag value at most 256": (valid(tags={"k": "v" * 257}), ("tags.k", "tag_value_length")),
     "tag characters": (valid(tags={"k": "a b"}), ("tags.k", "tag_characters")),
+    "no newline after a tag": (valid(tags={"k": "ab\n"}), ("tags.k", "tag_characters")),
+    "sendAt without a trailing newline": (
+        send_at(iso(NOW + timedelta(days=1)) + "\n"),
+        ("schedule.sendAt[0]", "invalid_datetime"),
+    ),
     "sendAt is RFC 3339": (send_at("tomorrow at noon"), ("schedule.sendAt[0]", "invalid_datetime")),
     "sendAt at most 7 days ahead": (
         send_at(iso(NOW + timedelta(days=7, seconds=1))),
