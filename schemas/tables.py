@@ -62,6 +62,20 @@ def table_engine(database: str, table: str, kind: str, cluster: str | None, *arg
     return f"{kind}({', '.join(args)})"
 
 
+def fed_by_events(
+    database: str, cluster: str | None, table: str, select: str, backfill: str = ""
+) -> list[str]:
+    """A materialized view feeding ``table`` from every email_events insert (``select`` with a ``{source}``
+    placeholder), then a backfill of what was loaded before it (``backfill``, default ``select``). Tables
+    fed this way hold idempotent aggregates: rows both the view and the backfill see are harmless."""
+    source, on = f"{database}.email_events", on_cluster(cluster)
+    return [
+        f"CREATE MATERIALIZED VIEW IF NOT EXISTS {database}.{table}_mv{on} TO {database}.{table} AS "
+        + select.format(source=source),
+        f"INSERT INTO {database}.{table} " + (backfill or select).format(source=source),
+    ]
+
+
 def dedup_settings(cluster: str | None) -> str:
     # Replicated tables deduplicate inserts by default (replicated_deduplication_window).
     return "" if cluster else f"\nSETTINGS non_replicated_deduplication_window = {DEDUP_WINDOW}"

@@ -8,19 +8,12 @@ crashed half-way is simply run again; the record is written only after its last 
 from __future__ import annotations
 
 import hashlib
+import importlib
+import pkgutil
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from schemas.migrations import (
-    m0001_baseline,
-    m0002_rollups,
-    m0003_alerts,
-    m0004_analyst_views,
-    m0005_coarse_rollups,
-    m0006_message_minute,
-    m0007_drop_coarse_rollups,
-    m0008_views_on_message_minute,
-)
 from schemas.tables import on_cluster, table_engine
 
 # Tables derived from email_events by materialized views: whatever empties email_events empties these.
@@ -44,19 +37,20 @@ class Migration:
         return hashlib.sha256("\n;\n".join(self.statements(opts)).encode()).hexdigest()[:16]
 
 
-MIGRATIONS: tuple[Migration, ...] = tuple(
-    Migration(m.VERSION, m.NAME, m.statements)
-    for m in (
-        m0001_baseline,
-        m0002_rollups,
-        m0003_alerts,
-        m0004_analyst_views,
-        m0005_coarse_rollups,
-        m0006_message_minute,
-        m0007_drop_coarse_rollups,
-        m0008_views_on_message_minute,
-    )
-)
+def _discover() -> tuple[Migration, ...]:
+    """Every ``mNNNN_name`` module of this package, in version order: adding a migration is adding a file."""
+    names = sorted(m.name for m in pkgutil.iter_modules(__path__) if re.fullmatch(r"m\d{4}_\w+", m.name))
+    modules = [importlib.import_module(f"{__name__}.{name}") for name in names]
+    found = tuple(Migration(m.VERSION, m.NAME, m.statements) for m in modules)
+    # The file name, VERSION and NAME must agree, and versions run 1, 2, ... without gaps.
+    if [f"m{m.version:04d}_{m.name}" for m in found] != names or [m.version for m in found] != list(
+        range(1, len(found) + 1)
+    ):
+        raise RuntimeError(f"migration modules, VERSION and NAME disagree: {names}")
+    return found
+
+
+MIGRATIONS: tuple[Migration, ...] = _discover()
 
 
 def migrations_table(opts: SchemaOptions) -> list[str]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from schemas.tables import on_cluster, table_engine
+from schemas.tables import fed_by_events, on_cluster, table_engine
 
 if TYPE_CHECKING:
     from schemas.migrations import SchemaOptions
@@ -47,8 +47,6 @@ def statements(opts: SchemaOptions) -> list[str]:
 ) ENGINE = {engine}
 PARTITION BY toYYYYMM(minute)
 ORDER BY (minute, status, sender_domain, recipient_domain, tag, provider)""",
-        f"CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.rollup_minute_mv{on} TO {db}.rollup_minute AS "
-        + ROLLUP_SELECT.format(source=f"{db}.email_events"),
-        # Backfill what was loaded before this migration; idempotent states make a rerun harmless.
-        f"INSERT INTO {db}.rollup_minute " + ROLLUP_SELECT.format(source=f"{db}.email_events"),
+        # Then the backfill of what was loaded before; idempotent states make a rerun harmless.
+        *fed_by_events(db, opts.cluster, "rollup_minute", ROLLUP_SELECT),
     ]

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from schemas.tables import on_cluster, table_engine
+from schemas.tables import fed_by_events, on_cluster, table_engine
 
 if TYPE_CHECKING:
     from schemas.migrations import SchemaOptions
@@ -74,8 +74,6 @@ def statements(opts: SchemaOptions) -> list[str]:
 ) ENGINE = {engine}
 PARTITION BY toYYYYMM(minute)
 ORDER BY (minute, message_id, provider, sender_domain, recipient_domain, tags)""",
-        f"CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.message_minute_mv{on} TO {db}.message_minute AS "
-        + SELECT.format(source=f"{db}.email_events"),
-        # Backfill what was loaded before this migration; OR-ing the same bits again is harmless.
-        f"INSERT INTO {db}.message_minute " + BACKFILL.format(source=f"{db}.email_events"),
+        # Then the backfill of what was loaded before; OR-ing the same bits again is harmless.
+        *fed_by_events(db, opts.cluster, "message_minute", SELECT, BACKFILL),
     ]
