@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 SERVER_CORE = 0  # the process under test (ingest, baseline, producer loop, processor, inserts)
@@ -14,12 +15,18 @@ def cores() -> list[int]:
 
 
 def pin(core: int) -> int | None:
-    """Pin this process to ``core`` (modulo the cores it may use); returns the core, None if unsupported."""
+    """Pin this process, every thread of it, to ``core`` (modulo the cores it may use); returns the core,
+    None if unsupported. Linux applies an affinity to one thread: pinning only the caller left the threads
+    that already existed (chDB's, the executor's that run the processor's inserts) on the previous core."""
     available = cores()
     if not hasattr(os, "sched_setaffinity"):
         return None
     chosen = available[core % len(available)]
     os.sched_setaffinity(0, {chosen})
+    tasks = f"/proc/{os.getpid()}/task"
+    for tid in os.listdir(tasks) if os.path.isdir(tasks) else ():
+        with contextlib.suppress(ProcessLookupError):  # a thread may end meanwhile
+            os.sched_setaffinity(int(tid), {chosen})
     return chosen
 
 
