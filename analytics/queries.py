@@ -266,10 +266,15 @@ def _range_parameters(window: Window) -> dict[str, Any]:
     return {"start": int(window.start.timestamp()), "end": int(window.end.timestamp())}
 
 
-def _filter_where(window: Window) -> tuple[list[str], dict[str, Any]]:
+def _filter_where(window: Window, tag_joined: bool) -> tuple[list[str], dict[str, Any]]:
+    """Clauses on ``message_minute`` rows. A tag filter reads the row's tags, or, when the query joins
+    them into ``tag`` (the tag breakdown), keeps just that tag (as the rollups did)."""
     clauses, parameters = [], {}
     for name, value in window.filters.as_dict().items():
-        clauses.append(f"{DIMENSIONS[name]} = {{f_{name}:String}}")
+        if name == "tag" and not tag_joined:
+            clauses.append("has(tags, {f_tag:String})")
+        else:
+            clauses.append(f"{DIMENSIONS[name]} = {{f_{name}:String}}")
         parameters[f"f_{name}"] = value
     return clauses, parameters
 
@@ -286,14 +291,9 @@ def message_counts_sql(
     in the rollups), whatever its rows and duplicates. The group key is the key value and the message id
     joined unambiguously (length-prefixed, or a fixed-width hex time), as one String: ClickHouse hashes a
     single String key much faster than a tuple."""
-    clauses, parameters = _filter_where(window)
-    parameters |= _range_parameters(window)
     tag_key = key == "tag" and bucket is None
-    if "tag" in window.filters.as_dict():
-        # The tag breakdown filtered by a tag keeps just that tag (as the rollups did); else the row's tags.
-        clauses[list(window.filters.as_dict()).index("tag")] = (
-            "tag = {f_tag:String}" if tag_key else "has(tags, {f_tag:String})"
-        )
+    clauses, parameters = _filter_where(window, tag_joined=tag_key)
+    parameters |= _range_parameters(window)
     where = " AND ".join(
         [
             "minute >= toDateTime({start:Int64}, 'UTC')",
