@@ -28,6 +28,7 @@ from ingest.publisher import send_batched
 from processors import metrics
 from processors.batch import Consumed, MergeResult, Transition, dedup_token, merge_batch
 from processors.cache import StateCache
+from processors.collector import collector_paused
 from processors.columns import Columns, event_columns, state_columns, transition_columns
 from processors.decode import Undecodable, decode
 from processors.reorder import PartitionReorder, decode_watermark, encode_watermark
@@ -127,23 +128,26 @@ class StatusProcessor:
     async def flush(self) -> None:
         """Emit everything the reorder buffers hold, load it and commit."""
         async with self.lock:
-            self._pending.extend(c for r in self.reorders.values() for c in r.flush())
-            await self._load_and_commit()
+            with collector_paused():  # a batch allocates a lot, in no cycles
+                self._pending.extend(c for r in self.reorders.values() for c in r.flush())
+                await self._load_and_commit()
 
     async def run_once(self) -> int:
         """One step: retry a pending load, or fetch and handle a batch. Returns records handled."""
         if self._pending:
             async with self.lock:
-                await self._load_and_commit()
+                with collector_paused():  # a batch allocates a lot, in no cycles
+                    await self._load_and_commit()
             return 0
         fetched = await self.consumer.getmany(
             timeout_ms=self.config.batch_wait_ms, max_records=self.config.batch_max_records
         )
         records = [r for batch in fetched.values() for r in batch]
         async with self.lock:
-            await self._accept(records)
-            self._pending.extend(self._overdue())
-            await self._load_and_commit()
+            with collector_paused():  # a batch allocates a lot, in no cycles
+                await self._accept(records)
+                self._pending.extend(self._overdue())
+                await self._load_and_commit()
         metrics.BUFFERED.set(self.buffered)
         return len(records)
 
@@ -322,16 +326,17 @@ class StatusProcessor:
         """Partitions are leaving: flush their reorder buffers, load, commit, and forget their state.
         If the load fails, nothing of theirs is committed and the next owner replays it."""
         async with self.lock:
-            self._pending.extend(
-                c for p in partitions if p in self.reorders for c in self.reorders[p].flush()
-            )
-            await self._load_and_commit()
-            self._pending = [c for c in self._pending if c.partition not in partitions]
-            for partition in partitions:
-                self.reorders.pop(partition, None)
-                self._committed.pop(partition, None)
-            self.stall.forget(partitions)
-            self.cache.drop_partitions(partitions)
+            with collector_paused():  # a batch allocates a lot, in no cycles
+                self._pending.extend(
+                    c for p in partitions if p in self.reorders for c in self.reorders[p].flush()
+                )
+                await self._load_and_commit()
+                self._pending = [c for c in self._pending if c.partition not in partitions]
+                for partition in partitions:
+                    self.reorders.pop(partition, None)
+                    self._committed.pop(partition, None)
+                self.stall.forget(partitions)
+                self.cache.drop_partitions(partitions)
 
     async def adopt(self, assigned: list[TopicPartition]) -> None:
         """New partitions: their messages may have changed elsewhere, so states are rebuilt from
@@ -360,7 +365,9 @@ def _decode_all(records: Sequence[ConsumerRecord]) -> list[CanonicalEvent | Unde
     return out
 
 
-def create_consumer(bootstrap: str, group: str, session_timeout_ms: int = 10_000) -> AIOKafkaConsumer:
+def create_consumer(
+    bootstrap: str, group: str, session_timeout_ms: int = 10_000, fetch_max_wait_ms: int = 100
+) -> AIOKafkaConsumer:
     return AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
         group_id=group,
@@ -369,4 +376,7 @@ def create_consumer(bootstrap: str, group: str, session_timeout_ms: int = 10_000
         enable_auto_commit=False,  # offsets are committed only after the ClickHouse load
         auto_offset_reset="earliest",
         max_partition_fetch_bytes=4 * 1024 * 1024,
+        # Kafka answers a waiting fetch as soon as records arrive; Tansu holds it for the whole wait,
+        # which aiokafka's 500 ms default added to every event's latency (bench p50 0.76 -> 0.46 s).
+        fetch_max_wait_ms=fetch_max_wait_ms,
     )
