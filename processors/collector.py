@@ -3,9 +3,9 @@
 A batch of 20,000 events allocates a few hundred thousand container objects (events, their field
 dicts, tuples, column lists) that reference counting frees as soon as the batch is done: they form
 almost no cycles. Left on, the collector runs every few thousand of those allocations and walks
-everything young, the batch included, and often the long-lived heap too (the state cache). Measured
-on this machine (tests do not time it; see README Performance): about half of the drain's time. Paused
-for the batch, it runs when allowed again, once, over what survived (the new cached states).
+everything young, the batch included, and often the long-lived heap too (the state cache). Paused
+for the batch, it runs when allowed again, once, over what survived (the new cached states). Measured
+on one core (draining 205k records, alternated runs; tests do not time it): 12.3k -> 14.4k events/s.
 """
 
 from __future__ import annotations
