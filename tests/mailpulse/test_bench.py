@@ -25,7 +25,8 @@ ROWS = (
     "2/3 server CPU, Twilio single",
     "4 ClickHouse insert ceiling (Native)",
     "4 ClickHouse insert ceiling (Arrow)",
-    "5 processor",
+    "5 processor (dedupe + reorder)",
+    "5 processor stages",
     "6 end to end p99",
     "7 processor state",
 )
