@@ -8,6 +8,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+import orjson
+
 from processors.state import MessageState
 from schemas.event import CanonicalEvent
 from schemas.status import PRECEDENCE, EmailStatus
@@ -71,6 +73,26 @@ def merge_batch(batch: Iterable[Consumed], state_of: Callable[[str], MessageStat
         else:
             result.duplicates += 1
     return result
+
+
+def transition_value(t: Transition) -> bytes:
+    """The transitions topic's JSON for ``t``. ``occurred_at`` goes to orjson as a datetime: it writes
+    an aware one exactly as ``isoformat()`` does ("+00:00", microseconds when there are any), about
+    1 us a transition cheaper than formatting it first (tests/processors/test_batch.py holds them equal)."""
+    e = t.item.event
+    return orjson.dumps(
+        {
+            "message_id": e.message_id,
+            "status": e.status,
+            "previous_status": t.previous,
+            "current_status": t.current,
+            "occurred_at": e.occurred_at,
+            "late": t.item.late,
+            "event_id": e.event_id,
+            "dedupe_key": e.dedupe_key,
+            "provider": e.provider,
+        }
+    )
 
 
 def dedup_token(topic: str, positions: Iterable[tuple[int, int]]) -> str:

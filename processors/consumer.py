@@ -26,7 +26,14 @@ from aiokafka.structs import OffsetAndMetadata
 
 from ingest.publisher import send_batched
 from processors import metrics
-from processors.batch import Consumed, MergeResult, Transition, dedup_token, merge_batch
+from processors.batch import (
+    Consumed,
+    MergeResult,
+    Transition,
+    dedup_token,
+    merge_batch,
+    transition_value,
+)
 from processors.cache import StateCache
 from processors.collector import collector_paused
 from processors.columns import Columns, event_columns, state_columns, transition_columns
@@ -274,23 +281,7 @@ class StatusProcessor:
     async def _publish_transitions(self, transitions: list[Transition]) -> list[asyncio.Future[Any]]:
         """Queue the transitions; await the returned futures before the load (and so the commit):
         at least once, readers dedupe on dedupe_key."""
-        records = []
-        for t in transitions:
-            e = t.item.event
-            value = orjson.dumps(
-                {
-                    "message_id": e.message_id,
-                    "status": e.status,
-                    "previous_status": t.previous,
-                    "current_status": t.current,
-                    "occurred_at": e.occurred_at.isoformat(),
-                    "late": t.item.late,
-                    "event_id": e.event_id,
-                    "dedupe_key": e.dedupe_key,
-                    "provider": e.provider,
-                }
-            )
-            records.append((e.message_id.encode(), value))
+        records = [(t.item.event.message_id.encode(), transition_value(t)) for t in transitions]
         return await send_batched(self.producer, self.config.transitions_topic, records)
 
     async def _dead_letter(self, record: ConsumerRecord, reason: str) -> None:

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
+import orjson
 import pytest
 from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
-from processors.batch import Consumed, Transition, dedup_token, merge_batch
+from processors.batch import Consumed, Transition, dedup_token, merge_batch, transition_value
 from processors.state import MessageState, fold
 from schemas.event import CanonicalEvent
 from schemas.status import EmailStatus, EventKind
@@ -231,3 +233,30 @@ def test_different_topics_give_different_tokens(
 ) -> None:
     assume(topic != other)
     assert dedup_token(topic, positions) != dedup_token(other, positions)
+
+
+@PROPS
+@given(
+    st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(UTC)).map(
+        lambda t: t.replace(microsecond=t.microsecond - t.microsecond % 1000)
+    ),  # stored: ms
+    st.sampled_from([None, ES.QUEUED, ES.DELIVERED]),
+    st.booleans(),
+)
+def test_transition_value_is_the_documented_json(
+    at: datetime, previous: EmailStatus | None, late: bool
+) -> None:
+    event = ev(ES.OPENED, 0, machine_open=True).model_copy(update={"occurred_at": at})
+    item = Consumed(3, 17, event, late)
+    value = orjson.loads(transition_value(Transition(item, previous, ES.OPENED)))
+    assert value == {
+        "message_id": MID,
+        "status": "OPENED",
+        "previous_status": None if previous is None else previous.value,
+        "current_status": "OPENED",
+        "occurred_at": at.isoformat(),  # what readers have parsed since the topic began
+        "late": late,
+        "event_id": event.event_id,
+        "dedupe_key": event.dedupe_key,
+        "provider": event.provider.value,
+    }
