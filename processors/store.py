@@ -43,6 +43,9 @@ class ClickHouseStore:
     def __init__(self, client: Client, database: str) -> None:
         self.client = client
         self.database = database
+        # Column types by table, read once: given them, the driver skips the DESCRIBE it otherwise
+        # runs before every insert (chDB: ~3.5 of a one-row insert's 5.8 ms).
+        self._types: dict[str, dict[str, str]] = {}
 
     def migrate(self, cluster: str | None = None, retention: Retention | None = None) -> list[str]:
         """Apply pending migrations in order, record each, then bring TTLs to ``retention``.
@@ -74,6 +77,7 @@ class ClickHouseStore:
         # Existing parts keep their rows until a merge applies the new TTL: no rewrite at start.
         for statement in ttl_changes(opts, retention or Retention(), engines):
             self.client.command(statement, settings={"materialize_ttl_after_modify": 0})
+        self._types.clear()
         return done
 
     def applied_migrations(self) -> dict[int, str]:
@@ -115,13 +119,28 @@ class ClickHouseStore:
         self._insert(table, columns, _columns(rows), token)
 
     def _insert(self, table: str, names: Sequence[str], columns: Columns, token: str) -> None:
-        self.client.insert(
-            f"{self.database}.{table}",
-            columns,  # columnar: no per-row work in the driver
-            column_names=list(names),
-            column_oriented=True,
-            settings={"insert_deduplicate": 1, "insert_deduplication_token": token},
-        )
+        try:
+            self.client.insert(
+                f"{self.database}.{table}",
+                columns,  # columnar: no per-row work in the driver
+                column_names=list(names),
+                column_type_names=self._column_types(table, names),
+                column_oriented=True,
+                settings={"insert_deduplicate": 1, "insert_deduplication_token": token},
+            )
+        except Exception:
+            self._types.pop(table, None)  # the table may have changed (a migration): read them again
+            raise
+
+    def _column_types(self, table: str, names: Sequence[str]) -> list[str]:
+        types = self._types.get(table)
+        if types is None:
+            rows = self.query(
+                "SELECT name, type FROM system.columns WHERE database = {db:String} AND table = {t:String}",
+                {"db": self.database, "t": table},
+            )
+            types = self._types[table] = {str(name): str(kind) for name, kind in rows}
+        return [types[name] for name in names]
 
     def query(self, sql: str, parameters: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
         return [tuple(r) for r in self.client.query(sql, parameters=parameters).result_rows]

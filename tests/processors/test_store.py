@@ -26,3 +26,13 @@ def test_load_events_finds_ids_that_need_escaping(store: ClickHouseStore) -> Non
     assert store.load_events(["it"]) == {}
     some = ["quote' OR '1'='1", "plain"]
     assert store.load_events(some) == {m: stored[m] for m in some}
+
+
+def test_inserts_land_after_a_column_changed_under_the_store(store: ClickHouseStore) -> None:
+    """The store reads a table's column types once; a column widened meanwhile (a migration run by
+    another process) still takes the store's inserts: ClickHouse converts the Native column."""
+    first, second = (ev(EmailStatus.DELIVERED, 1, message_id=m) for m in ("before", "after"))
+    store.write([event_row(first, 0, 0)], [], [], "before-change")
+    store.client.command(f"ALTER TABLE {store.database}.email_events MODIFY COLUMN attempt Nullable(UInt64)")
+    store.write([event_row(second, 0, 1)], [], [], "after-change")
+    assert store.load_events(["before", "after"]) == {"before": [first], "after": [second]}
