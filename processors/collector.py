@@ -2,9 +2,10 @@
 
 A batch of 20,000 events allocates a few hundred thousand container objects (events, their field
 dicts, tuples, column lists) that reference counting frees as soon as the batch is done: they form
-almost no cycles. Left on, the collector runs every few thousand of those allocations and walks
-everything young, the batch included, and often the long-lived heap too (the state cache). Paused
-for the batch, it runs when allowed again, once, over what survived (the new cached states). Measured
+almost no cycles. Left on, the collector runs every 50,000 net allocations (mailpulse.runtime's
+thresholds) and walks everything young, the batch included, and in its turn the long-lived heap too
+(the state cache). Paused for the batch, it counts what the batch left behind (objects freed
+meanwhile are taken off its count) and, allowed again, runs by its usual policy over those. Measured
 on one core (draining 205k records, alternated runs; tests do not time it): 12.3k -> 14.4k events/s.
 """
 
@@ -20,8 +21,10 @@ _was_enabled = False
 
 @contextmanager
 def collector_paused() -> Iterator[None]:
-    """No automatic collection inside; on leaving the last one, automatic collection is back (if
-    it was on before the first) and a young collection runs at once."""
+    """No automatic collection inside; on leaving the last one, automatic collection is back (if it
+    was on before the first). What the batch left behind still counts, so once that passes the
+    threshold the next allocation collects, by the collector's usual policy: the older generations
+    come round in their turn, which a forced young-only collection after each batch would prevent."""
     global _holders, _was_enabled
     if _holders == 0:
         _was_enabled = gc.isenabled()
@@ -33,4 +36,3 @@ def collector_paused() -> Iterator[None]:
         _holders -= 1
         if _holders == 0 and _was_enabled:
             gc.enable()
-            gc.collect(0)  # once, over the survivors: the batch is gone by now

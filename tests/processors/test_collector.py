@@ -39,13 +39,26 @@ def test_a_collector_switched_off_before_stays_off() -> None:
     assert not gc.isenabled()
 
 
+class Node:
+    """A GC-tracked object made fresh each time (lists and dicts may come from free lists, which
+    skip the collector's allocation count)."""
+
+    other: object = None
+
+
+@pytest.fixture
+def small_thresholds() -> Iterator[None]:
+    saved = gc.get_threshold()
+    gc.set_threshold(100, 2, 2)
+    yield
+    gc.set_threshold(*saved)
+
+
+@pytest.mark.usefixtures("small_thresholds")
 def test_resumes_after_an_exception_and_frees_the_cycles_made_meanwhile() -> None:
     gc.enable()
-
-    class Node:
-        other: object = None
-
     with pytest.raises(RuntimeError), collector_paused():
+        survivors = [Node() for _ in range(200)]  # what a batch leaves behind (new cached states)
         node = Node()
         node.other = node  # a reference cycle: only the collector frees it
         alive = weakref.ref(node)
@@ -53,4 +66,30 @@ def test_resumes_after_an_exception_and_frees_the_cycles_made_meanwhile() -> Non
         assert alive() is not None  # reference counting cannot free it
         raise RuntimeError("load failed")
     assert gc.isenabled()
-    assert alive() is None  # the young collection on leaving did
+    Node()  # the next allocation: the survivors put the count over the threshold, the collector runs
+    assert alive() is None
+    del survivors
+
+
+@pytest.mark.usefixtures("small_thresholds")
+def test_the_older_generations_still_come_round() -> None:
+    """After each batch the collector follows its own policy, so the older generations are collected
+    in their turn (a forced young-only collection after each batch would reset the count every time,
+    and cycles that outlived one young collection would stay)."""
+    gc.enable()
+    collected: list[int] = []
+    kept: list[Node] = []
+
+    def record(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            collected.append(info["generation"])
+
+    gc.callbacks.append(record)
+    try:
+        for _ in range(6):
+            with collector_paused():
+                kept += [Node() for _ in range(200)]
+            Node()
+    finally:
+        gc.callbacks.remove(record)
+    assert max(collected, default=0) >= 1
