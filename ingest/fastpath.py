@@ -18,11 +18,18 @@ from typing import Any, TypeGuard
 
 import orjson
 
-from schemas.event import MAX_TAGS, SCHEMA_VERSION, UINT32_MAX, Provider, derived_event_id, domain_of
+from schemas.event import (
+    SCHEMA_VERSION,
+    UINT32_MAX,
+    Provider,
+    derived_event_id,
+    domain_of,
+    stored_utc,
+)
 from schemas.mapping import MAPPING
 from schemas.sendgrid import MAX_TIMESTAMP, MIN_TIMESTAMP, split_custom_args, x_message_id
 from schemas.status import EventKind
-from schemas.tags import is_tag
+from schemas.tags import are_tags
 from schemas.twilio import OPERATION_TYPE_PREFIX
 
 Record = tuple[bytes, bytes]  # (key: the message id, value: the envelope JSON)
@@ -33,7 +40,6 @@ _TWILIO_KINDS = {raw: kind for (provider, raw), kind in MAPPING.items() if provi
 # RFC 3339 in UTC with "Z", at most microseconds: what Twilio sends, and a form pydantic and
 # ``datetime.fromisoformat`` read alike. Offsets and other forms take the canonical path.
 _UTC_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,6})?Z")
-_MIN_YEAR, _MAX_YEAR = 1970, 2200  # schemas.event's bounds for event times
 # Bounded memos, emptied when full: a CloudEvent's ``time`` is mostly its ``data.updatedAt``; a
 # message's SendGrid events share their ids; a burst shares its seconds.
 _MEMO_MAX = 4096
@@ -157,14 +163,12 @@ def _utc_time(value: object) -> datetime | None:
     if not _UTC_TIME.fullmatch(value):
         return None
     try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:  # no such day or hour: the canonical path says so
-        return None
-    if not _MIN_YEAR <= parsed.year <= _MAX_YEAR:
+        parsed = stored_utc(datetime.fromisoformat(value))
+    except ValueError:  # no such day or hour, or a year out of bounds: the canonical path says so
         return None
     if len(_times) >= _MEMO_MAX:
         _times.clear()
-    parsed = _times[value] = parsed.replace(microsecond=parsed.microsecond - parsed.microsecond % 1000)
+    _times[value] = parsed
     return parsed
 
 
@@ -211,9 +215,9 @@ def twilio_record(raw: Any, received_at: datetime) -> Record | None:
     operation_id, tags, to = data.get("operationId"), data.get("tags", {}), data.get("to", [])
     if occurred_at is None or (operation_id is not None and type(operation_id) is not str):
         return None
-    if type(tags) is not dict or len(tags) > MAX_TAGS or type(to) is not list:
+    if type(tags) is not dict or type(to) is not list:
         return None
-    if not all(type(k) is str and type(v) is str and is_tag(k, v) for k, v in tags.items()):
+    if not all(type(k) is str and type(v) is str for k, v in tags.items()) or not are_tags(tags):
         return None
     recipients = [_address(a) for a in to]
     if None in recipients:

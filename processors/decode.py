@@ -12,27 +12,23 @@ differential test (tests/processors/test_decode.py) holds the two to equal event
 from __future__ import annotations
 
 import re
-import string
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
 from pydantic import ValidationError
 
 from schemas.event import (
-    MAX_TAG_KEY,
-    MAX_TAG_VALUE,
-    MAX_TAGS,
-    MAX_YEAR,
-    MIN_YEAR,
     UINT32_MAX,
     CanonicalEvent,
     Envelope,
     Provider,
     Source,
     dedupe_key_of,
+    stored_utc,
 )
 from schemas.status import EmailStatus, EventKind
+from schemas.tags import are_tags
 
 
 class Undecodable(ValueError):
@@ -101,7 +97,6 @@ _DECODER = msgspec.json.Decoder(_Envelope)
 _TIMESTAMP = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?(Z|[+-][0-9]{2}:[0-9]{2})"
 )
-_TAG_ALPHABET = string.ascii_letters + string.digits + "._~-"  # schemas.event's tag rules
 _FIELDS_SET = frozenset(CanonicalEvent.model_fields)
 _set = object.__setattr__  # CanonicalEvent is frozen; this is how pydantic's model_construct fills one
 
@@ -112,7 +107,7 @@ _PARSED_MAX = 4096
 
 
 def _utc(text: str) -> datetime | None:
-    """schemas.event._utc of the timestamp, None when the shape or year is one pydantic must judge."""
+    """schemas.event.stored_utc of the timestamp, None when the shape or year is one pydantic must judge."""
     try:
         return _PARSED[text]
     except KeyError:
@@ -127,28 +122,9 @@ def _parse_utc(text: str) -> datetime | None:
     if _TIMESTAMP.fullmatch(text) is None:
         return None
     try:
-        utc = datetime.fromisoformat(text)
-        if text[-1] != "Z":  # "Z" is read as datetime.UTC already
-            utc = utc.astimezone(UTC)
-    except (ValueError, OverflowError):  # month 13, hour 24, offset 24:00, year 1 at +01:00...
+        return stored_utc(datetime.fromisoformat(text))
+    except ValueError:  # month 13, hour 24, offset 24:00, a year out of bounds...
         return None
-    if not MIN_YEAR <= utc.year <= MAX_YEAR:
-        return None
-    sub_ms = utc.microsecond % 1000
-    return utc.replace(microsecond=utc.microsecond - sub_ms) if sub_ms else utc
-
-
-def _valid_tags(tags: dict[str, str]) -> bool:
-    """tag_problems(tags) == [], without building the problems."""
-    if len(tags) > MAX_TAGS:
-        return False
-    for key, value in tags.items():
-        # strip() leaves nothing exactly when every character is allowed (faster than a regex)
-        if not (0 < len(key) <= MAX_TAG_KEY and 0 < len(value) <= MAX_TAG_VALUE):
-            return False
-        if key.strip(_TAG_ALPHABET) or value.strip(_TAG_ALPHABET):
-            return False
-    return True
 
 
 def decode_fast(value: bytes) -> CanonicalEvent | None:
@@ -160,7 +136,7 @@ def decode_fast(value: bytes) -> CanonicalEvent | None:
     occurred_at, received_at = _utc(event.occurred_at), _utc(event.received_at)
     if occurred_at is None or received_at is None:
         return None
-    if (event.kind is EventKind.STATUS) != (event.status is not None) or not _valid_tags(event.tags):
+    if (event.kind is EventKind.STATUS) != (event.status is not None) or not are_tags(event.tags):
         return None
     fields = msgspec.structs.asdict(event)
     fields["occurred_at"], fields["received_at"] = occurred_at, received_at

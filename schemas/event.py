@@ -33,7 +33,7 @@ class Provider(StrEnum):
 MAX_TAGS = 10
 MAX_TAG_KEY = 128
 MAX_TAG_VALUE = 256
-_TAG_CHARS = re.compile(r"[A-Za-z0-9._~-]+")  # fullmatch: "$" would accept a trailing newline
+TAG_CHARS = re.compile(r"[A-Za-z0-9._~-]+")  # fullmatch: "$" would accept a trailing newline
 
 
 def tag_problems(tags: dict[str, str]) -> list[str]:
@@ -44,11 +44,11 @@ def tag_problems(tags: dict[str, str]) -> list[str]:
     for key, value in tags.items():
         if not 0 < len(key) <= MAX_TAG_KEY:
             problems.append(f"tag key {key[:40]!r} must be 1..{MAX_TAG_KEY} characters")
-        elif not _TAG_CHARS.fullmatch(key):
+        elif not TAG_CHARS.fullmatch(key):
             problems.append(f"tag key {key[:40]!r} may only contain letters, digits, '.', '_', '-', '~'")
         if not 0 < len(value) <= MAX_TAG_VALUE:
             problems.append(f"tag {key[:40]!r} value must be 1..{MAX_TAG_VALUE} characters")
-        elif not _TAG_CHARS.fullmatch(value):
+        elif not TAG_CHARS.fullmatch(value):
             problems.append(f"tag {key[:40]!r} value may only contain letters, digits, '.', '_', '-', '~'")
     return problems
 
@@ -65,7 +65,8 @@ MIN_YEAR, MAX_YEAR = 1970, 2200
 UINT32_MAX = 2**32 - 1
 
 
-def _utc(value: datetime) -> datetime:
+def stored_utc(value: datetime) -> datetime:
+    """``value`` as events hold it: UTC, milliseconds, within MIN_YEAR..MAX_YEAR (else ValueError)."""
     # Milliseconds are the precision ClickHouse keeps (DateTime64(3)); truncating here makes an event
     # rebuilt from ClickHouse identical to the one first seen, dedupe key included.
     if value.tzinfo is None:
@@ -81,7 +82,7 @@ def _utc(value: datetime) -> datetime:
     return utc.replace(microsecond=utc.microsecond - sub_ms) if sub_ms else utc
 
 
-UtcDatetime = Annotated[datetime, AfterValidator(_utc)]
+UtcDatetime = Annotated[datetime, AfterValidator(stored_utc)]
 Tags = Annotated[dict[str, str], AfterValidator(_valid_tags)]
 
 

@@ -4,7 +4,7 @@ Pure."""
 
 from __future__ import annotations
 
-from schemas.event import tag_problems
+from schemas.event import MAX_TAGS, tag_problems
 
 _MEMO_MAX = 4096  # emptied when full, as the partitioner's memo
 _memo: dict[tuple[str, str], bool] = {}
@@ -18,3 +18,8 @@ def is_tag(key: str, value: str) -> bool:
             _memo.clear()
         ok = _memo[key, value] = not tag_problems({key: value})
     return ok
+
+
+def are_tags(tags: dict[str, str]) -> bool:
+    """``tag_problems(tags)`` finds nothing (string keys and values already checked)."""
+    return len(tags) <= MAX_TAGS and all(is_tag(key, value) for key, value in tags.items())

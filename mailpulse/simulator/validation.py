@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 
 from mailpulse.simulator.model import Address
-from schemas.event import MAX_TAG_KEY, MAX_TAG_VALUE, MAX_TAGS
+from schemas.event import MAX_TAG_KEY, MAX_TAG_VALUE, MAX_TAGS, TAG_CHARS
 
 MAX_REQUEST_BYTES = 10 * 1024 * 1024
 MAX_RECIPIENTS = 10_000
@@ -29,7 +29,6 @@ MAX_SCHEDULE_AHEAD = timedelta(days=7)
 MAX_PROBLEMS = 1000  # a 10,000-recipient request can break a rule 10,000 times; say so once truncated
 
 _ADDRESS = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")  # fullmatch: "$" would accept a trailing newline
-_TAG_CHARS = re.compile(r"[A-Za-z0-9._~-]+")
 _RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
 _MIME_TYPE = re.compile(r"[\w.+-]+/[\w.+-]+")
 # Liquid output markup: {{ name }}, {{ user.first | upcase }}; the root name is the variable to supply.
@@ -188,13 +187,13 @@ def _tags(value: Any, problems: _Problems) -> dict[str, str]:
         where = f"tags.{key[:40]}"
         if not 0 < len(key) <= MAX_TAG_KEY:
             problems.add(where, "tag_key_length", f"tag keys are 1..{MAX_TAG_KEY} characters")
-        elif not _TAG_CHARS.fullmatch(key):
+        elif not TAG_CHARS.fullmatch(key):
             problems.add(where, "tag_characters", "tag keys may only contain letters, digits, . _ - ~")
         if not isinstance(tag, str):
             problems.add(where, "invalid_type", "tag values must be strings")
         elif not 0 < len(tag) <= MAX_TAG_VALUE:
             problems.add(where, "tag_value_length", f"tag values are 1..{MAX_TAG_VALUE} characters")
-        elif not _TAG_CHARS.fullmatch(tag):
+        elif not TAG_CHARS.fullmatch(tag):
             problems.add(where, "tag_characters", "tag values may only contain letters, digits, . _ - ~")
     return {k: v for k, v in value.items() if isinstance(v, str)}
 
