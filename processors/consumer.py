@@ -150,13 +150,18 @@ class StatusProcessor:
             timeout_ms=self.config.batch_wait_ms, max_records=self.config.batch_max_records
         )
         records = [r for batch in fetched.values() for r in batch]
+        del fetched
+        count = len(records)
         async with self.lock:
             with collector_paused():  # a batch allocates a lot, in no cycles
                 await self._accept(records)
+                # Consumed holds what is needed of them: freed now, not walked by the collection
+                # that may follow the pause.
+                del records
                 self._pending.extend(self._overdue())
                 await self._load_and_commit()
         metrics.BUFFERED.set(self.buffered)
-        return len(records)
+        return count
 
     async def _accept(self, records: Sequence[ConsumerRecord]) -> None:
         # Decoding a large batch takes about a second: off the event loop, so heartbeats keep going.
@@ -352,7 +357,9 @@ def _decode_all(records: Sequence[ConsumerRecord]) -> list[CanonicalEvent | Unde
         try:
             out.append(decode(record.value))
         except Undecodable as exc:
-            out.append(exc)
+            # Kept without its traceback, which holds this frame, whose ``out`` holds the exception:
+            # that cycle left the whole decoded batch to the cycle collector.
+            out.append(exc.with_traceback(None))
     return out
 
 

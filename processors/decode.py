@@ -47,7 +47,10 @@ def decode_model(value: bytes) -> CanonicalEvent:
     try:
         return Envelope.model_validate_json(value).event
     except ValidationError as exc:
-        raise Undecodable(f"not a v1 envelope: {exc.error_count()} problems: {exc.errors()[:5]}") from None
+        reason = f"not a v1 envelope: {exc.error_count()} problems: {exc.errors()[:5]}"
+    # Raised outside the handler, so without the ValidationError as its context: that one's traceback
+    # holds the caller's frames, and a caller keeping the Undecodable would keep them in a cycle.
+    raise Undecodable(reason)
 
 
 def _text(low: int, high: int) -> Any:

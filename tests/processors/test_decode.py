@@ -8,22 +8,27 @@ same dedupe key, and refuse the rest with pydantic's reason.
 
 from __future__ import annotations
 
+import gc
 import json
+import weakref
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 import pytest
+from aiokafka import ConsumerRecord
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from ingest.publisher import encode
 from mailpulse.traffic import generate
+from processors.consumer import _decode_all
 from processors.decode import Undecodable, decode, decode_fast, decode_model
 from schemas.event import CanonicalEvent
 from schemas.sendgrid import parse_sendgrid_event
 from schemas.status import EmailStatus, EventKind
 from schemas.twilio import parse_cloud_event
+from tests.processors.test_state_properties import ev
 
 DIFF = settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 MISSING = object()  # the field is left out of the JSON object
@@ -276,3 +281,29 @@ def test_a_timestamp_beyond_datetimes_range_in_utc_is_refused(traffic_events: li
     for bad in (b"0001-01-01T00:00:00+23:59", b"9999-12-31T23:59:59-23:59"):
         with pytest.raises(Undecodable, match="between 1970 and 2200"):
             decode(value.replace(stamp, bad))
+
+
+def _record(offset: int, value: bytes) -> ConsumerRecord[bytes, bytes]:
+    return ConsumerRecord("t", 0, offset, 0, 0, b"k", value, None, 1, len(value), [])
+
+
+def test_an_undecodable_record_does_not_tie_its_batch_into_a_cycle() -> None:
+    """The processor keeps a refused record's Undecodable beside the decoded events. Had it kept its
+    traceback (or pydantic's error as its context, whose traceback holds the callers' frames), the
+    batch's events would live until the cycle collector ran; they go with the last reference."""
+    event = ev(EmailStatus.DELIVERED, 1)
+    records = [_record(0, b"not json"), _record(1, encode(event))]
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        decoded = _decode_all(records)
+        refused, accepted = decoded
+        assert isinstance(refused, Undecodable) and accepted == event
+        assert refused.__traceback__ is None and refused.__context__ is None
+        assert "not a v1 envelope" in str(refused)
+        watched = weakref.ref(accepted)
+        del decoded, accepted
+        assert watched() is None
+    finally:
+        if was_enabled:
+            gc.enable()

@@ -3,11 +3,17 @@ whatever characters their ids hold (the ids are written into the query as litera
 
 from __future__ import annotations
 
+import gc
+import weakref
+
 import pytest
 
+from processors.batch import Consumed
+from processors.columns import empty, event_columns
 from processors.rows import event_row
 from processors.store import ClickHouseStore
 from schemas.status import EmailStatus
+from schemas.tables import EVENT_COLUMNS, STATE_COLUMNS, TRANSITION_COLUMNS
 from tests.processors.test_state_properties import ev
 
 pytestmark = [pytest.mark.clickhouse]
@@ -36,3 +42,28 @@ def test_inserts_land_after_a_column_changed_under_the_store(store: ClickHouseSt
     store.client.command(f"ALTER TABLE {store.database}.email_events MODIFY COLUMN attempt Nullable(UInt64)")
     store.write([event_row(second, 0, 1)], [], [], "after-change")
     assert store.load_events(["before", "after"]) == {"before": [first], "after": [second]}
+
+
+class _Categories(list[str]):
+    """A row's categories value that can be watched with a weak reference."""
+
+
+def test_an_insert_frees_its_rows_without_the_cycle_collector(store: ClickHouseStore) -> None:
+    """The driver's insert context is a reference cycle holding the data it was given; the store
+    hands it a list of its own and empties it, so a batch's rows go as soon as the caller drops them."""
+    events = [ev(EmailStatus.DELIVERED, i, message_id=f"freed-{i}") for i in range(3)]
+    columns = event_columns([Consumed(0, i, e) for i, e in enumerate(events)])
+    categories = EVENT_COLUMNS.index("categories")
+    columns[categories] = [_Categories(["welcome"]) for _ in events]
+    watched = [weakref.ref(value) for value in columns[categories]]
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        store.write_columns(columns, empty(STATE_COLUMNS), empty(TRANSITION_COLUMNS), "freed")
+        del columns
+        assert [ref() for ref in watched] == [None, None, None]
+    finally:
+        if was_enabled:
+            gc.enable()
+    stored = store.load_events([e.message_id for e in events])
+    assert [stored[e.message_id][0].categories for e in events] == [("welcome",)] * 3
