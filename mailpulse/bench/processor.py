@@ -4,8 +4,10 @@ ClickHouse. Timed from the group assignment until every record is loaded and com
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 import uuid
+from typing import Any, Self
 
 from mailpulse.runtime import processor
 from mailpulse.settings import Settings
@@ -31,14 +33,42 @@ def bench_settings(settings: Settings, topic: str, **overrides: object) -> Setti
     )
 
 
+class CollectorClock:
+    """What the cyclic garbage collector did while installed (``gc.callbacks``): collections, their
+    seconds, and the objects they freed, which only it could free (they were in reference cycles)."""
+
+    def __init__(self) -> None:
+        self.collections = 0
+        self.seconds = 0.0
+        self.freed = 0
+        self._began = 0.0
+
+    def __call__(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._began = time.perf_counter()
+            return
+        self.collections += 1
+        self.seconds += time.perf_counter() - self._began
+        self.freed += info["collected"]
+
+    def __enter__(self) -> Self:
+        gc.callbacks.append(self)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        gc.callbacks.remove(self)
+
+
 async def drain(
     settings: Settings, bootstrap: str, store: ClickHouseStore, records: int
-) -> tuple[float, ProcessorStats]:
-    """Seconds the processor takes to consume, merge, load and commit ``records`` records."""
+) -> tuple[float, ProcessorStats, CollectorClock]:
+    """Seconds the processor takes to consume, merge, load and commit ``records`` records, and what
+    the garbage collector did meanwhile."""
     async with processor(settings, bootstrap, store) as proc:
         await wait_assigned(proc)
-        started = time.perf_counter()
-        while proc.stats.records < records:
-            await proc.run_once()
-        await proc.flush()
-        return time.perf_counter() - started, proc.stats
+        with CollectorClock() as collector:
+            started = time.perf_counter()
+            while proc.stats.records < records:
+                await proc.run_once()
+            await proc.flush()
+            return time.perf_counter() - started, proc.stats, collector

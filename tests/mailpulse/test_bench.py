@@ -1,4 +1,5 @@
-"""Smoke test of `mailpulse bench --quick`: every measurement runs and prints a positive figure.
+"""Smoke test of `mailpulse bench --quick`: every measurement runs and prints a positive figure (and
+the collector clock measurement 5 reports from).
 
 It never checks a time or a target (speed is for the bench to report, not for tests to assert). The bench
 opens its own chDB directory, so it runs as a subprocess (chDB allows one data path per process).
@@ -6,11 +7,14 @@ opens its own chDB directory, so it runs as a subprocess (chDB allows one data p
 
 from __future__ import annotations
 
+import gc
 import re
 import subprocess
 import sys
 
 import pytest
+
+from mailpulse.bench.processor import CollectorClock
 
 ROWS = (
     "1 Kafka producer ceiling",
@@ -52,3 +56,24 @@ def test_quick_bench_prints_every_measurement_with_a_positive_figure() -> None:
         assert figure is not None, matching[0]
         assert float(figure.group(1).replace(",", "")) > 0, matching[0]
     assert "seen" in done.stdout and "cores" in done.stdout
+
+
+class _Node:
+    def __init__(self) -> None:
+        self.other: _Node | None = None
+
+
+def test_collector_clock_counts_what_only_the_collector_frees() -> None:
+    """Measurement 5 reports the collector's work during the drain from this clock."""
+    gc.collect()
+    with CollectorClock() as clock:
+        for _ in range(10):  # ten two-object cycles, unreachable
+            a, b = _Node(), _Node()
+            a.other, b.other = b, a
+        del a, b
+        gc.collect()
+    assert clock not in gc.callbacks
+    assert clock.collections >= 1 and clock.freed >= 20 and clock.seconds > 0
+    freed = clock.freed
+    gc.collect()  # uninstalled: no longer counts
+    assert clock.freed == freed
