@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,8 +31,11 @@ from schemas.tables import EVENT_COLUMNS, STATE_COLUMNS, TRANSITION_COLUMNS
 
 log = logging.getLogger(__name__)
 
-# Keep IN-lists well under ClickHouse's query size limits.
+# ClickHouse refuses a query longer than max_query_size (262,144 bytes by default) before parsing it,
+# so IN-lists are cut by size as well as by count: a SendGrid message id holds the recipient's address,
+# and 5,000 ids of 53+ bytes already passed the limit.
 _LOOKUP_CHUNK = 5_000
+_LOOKUP_BYTES = 200_000
 
 
 def connect(dsn: str) -> Client:
@@ -88,10 +91,9 @@ class ClickHouseStore:
     def load_events(self, message_ids: Collection[str]) -> dict[str, list[CanonicalEvent]]:
         """Every stored event of these messages (duplicates possible before merges; callers fold)."""
         found: dict[str, list[CanonicalEvent]] = defaultdict(list)
-        ids = list(message_ids)
         sql = f"SELECT {', '.join(EVENT_COLUMNS)} FROM {self.database}.email_events WHERE message_id IN "
-        for start in range(0, len(ids), _LOOKUP_CHUNK):
-            result = self.client.query(sql + _string_list(ids[start : start + _LOOKUP_CHUNK]))
+        for literal in string_lists(list(message_ids), _LOOKUP_CHUNK, _LOOKUP_BYTES):
+            result = self.client.query(sql + literal)
             for row in result.named_results():
                 found[row["message_id"]].append(event_from_row(row))
         return dict(found)
@@ -153,13 +155,26 @@ class ClickHouseStore:
         return [tuple(r) for r in self.client.query(sql, parameters=parameters).result_rows]
 
 
-def _string_list(values: list[str]) -> str:
-    """``('a','b',...)``: a brand-new message's id goes through here once per batch, and the driver's
-    parameter binding escapes character by character in Python (~1.5 us an id); ids rarely need it."""
+def string_lists(values: list[str], most: int, most_bytes: int) -> Iterator[str]:
+    """``('a','b',...)`` literals holding ``values`` in order, each of at most ``most`` values and
+    ``most_bytes`` bytes of UTF-8 (one value longer than that gets a literal of its own)."""
+    # A brand-new message's id goes through here once per batch, and the driver's parameter binding
+    # escapes character by character in Python (~1.5 us an id); ids rarely need it.
     everything = "".join(values)  # joined once, not once per character checked
     if any(c in everything for c in must_escape):
         values = [escape_str(v) for v in values]
-    return "('" + "','".join(values) + "')"
+    ascii_only = everything.isascii()  # escaping adds ASCII only
+    chunk: list[str] = []
+    size = 2  # the parentheses
+    for value in values:
+        grown = (len(value) if ascii_only else len(value.encode())) + 3  # quotes and comma
+        if chunk and (len(chunk) == most or size + grown > most_bytes):
+            yield "('" + "','".join(chunk) + "')"
+            chunk, size = [], 2
+        chunk.append(value)
+        size += grown
+    if chunk:
+        yield "('" + "','".join(chunk) + "')"
 
 
 def _columns(rows: Sequence[Row]) -> Columns:
