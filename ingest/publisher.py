@@ -16,6 +16,7 @@ from ingest.batcher import Handoff, PartitionBatcher
 from ingest.fastpath import Record
 from ingest.metrics import UNACKNOWLEDGED
 from ingest.partitioner import partition_for
+from schemas.deadletter import dead_letter
 from schemas.event import SCHEMA_VERSION, CanonicalEvent, Envelope
 
 
@@ -46,18 +47,17 @@ class Rejected:
         self.payload = payload
         self.problems = problems
 
-    def to_json(self) -> bytes:
-        return orjson.dumps(
-            {
-                "stage": "ingest",
-                "endpoint": self.endpoint,
-                "index": self.index,
-                "problems": self.problems,
-                "payload": self.payload,
-                "at": datetime.now(UTC).isoformat(),
-            },
-            default=str,
-        )
+    def to_json(self, most_bytes: int) -> bytes:
+        """The dead letter, its payload cut if the whole would exceed ``most_bytes`` (schemas.deadletter)."""
+        about = {
+            "stage": "ingest",
+            "endpoint": self.endpoint,
+            "index": self.index,
+            "problems": self.problems,
+            "at": datetime.now(UTC).isoformat(),
+        }
+        size = len(orjson.dumps(self.payload, default=str))
+        return dead_letter(about, "payload", self.payload, size, most_bytes)
 
 
 _EVENT_FIELDS = tuple(CanonicalEvent.model_fields)
@@ -146,9 +146,11 @@ class KafkaPublisher:
                                 await self.producer.send(self.topic, value, key=key, partition=partition)
                             )
                     self.batcher.flush()
-                # Dead letters are rare: one send each.
+                # Dead letters are rare: one send each, each cut to what the producer may send.
+                most_bytes = self.producer._max_request_size
                 pending += [
-                    await self.producer.send(self.deadletter_topic, value=r.to_json()) for r in rejected
+                    await self.producer.send(self.deadletter_topic, value=r.to_json(most_bytes))
+                    for r in rejected
                 ]
                 # Shared by concurrent requests: shielded, so that one request's timeout (a
                 # cancellation) does not cancel the batch the others wait for.

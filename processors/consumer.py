@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
@@ -42,6 +41,7 @@ from processors.reorder import PartitionReorder, decode_watermark, encode_waterm
 from processors.stall import StallDetector
 from processors.state import MessageState, fold
 from processors.store import ClickHouseStore
+from schemas.deadletter import dead_letter
 from schemas.event import CanonicalEvent
 
 log = logging.getLogger(__name__)
@@ -290,16 +290,16 @@ class StatusProcessor:
         return await send_batched(self.producer, self.config.transitions_topic, records)
 
     async def _dead_letter(self, record: ConsumerRecord, reason: str) -> None:
-        value = orjson.dumps(
-            {
-                "stage": "processor",
-                "reason": reason,
-                "topic": record.topic,
-                "partition": record.partition,
-                "offset": record.offset,
-                "value": (record.value or b"").decode("utf-8", "replace"),
-            }
-        )
+        about = {
+            "stage": "processor",
+            "reason": reason,
+            "topic": record.topic,
+            "partition": record.partition,
+            "offset": record.offset,
+        }
+        raw = record.value or b""
+        text = raw.decode("utf-8", "replace")
+        value = dead_letter(about, "value", text, len(raw), self.producer._max_request_size)
         await (await self.producer.send(self.config.deadletter_topic, key=record.key, value=value))
 
     async def readiness(self, now: float) -> dict[str, object]:

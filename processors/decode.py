@@ -47,7 +47,9 @@ def decode_model(value: bytes) -> CanonicalEvent:
     try:
         return Envelope.model_validate_json(value).event
     except ValidationError as exc:
-        reason = f"not a v1 envelope: {exc.error_count()} problems: {exc.errors()[:5]}"
+        # Without the input: it can be the whole value, which the dead letter already carries.
+        problems = exc.errors(include_url=False, include_input=False)[:5]
+        reason = f"not a v1 envelope: {exc.error_count()} problems: {problems}"
     # Raised outside the handler, so without the ValidationError as its context: that one's traceback
     # holds the caller's frames, and a caller keeping the Undecodable would keep them in a cycle.
     raise Undecodable(reason)

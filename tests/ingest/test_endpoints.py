@@ -249,6 +249,27 @@ def test_every_problem_is_listed_and_bad_elements_go_to_dead_letters(settings: S
     assert all(d["problems"] and d["stage"] == "ingest" for d in dead)
 
 
+def test_a_bad_element_too_large_for_kafka_is_dead_lettered_cut_to_fit(settings: Settings) -> None:
+    """A 2 MB bad element fits the 5 MB body limit but not a 1 MB Kafka record: its dead letter keeps
+    the start of it, so the good events of the same post are accepted (a dead letter that could not be
+    sent made ingest answer 503 to every retry of the post)."""
+    bad = {**sendgrid_event("open", 40, 4), "timestamp": "x" * 2_000_000}
+
+    async def scenario() -> list[dict[str, Any]]:
+        async with ingest_client(settings) as client:
+            answer = await client.post(SG_PATH, json=[sendgrid_event("delivered", 30, 3), bad])
+            assert answer.status_code == 200
+            body = answer.json()
+            assert (body["accepted"], body["rejected"]) == (1, 1)
+            assert [(e["index"], e["field"]) for e in body["errors"]] == [(1, "timestamp")]
+        return await published(settings, 1, settings.deadletter_topic)
+
+    [dead] = asyncio.run(scenario())
+    assert (dead["index"], dead["payload_cut"]) == (1, True)
+    assert dead["payload_bytes"] == len(orjson.dumps(bad))
+    assert dead["payload"].startswith('{"email":') and len(dead["payload"]) < 1024 * 1024
+
+
 @pytest.mark.parametrize("mode", ["plain", "hashed", "domain"])
 def test_privacy_is_applied_before_publishing(settings: Settings, mode: str) -> None:
     privacy = RecipientPrivacy(mode, None if mode == "plain" else b"k" * 32)  # type: ignore[arg-type]

@@ -14,6 +14,7 @@ from prometheus_client import REGISTRY
 
 from mailpulse.settings import Settings
 from processors.store import ClickHouseStore
+from schemas.deadletter import HEADROOM_BYTES
 from tests.integration.pipeline import read_topic, running_pipeline, wait_for_records
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
@@ -244,6 +245,38 @@ def test_undecodable_record_goes_to_dead_letters_without_blocking(
     letter = orjson.loads(dead.value)
     assert (letter["stage"], letter["value"]) == ("processor", "not an envelope")
     assert letter["offset"] >= 0 and "envelope" in letter["reason"]
+    assert store.query(f"SELECT status FROM {store.database}.messages") == [("QUEUED",)]
+
+
+def test_a_huge_undecodable_record_is_dead_lettered_cut_to_fit(
+    settings: Settings, store: ClickHouseStore
+) -> None:
+    """400 kB of control bytes, foreign to mailpulse, on the status topic: written out in JSON they take
+    six times that, over the producer's 1 MB max_request_size. The dead letter keeps the start of the
+    value and its size, and the processor goes on (a dead letter that cannot be sent stopped it on
+    that record at every restart)."""
+    poison = b"\x01" * 400_000
+
+    async def scenario() -> list[Any]:
+        assert settings.kafka_bootstrap is not None
+        async with running_pipeline(settings, store) as (client, proc):
+            producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
+            await producer.start()
+            await producer.send_and_wait(settings.status_topic, key=b"poison", value=poison)
+            await producer.stop()
+            assert (
+                await client.post("/webhooks/sendgrid/events", json=[sendgrid_event("processed", 0, 1)])
+            ).is_success
+            await wait_for_records(proc, 2)
+            assert proc.stats.dead_letters == 1
+        return await read_topic(settings.kafka_bootstrap, settings.deadletter_topic, 1)
+
+    [dead] = asyncio.run(scenario())
+    assert len(dead.value) <= 1024 * 1024 - HEADROOM_BYTES  # aiokafka's default max_request_size
+    letter = orjson.loads(dead.value)
+    assert letter["stage"] == "processor" and "envelope" in letter["reason"]
+    assert letter["value_bytes"] == len(poison) and letter["value_cut"] is True
+    assert 0 < len(letter["value"]) < len(poison) and set(letter["value"]) == {"\x01"}
     assert store.query(f"SELECT status FROM {store.database}.messages") == [("QUEUED",)]
 
 

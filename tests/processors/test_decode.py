@@ -307,3 +307,12 @@ def test_an_undecodable_record_does_not_tie_its_batch_into_a_cycle() -> None:
     finally:
         if was_enabled:
             gc.enable()
+
+
+def test_the_reason_for_refusing_a_record_does_not_repeat_it() -> None:
+    """The dead letter carries the value once; pydantic's errors would add it again (in repr)."""
+    value = b"\x01" * 100_000
+    with pytest.raises(Undecodable) as refused:
+        decode(value)
+    assert str(refused.value).startswith("not a v1 envelope: 1 problems:")
+    assert len(str(refused.value)) < 500
