@@ -92,6 +92,7 @@ class BatchEndpoint:
         self.privacy = config.privacy
         self.publisher = publisher
         self.max_body_bytes = config.max_body_bytes
+        self.max_record_bytes = publisher.max_record_bytes
         self.verify = verify
         self.answers = metrics.Answers(name)
         self.publish_seconds = metrics.PUBLISH_SECONDS.labels(name)
@@ -157,6 +158,13 @@ class BatchEndpoint:
                     rejected.append(Rejected(self.name, index, privacy.scrub(raw), problems))
                     continue
                 record = (event.message_id.encode(), encode(event))
+            size = len(record[0]) + len(record[1])
+            if size > self.max_record_bytes:
+                # Valid, but Kafka would refuse it at every retry of the post, good neighbours and all.
+                problem = f"the event takes {size} bytes, over the {self.max_record_bytes} of a Kafka record"
+                problems = [{"field": "(event)", "message": problem}]
+                rejected.append(Rejected(self.name, index, privacy.scrub(raw), problems))
+                continue
             events.append(record)
         return events, rejected
 

@@ -24,7 +24,13 @@ class PublishFailed(Exception):
     """Kafka did not acknowledge in time; the caller must not acknowledge its sender."""
 
 
+# Kafka's record and batch framing around a key and a value (under 100 bytes without headers).
+RECORD_OVERHEAD_BYTES = 1024
+
+
 class Publisher(Protocol):
+    max_record_bytes: int  # the largest key plus value it can publish as one record
+
     async def publish(self, events: Sequence[CanonicalEvent], rejected: Sequence[Rejected]) -> None: ...
 
     async def publish_records(self, records: Sequence[Record], rejected: Sequence[Rejected]) -> None:
@@ -119,6 +125,7 @@ class KafkaPublisher:
         self.producer = producer
         self.topic = topic
         self.deadletter_topic = deadletter_topic
+        self.max_record_bytes: int = producer._max_request_size - RECORD_OVERHEAD_BYTES
         self.timeout_s = timeout_s
         # Events go into per-partition batches shared by concurrent requests (ingest.batcher): a
         # per-record send cost ~15 us an event, and a batch per request serialized requests.

@@ -270,6 +270,30 @@ def test_a_bad_element_too_large_for_kafka_is_dead_lettered_cut_to_fit(settings:
     assert dead["payload"].startswith('{"email":') and len(dead["payload"]) < 1024 * 1024
 
 
+def test_a_valid_event_too_large_for_kafka_is_refused_alone(settings: Settings) -> None:
+    """A valid event whose envelope passes the producer's 1 MB max_request_size can never be published:
+    it is refused as an element (dead-lettered, cut), and its neighbours are accepted. Before, every
+    retry of the post got 503. Alone in a post, it gets 422, which no provider retries."""
+    huge = {**sendgrid_event("bounce", 40, 4), "reason": "550 " + "x" * 1_100_000}
+
+    async def scenario() -> list[dict[str, Any]]:
+        async with ingest_client(settings) as client:
+            answer = await client.post(SG_PATH, json=[sendgrid_event("delivered", 30, 3), huge])
+            assert answer.status_code == 200
+            body = answer.json()
+            assert (body["accepted"], body["rejected"]) == (1, 1)
+            [problem] = body["errors"]
+            assert (problem["index"], problem["field"]) == (1, "(event)")
+            assert "of a Kafka record" in problem["message"]
+            alone = await client.post(SG_PATH, json=[huge])
+            assert alone.status_code == 422 and alone.json()["rejected"] == 1
+        return await published(settings, 2, settings.deadletter_topic)
+
+    dead = asyncio.run(scenario())
+    assert sorted((d["index"], d["payload_cut"]) for d in dead) == [(0, True), (1, True)]
+    assert all(d["payload"].startswith('{"email":') for d in dead)
+
+
 @pytest.mark.parametrize("mode", ["plain", "hashed", "domain"])
 def test_privacy_is_applied_before_publishing(settings: Settings, mode: str) -> None:
     privacy = RecipientPrivacy(mode, None if mode == "plain" else b"k" * 32)  # type: ignore[arg-type]

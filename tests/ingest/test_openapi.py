@@ -22,6 +22,8 @@ REFUSALS = {"400", "401", "403", "413", "415", "422", "503"}
 class Unused:
     """The description needs no broker; nothing is published here."""
 
+    max_record_bytes = 1024 * 1024
+
     async def publish(self, events: Sequence[CanonicalEvent], rejected: Sequence[Rejected]) -> None:
         raise AssertionError("nothing is published by these requests")
 
