@@ -20,9 +20,15 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import MessageSizeTooLargeError
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
-_RECORD_OVERHEAD = 128  # more than a record's framing: below it, no exact size estimate is needed
+RECORD_OVERHEAD = 128  # more than a record's framing: below it, no exact size estimate is needed
 # Resolves to the batch's delivery future once the producer took the batch.
 Handoff = asyncio.Future[asyncio.Future[Any]]
+
+
+def value_room(producer: AIOKafkaProducer, key: bytes | None = None) -> int:
+    """The most bytes of value that ``producer`` certainly sends in one record with ``key`` (without
+    a key: the most bytes of key and value together)."""
+    return int(producer._max_request_size) - RECORD_OVERHEAD - len(key or b"")
 
 
 class _Open:
@@ -55,7 +61,7 @@ class PartitionBatcher:
         """Queue one record on ``partition``; call ``flush`` after the request's last record.
         Raises MessageSizeTooLargeError, as ``producer.send`` does, for a record the broker would
         refuse: in a shared batch it would fail the other requests' events too."""
-        if len(value) + len(key or b"") + _RECORD_OVERHEAD > self._max_record:
+        if len(value) + len(key or b"") + RECORD_OVERHEAD > self._max_record:
             size = DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, [])
             if size > self._max_record:
                 raise MessageSizeTooLargeError(f"a record of {size} bytes exceeds max_request_size")

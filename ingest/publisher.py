@@ -12,7 +12,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 
-from ingest.batcher import Handoff, PartitionBatcher
+from ingest.batcher import Handoff, PartitionBatcher, value_room
 from ingest.fastpath import Record
 from ingest.metrics import UNACKNOWLEDGED
 from ingest.partitioner import partition_for
@@ -22,10 +22,6 @@ from schemas.event import SCHEMA_VERSION, CanonicalEvent, Envelope
 
 class PublishFailed(Exception):
     """Kafka did not acknowledge in time; the caller must not acknowledge its sender."""
-
-
-# Kafka's record and batch framing around a key and a value (under 100 bytes without headers).
-RECORD_OVERHEAD_BYTES = 1024
 
 
 class Publisher(Protocol):
@@ -62,8 +58,7 @@ class Rejected:
             "problems": self.problems,
             "at": datetime.now(UTC).isoformat(),
         }
-        size = len(orjson.dumps(self.payload, default=str))
-        return dead_letter(about, "payload", self.payload, size, most_bytes)
+        return dead_letter(about, "payload", self.payload, most_bytes)
 
 
 _EVENT_FIELDS = tuple(CanonicalEvent.model_fields)
@@ -125,7 +120,7 @@ class KafkaPublisher:
         self.producer = producer
         self.topic = topic
         self.deadletter_topic = deadletter_topic
-        self.max_record_bytes: int = producer._max_request_size - RECORD_OVERHEAD_BYTES
+        self.max_record_bytes = value_room(producer)
         self.timeout_s = timeout_s
         # Events go into per-partition batches shared by concurrent requests (ingest.batcher): a
         # per-record send cost ~15 us an event, and a batch per request serialized requests.
@@ -154,10 +149,9 @@ class KafkaPublisher:
                             )
                     self.batcher.flush()
                 # Dead letters are rare: one send each, each cut to what the producer may send.
-                most_bytes = self.producer._max_request_size
+                room = value_room(self.producer)
                 pending += [
-                    await self.producer.send(self.deadletter_topic, value=r.to_json(most_bytes))
-                    for r in rejected
+                    await self.producer.send(self.deadletter_topic, value=r.to_json(room)) for r in rejected
                 ]
                 # Shared by concurrent requests: shielded, so that one request's timeout (a
                 # cancellation) does not cancel the batch the others wait for.

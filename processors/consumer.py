@@ -23,6 +23,7 @@ from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
+from ingest.batcher import value_room
 from ingest.publisher import send_batched
 from processors import metrics
 from processors.batch import (
@@ -299,7 +300,7 @@ class StatusProcessor:
         }
         raw = record.value or b""
         text = raw.decode("utf-8", "replace")
-        value = dead_letter(about, "value", text, len(raw), self.producer._max_request_size)
+        value = dead_letter(about, "value", text, value_room(self.producer, record.key), size=len(raw))
         await (await self.producer.send(self.config.deadletter_topic, key=record.key, value=value))
 
     async def readiness(self, now: float) -> dict[str, object]:

@@ -14,22 +14,26 @@ from typing import Any
 
 import orjson
 
-# Left for Kafka's record and batch overhead and the record's key.
-HEADROOM_BYTES = 16 * 1024
 # The most a character takes in orjson's output: a control character is written as \u00XX.
 _MOST_BYTES_PER_CHAR = 6
 
 
-def dead_letter(fields: dict[str, Any], name: str, content: Any, size: int, most_bytes: int) -> bytes:
-    """``fields`` and ``content`` (under ``name``) as JSON, at most ``most_bytes - HEADROOM_BYTES``
-    long when ``fields`` leave room. Content that does not fit becomes the start of its JSON text (a
-    string as it is), with ``<name>_bytes`` (``size``, the original's size) and ``<name>_cut``."""
+def dead_letter(
+    fields: dict[str, Any], name: str, content: Any, most_bytes: int, size: int | None = None
+) -> bytes:
+    """``fields`` and ``content`` (under ``name``) as JSON, at most ``most_bytes`` long when ``fields``
+    leave room. Content that does not fit becomes the start of its JSON text (a string as it is), with
+    ``<name>_bytes`` (``size``, the original's size; by default that text's) and ``<name>_cut``."""
     whole = orjson.dumps({**fields, name: content}, default=str)
-    room = most_bytes - HEADROOM_BYTES
-    if len(whole) <= room:
+    if len(whole) <= most_bytes:
         return whole
     text = content if isinstance(content, str) else orjson.dumps(content, default=str).decode()
-    rest = orjson.dumps({**fields, name: "", f"{name}_bytes": size, f"{name}_cut": True}, default=str)
-    keep = max(0, (room - len(rest)) // _MOST_BYTES_PER_CHAR)
-    cut = {**fields, name: text[:keep], f"{name}_bytes": size, f"{name}_cut": True}
+    cut = {
+        **fields,
+        name: "",
+        f"{name}_bytes": len(text.encode()) if size is None else size,
+        f"{name}_cut": True,
+    }
+    keep = max(0, (most_bytes - len(orjson.dumps(cut, default=str))) // _MOST_BYTES_PER_CHAR)
+    cut[name] = text[:keep]
     return orjson.dumps(cut, default=str)
