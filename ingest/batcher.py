@@ -44,6 +44,27 @@ def _retrieve(future: asyncio.Future[Any]) -> None:
         future.exception()  # a request that gave up (timeout) never looks: no "never retrieved" noise
 
 
+def last_record(delivery: asyncio.Future[Any], count: int) -> asyncio.Future[Any]:
+    """The batch's delivery as the metadata of its last record (aiokafka gives the first's), so that
+    a journal knows how far the group must commit before the batch is loaded."""
+    last: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    last.add_done_callback(_retrieve)
+
+    def resolve(done: asyncio.Future[Any]) -> None:
+        if last.done():
+            return
+        if done.cancelled():
+            last.cancel()
+        elif (exc := done.exception()) is not None:
+            last.set_exception(exc)
+        else:
+            metadata = done.result()
+            last.set_result(metadata._replace(offset=metadata.offset + count - 1))
+
+    delivery.add_done_callback(resolve)
+    return last
+
+
 class PartitionBatcher:
     def __init__(self, producer: AIOKafkaProducer, topic: str) -> None:
         self.producer = producer
@@ -104,6 +125,6 @@ class PartitionBatcher:
                         entry.handoff.set_exception(exc)
                 else:
                     if not entry.handoff.done():
-                        entry.handoff.set_result(delivery)
+                        entry.handoff.set_result(last_record(delivery, entry.builder.record_count()))
         finally:
             self._flushing.discard(partition)

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError
+from aiokafka.structs import RecordMetadata
 
-from ingest.batcher import Handoff, PartitionBatcher, value_room
+from ingest.batcher import Handoff, PartitionBatcher, last_record, value_room
 from ingest.fastpath import Record
+from ingest.journal import Entry, Journal
 from ingest.metrics import UNACKNOWLEDGED
 from ingest.partitioner import partition_for
 from schemas.deadletter import dead_letter
@@ -85,7 +87,7 @@ async def send_batched(
     ``send`` per record: 20,000 transitions cost a few futures, not 20,000. Keys land where ``send``
     puts them. Await the returned futures for the acknowledgements. For one caller with large sets
     (the processor): aiokafka queues a batch behind the partition's pending one, so many concurrent
-    small callers would serialize."""
+    small callers would serialize. Each future resolves to the metadata of its batch's last record."""
     if not records:
         return []
     partitions = sorted(await producer.partitions_for(topic))
@@ -100,7 +102,7 @@ async def send_batched(
             if open_batches[-1].append(key=key, value=value, timestamp=None) is None:
                 raise MessageSizeTooLargeError(f"a record of {len(value)} bytes exceeds the batch size")
     return [
-        await producer.send_batch(batch, topic, partition=partition)
+        last_record(await producer.send_batch(batch, topic, partition=partition), batch.record_count())
         for partition, open_batches in batches.items()
         for batch in open_batches
     ]
@@ -115,11 +117,19 @@ class KafkaPublisher:
     """Publishes events keyed by message id and waits for every acknowledgement (acks=all)."""
 
     def __init__(
-        self, producer: AIOKafkaProducer, topic: str, deadletter_topic: str, timeout_s: float
+        self,
+        producer: AIOKafkaProducer,
+        topic: str,
+        deadletter_topic: str,
+        timeout_s: float,
+        journal: Journal | None = None,
     ) -> None:
         self.producer = producer
         self.topic = topic
         self.deadletter_topic = deadletter_topic
+        # Set when the broker keeps nothing across restarts: a request is then acknowledged only
+        # once its records are on local disk too (ingest.journal).
+        self.journal = journal
         self.max_record_bytes = value_room(producer)
         self.timeout_s = timeout_s
         # Events go into per-partition batches shared by concurrent requests (ingest.batcher): a
@@ -132,6 +142,14 @@ class KafkaPublisher:
     async def publish_records(self, records: Sequence[Record], rejected: Sequence[Rejected] = ()) -> None:
         queued = len(records) + len(rejected)
         UNACKNOWLEDGED.inc(queued)
+        # Dead letters are rare: one send each, each cut to what the producer may send.
+        room = value_room(self.producer)
+        letters = [r.to_json(room) for r in rejected]
+        ticket = None
+        if self.journal is not None:
+            entries: list[Entry] = [(self.topic, key, value) for key, value in records]
+            entries += [(self.deadletter_topic, None, letter) for letter in letters]
+            ticket = self.journal.append(entries)
         try:
             async with asyncio.timeout(self.timeout_s):
                 handoffs: dict[Handoff, None] = {}
@@ -148,23 +166,26 @@ class KafkaPublisher:
                                 await self.producer.send(self.topic, value, key=key, partition=partition)
                             )
                     self.batcher.flush()
-                # Dead letters are rare: one send each, each cut to what the producer may send.
-                room = value_room(self.producer)
-                pending += [
-                    await self.producer.send(self.deadletter_topic, value=r.to_json(room)) for r in rejected
-                ]
+                pending += [await self.producer.send(self.deadletter_topic, value=v) for v in letters]
                 # Shared by concurrent requests: shielded, so that one request's timeout (a
                 # cancellation) does not cancel the batch the others wait for.
                 for handoff in handoffs:
                     pending.append(asyncio.shield(await asyncio.shield(handoff)))
-                if len(pending) == 1:  # a single-event callback: no gathering future around it
+                if ticket is not None:
+                    acks = await asyncio.gather(*pending, ticket.synced)
+                    assert self.journal is not None
+                    self.journal.acknowledged(ticket, positions(acks))
+                elif len(pending) == 1:  # a single-event callback: no gathering future around it
                     await pending[0]
                 else:
                     await asyncio.gather(*pending)
-        except (TimeoutError, KafkaError) as exc:
-            raise PublishFailed(f"Kafka did not acknowledge: {exc!r}") from exc
+        except (TimeoutError, KafkaError, OSError) as exc:
+            raise PublishFailed(f"Kafka (or the journal) did not acknowledge: {exc!r}") from exc
         finally:
             UNACKNOWLEDGED.dec(queued)
+            if ticket is not None:
+                assert self.journal is not None
+                self.journal.release(ticket)
 
     async def ready(self) -> bool:
         try:
@@ -172,6 +193,31 @@ class KafkaPublisher:
                 return bool(await self.producer.client.force_metadata_update())
         except (TimeoutError, KafkaError):
             return False
+
+
+def positions(acks: Sequence[Any]) -> dict[str, dict[int, int]]:
+    """Topic -> partition -> highest offset among the acknowledgements (RecordMetadata; others,
+    such as a journal's None, are skipped)."""
+    out: dict[str, dict[int, int]] = {}
+    for ack in acks:
+        if isinstance(ack, RecordMetadata):
+            offsets = out.setdefault(ack.topic, {})
+            if ack.offset > offsets.get(ack.partition, -1):
+                offsets[ack.partition] = ack.offset
+    return out
+
+
+async def publish_tracked(producer: AIOKafkaProducer, entries: Iterable[Entry]) -> dict[str, dict[int, int]]:
+    """Publish ``entries`` (topic, key, value) where ``send`` would put them, in record batches, and
+    return where they landed: topic -> partition -> last offset. Waits for every acknowledgement."""
+    by_topic: dict[str, list[tuple[bytes | None, bytes]]] = {}
+    for topic, key, value in entries:
+        by_topic.setdefault(topic, []).append((key, value))
+    acks = []
+    for topic, records in by_topic.items():
+        for future in await send_batched(producer, topic, records):
+            acks.append(future)
+    return positions(await asyncio.gather(*acks))
 
 
 def create_producer(bootstrap: str, enable_idempotence: bool) -> AIOKafkaProducer:

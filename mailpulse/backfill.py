@@ -47,8 +47,8 @@ async def _replay(
     settings: Settings, path: Path, size: int, fmt: Format, process: bool, console: Console
 ) -> tuple[ReplayStats, int]:
     privacy = ingest_config(settings).privacy
-    async with kafka(settings) as bootstrap:
-        producer = create_producer(bootstrap, settings.kafka_enable_idempotence)
+    async with kafka(settings) as site:
+        producer = create_producer(site.bootstrap, settings.kafka_enable_idempotence)
         await producer.start()
         try:
             # A whole chunk must be acknowledged: allow more than one webhook's publish timeout.
@@ -68,14 +68,14 @@ async def _replay(
                 )
         finally:
             await producer.stop()
-        loaded = await _load(settings, bootstrap, stats.published) if process else 0
+        loaded = await _load(settings, site.bootstrap, site.incarnation, stats.published) if process else 0
     return stats, loaded
 
 
-async def _load(settings: Settings, bootstrap: str, records: int) -> int:
+async def _load(settings: Settings, bootstrap: str, incarnation: str, records: int) -> int:
     """Run a processor until it has consumed ``records`` records; events it loaded (new ones only)."""
     store = open_store(settings)
-    async with processor(settings, bootstrap, store) as proc:
+    async with processor(settings, bootstrap, store, incarnation) as proc:
         stop = asyncio.Event()
         running = asyncio.create_task(proc.run(stop))
         deadline = asyncio.get_running_loop().time() + DRAIN_TIMEOUT_S

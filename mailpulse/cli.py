@@ -59,9 +59,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
     async def run() -> None:
         stop = await until_signal()
-        async with kafka(settings) as bootstrap:
-            print(f"ingest on http://{settings.ingest_host}:{settings.ingest_port} -> Kafka {bootstrap}")
-            await serve_ingest(settings, bootstrap, stop)
+        async with kafka(settings, journal=True) as site:
+            print(f"ingest on http://{settings.ingest_host}:{settings.ingest_port} -> Kafka {site.bootstrap}")
+            await serve_ingest(settings, site.bootstrap, stop, journal=site.journal)
 
     run_async(run())
     return 0
@@ -95,8 +95,13 @@ def cmd_process(args: argparse.Namespace) -> int:
     async def run() -> None:
         stop = await until_signal()
         store = open_store(settings)
-        async with kafka(settings) as bootstrap, processor(settings, bootstrap, store) as proc:
-            print(f"processing {settings.status_topic} from {bootstrap} into {settings.clickhouse_dsn()}")
+        async with (
+            kafka(settings) as site,
+            processor(settings, site.bootstrap, store, site.incarnation) as proc,
+        ):
+            print(
+                f"processing {settings.status_topic} from {site.bootstrap} into {settings.clickhouse_dsn()}"
+            )
             health = asyncio.create_task(serve_health(proc, settings, stop))
             await proc.run(stop)  # on SIGTERM: finish the batch, flush, load, commit
             await health
@@ -112,8 +117,11 @@ def cmd_broker(args: argparse.Namespace) -> int:
 
     async def run() -> None:
         stop = await until_signal()
-        async with kafka(settings) as bootstrap:
-            print(f"embedded Kafka (Tansu) on {bootstrap}; export MAILPULSE_KAFKA_BOOTSTRAP={bootstrap}")
+        async with kafka(settings) as site:
+            print(
+                f"embedded Kafka (Tansu) on {site.bootstrap}; "
+                f"export MAILPULSE_KAFKA_BOOTSTRAP={site.bootstrap}"
+            )
             await stop.wait()
 
     asyncio.run(run())
@@ -166,8 +174,8 @@ def cmd_topics(args: argparse.Namespace) -> int:
         return 2
 
     async def run() -> None:
-        async with kafka(settings) as bootstrap:  # creates missing topics
-            for topic, ends in (await describe_topics(bootstrap, settings.topics)).items():
+        async with kafka(settings) as site:  # creates missing topics
+            for topic, ends in (await describe_topics(site.bootstrap, settings.topics)).items():
                 print(f"{topic}: {len(ends)} partitions, {sum(ends.values())} records, end offsets {ends}")
 
     asyncio.run(run())
@@ -187,8 +195,8 @@ def cmd_rewind(args: argparse.Namespace) -> int:
     since = datetime.fromisoformat(args.since).astimezone(UTC) if args.since else None
 
     async def run() -> None:
-        async with kafka(settings) as bootstrap:
-            moved = await rewind_group(settings, bootstrap, since)
+        async with kafka(settings) as site:
+            moved = await rewind_group(settings, site.bootstrap, since)
             print(
                 f"group {settings.consumer_group} now starts at {moved}; start `mailpulse process` to replay"
             )
@@ -233,10 +241,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         stop = await until_signal()
         store = open_store(settings)
         async with (
-            kafka(settings) as bootstrap,
-            processor(settings, bootstrap, store) as proc,
-            alerts_runner(settings, bootstrap, store) as alerts,
+            kafka(settings, journal=True) as site,
+            processor(settings, site.bootstrap, store, site.incarnation) as proc,
+            alerts_runner(settings, site.bootstrap, store) as alerts,
         ):
+            bootstrap = site.bootstrap
             print(
                 f"ingest on http://{settings.ingest_host}:{ingest_port}; Kafka {bootstrap}; "
                 f"ClickHouse {settings.clickhouse_dsn()}; alerts every {settings.alerts_interval_s:g}s; "
@@ -244,13 +253,13 @@ def cmd_run(args: argparse.Namespace) -> int:
                 flush=True,
             )
             roles = [
-                serve_ingest(settings, bootstrap, stop, ingest_port),
+                serve_ingest(settings, bootstrap, stop, ingest_port, site.journal),
                 proc.run(stop),
                 alerts.run(stop),
                 serve_dashboard(settings, store, token, port, stop),
             ]
             if settings.email_api_key_sid:  # the poller needs Email API credentials
-                async with poller(settings, bootstrap) as poll:
+                async with poller(settings, bootstrap, journal=site.journal) as poll:
                     await asyncio.gather(*roles, poll.run(stop))
             else:
                 await asyncio.gather(*roles)
@@ -266,9 +275,12 @@ def cmd_poll(args: argparse.Namespace) -> int:
 
     async def run() -> int:
         stop = await until_signal()
-        async with kafka(settings) as bootstrap, poller(settings, bootstrap) as poll:
+        async with (
+            kafka(settings, journal=True) as site,
+            poller(settings, site.bootstrap, journal=site.journal) as poll,
+        ):
             print(
-                f"polling {settings.email_api_base_url} -> Kafka {bootstrap}; "
+                f"polling {settings.email_api_base_url} -> Kafka {site.bootstrap}; "
                 f"checkpoint {settings.poll_checkpoint_path}"
             )
             if args.once:
@@ -299,11 +311,11 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     async def run() -> None:
         stop = await until_signal()
         store = open_store(settings)
-        async with kafka(settings) as bootstrap, alerts_runner(settings, bootstrap, store) as runner:
+        async with kafka(settings) as site, alerts_runner(settings, site.bootstrap, store) as runner:
             webhook = "a webhook" if settings.alerts_webhook_url else "no webhook"
             print(
                 f"alerting on {len(rules)} rules every {settings.alerts_interval_s:g}s -> "
-                f"{settings.alerts_topic} on {bootstrap}, {webhook}, table {store.database}.alerts"
+                f"{settings.alerts_topic} on {site.bootstrap}, {webhook}, table {store.database}.alerts"
             )
             health = asyncio.create_task(serve_alerts_health(runner, settings, stop))
             await runner.run(stop)  # SIGTERM ends the wait between evaluations at once

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import httpx
 
+from ingest.journal import Journal, forget_segments
 from ingest.poller import Poller
 from mailpulse.broker import free_port
 from mailpulse.demo_alert import SpikeOutcome, failure_spike, with_demo_rules
@@ -102,11 +103,13 @@ def read_messages(store: ClickHouseStore) -> dict[str, Seen]:
 
 
 @contextlib.asynccontextmanager
-async def ingest_server(settings: Settings, bootstrap: str) -> AsyncIterator[str]:
+async def ingest_server(
+    settings: Settings, bootstrap: str, journal: Journal | None = None
+) -> AsyncIterator[str]:
     """Ingest on a free loopback port; yields its base URL."""
     stop = asyncio.Event()
     port = free_port() if settings.ingest_port == 0 else settings.ingest_port
-    task = asyncio.create_task(serve_ingest(settings, bootstrap, stop, port))
+    task = asyncio.create_task(serve_ingest(settings, bootstrap, stop, port, journal))
     await wait_listening(settings.ingest_host, port)
     try:
         yield f"http://{settings.ingest_host}:{port}"
@@ -178,17 +181,22 @@ async def run_demo(
     for table in ("email_events", "email_state", "email_transitions", *DERIVED_TABLES, "alerts"):
         store.client.command(f"TRUNCATE TABLE IF EXISTS {store.database}.{table}")
     reset_checkpoint(settings)  # the poller starts from scratch too
+    forget_segments(settings.journal_dir)  # and nothing of an earlier demo is published again
     say(f"ClickHouse: {settings.clickhouse_dsn()} (database {store.database})")
-    async with kafka(settings) as bootstrap, ingest_server(settings, bootstrap) as ingest_url:
+    async with (
+        kafka(settings, journal=True) as site,
+        ingest_server(settings, site.bootstrap, site.journal) as ingest_url,
+    ):
+        bootstrap = site.bootstrap
         say(f"Kafka: {bootstrap}   ingest: {ingest_url}")
-        async with processor(settings, bootstrap, store) as proc:
+        async with processor(settings, bootstrap, store, site.incarnation) as proc:
             stop_processor = asyncio.Event()
             consuming = asyncio.create_task(proc.run(stop_processor))
             config = simulator_config(settings, ingest_url, options, seed)
             async with SimulatorServer(config) as sim:
                 say(f"Email API simulator: {sim.base_url} (time x{options.acceleration:g})")
                 polling = poll_settings(settings, sim.base_url)
-                async with poller(polling, bootstrap) as poll:
+                async with poller(polling, bootstrap, journal=site.journal) as poll:
                     published = await _run_traffic(sim, poll, proc, options, seed, polling, say)
                 records = sim.send_stats.accepted_events + published
                 drained = await _until(lambda: proc.drained(records), DRAIN_TIMEOUT_S, lambda: None)

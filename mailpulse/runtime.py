@@ -9,6 +9,7 @@ import logging
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TypeVar
 from urllib.parse import quote
@@ -16,6 +17,9 @@ from urllib.parse import quote
 import httpx
 import uvicorn
 import uvloop
+from aiokafka import TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 from prometheus_client import make_asgi_app
 from pydantic import SecretStr
 from starlette.types import ASGIApp
@@ -28,10 +32,11 @@ from analytics.dashboard import dashboard_app
 from analytics.service import AnalyticsService
 from ingest.app import IngestConfig, create_app
 from ingest.checkpoint import Checkpoint
+from ingest.journal import Journal, read_segment
 from ingest.poll_core import Backoff
 from ingest.poller import Poller, PollerConfig
 from ingest.privacy import RecipientPrivacy
-from ingest.publisher import KafkaPublisher, create_producer
+from ingest.publisher import KafkaPublisher, create_producer, publish_tracked
 from ingest.signatures import SendGridVerifier, TwilioVerifier, load_public_key
 from mailpulse.broker import EmbeddedBroker
 from mailpulse.health import alerts_health_app, health_app
@@ -62,30 +67,113 @@ def run_async(main: Coroutine[object, object, T]) -> T:
         return runner.run(main)
 
 
+@dataclass(frozen=True, slots=True)
+class KafkaSite:
+    """Where the roles of this process publish and consume."""
+
+    bootstrap: str
+    # On the embedded broker, for roles that acknowledge senders: the local log that makes their
+    # acknowledgements survive the broker (ingest.journal). None on a Kafka of the operator's.
+    journal: Journal | None = None
+    # A new value each time an embedded broker starts (its offsets start again at 0), so that insert
+    # deduplication tokens of earlier runs, which derive from offsets, never match new records.
+    incarnation: str = ""
+
+
+JOURNAL_TRIM_INTERVAL_S = 1.0
+
+
 @contextlib.asynccontextmanager
-async def kafka(settings: Settings) -> AsyncIterator[str]:
-    """Yield a bootstrap address with mailpulse's topics present: the configured Kafka, or an
-    embedded Tansu broker that lives as long as the context."""
-    broker = None
+async def kafka(settings: Settings, journal: bool = False) -> AsyncIterator[KafkaSite]:
+    """Yield the configured Kafka, or an embedded Tansu broker that lives as long as the context, with
+    mailpulse's topics present. ``journal``: this process acknowledges senders (ingest, poller); on
+    the embedded broker their records then also go to a journal under data_dir, whose records of
+    earlier runs are published again here, before anything new."""
     if settings.kafka_bootstrap:
-        bootstrap = settings.kafka_bootstrap
-    else:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        broker = EmbeddedBroker(log_path=settings.data_dir / "tansu.log").start()
-        bootstrap = broker.bootstrap
-        log.info("embedded Kafka (Tansu) on %s", bootstrap)
+        await _ensure_topics(settings, settings.kafka_bootstrap)
+        yield KafkaSite(settings.kafka_bootstrap)
+        return
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    log_ = Journal(settings.journal_dir, seal_after_s=settings.journal_seal_s) if journal else None
+    broker = EmbeddedBroker(log_path=settings.data_dir / "tansu.log")
     try:
-        await ensure_topics(
-            bootstrap,
-            settings.topics,
-            settings.partitions,
-            settings.replication_factor,
-            retention_ms=settings.topic_retention_ms or None,
-        )
-        yield bootstrap
+        broker.start()
+        log.info("embedded Kafka (Tansu) on %s", broker.bootstrap)
+        await _ensure_topics(settings, broker.bootstrap)
+        trimming = None
+        if log_ is not None:
+            await replay_journal(log_, broker.bootstrap)
+            trimming = asyncio.create_task(trim_journal(log_, settings, broker.bootstrap))
+        try:
+            yield KafkaSite(broker.bootstrap, log_, secrets.token_hex(8))
+        finally:
+            if trimming is not None:
+                trimming.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await trimming
     finally:
-        if broker is not None:
-            broker.stop()
+        if log_ is not None:
+            await log_.close()
+        broker.stop()
+
+
+async def _ensure_topics(settings: Settings, bootstrap: str) -> None:
+    await ensure_topics(
+        bootstrap,
+        settings.topics,
+        settings.partitions,
+        settings.replication_factor,
+        retention_ms=settings.topic_retention_ms or None,
+    )
+
+
+async def replay_journal(journal: Journal, bootstrap: str) -> None:
+    """Publish the records of the journal's earlier segments again, one segment at a time."""
+    if not journal.previous:
+        return
+    producer = create_producer(bootstrap, enable_idempotence=False)
+    await producer.start()
+    try:
+        landed: dict[str, dict[int, int]] = {}
+        count = 0
+        for segment in journal.previous:
+            entries = list(read_segment(segment))
+            count += len(entries)
+            for topic, offsets in (await publish_tracked(producer, entries)).items():
+                mine = landed.setdefault(topic, {})
+                for partition, offset in offsets.items():
+                    mine[partition] = max(offset, mine.get(partition, -1))
+        journal.replayed(landed)
+        log.warning("journal: %d records of earlier runs published again (not yet known loaded)", count)
+    finally:
+        await producer.stop()
+
+
+async def trim_journal(journal: Journal, settings: Settings, bootstrap: str) -> None:
+    """Delete journal segments the processors' group has committed past, every second."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+    await admin.start()
+    try:
+        while True:
+            await asyncio.sleep(JOURNAL_TRIM_INTERVAL_S)
+            try:
+                await _trim_once(journal, admin, settings.consumer_group, settings.status_topic)
+            except (KafkaError, OSError) as exc:  # a later round tries again; the segments stay
+                log.warning("journal: not trimmed this round (%r)", exc)
+    finally:
+        await admin.close()
+
+
+async def _trim_once(journal: Journal, admin: AIOKafkaAdminClient, group: str, topic: str) -> None:
+    journal.seal_due()
+    if not journal.trimmable():
+        return
+    asked = [TopicPartition(topic, p) for p in sorted(journal.partitions(topic))]
+    committed: dict[int, int] = {}
+    if asked:  # partitions named: Tansu's answer to "all of the group's" does not decode
+        offsets = await admin.list_consumer_group_offsets(group, partitions=asked)
+        committed = {tp.partition: meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
+    journal.trim(topic, committed)
 
 
 async def serve_asgi(app: ASGIApp, host: str, port: int, stop: asyncio.Event) -> None:
@@ -150,14 +238,19 @@ def ingest_config(settings: Settings) -> IngestConfig:
 
 
 async def serve_ingest(
-    settings: Settings, bootstrap: str, stop: asyncio.Event, port: int | None = None
+    settings: Settings,
+    bootstrap: str,
+    stop: asyncio.Event,
+    port: int | None = None,
+    journal: Journal | None = None,
 ) -> None:
-    """Serve the ingest app until ``stop`` is set; then finish in-flight requests and flush Kafka."""
+    """Serve the ingest app until ``stop`` is set; then finish in-flight requests and flush Kafka.
+    With a ``journal``, requests are acknowledged once their records are in it too."""
     producer = create_producer(bootstrap, settings.kafka_enable_idempotence)
     await producer.start()
     try:
         publisher = KafkaPublisher(
-            producer, settings.status_topic, settings.deadletter_topic, settings.publish_timeout_s
+            producer, settings.status_topic, settings.deadletter_topic, settings.publish_timeout_s, journal
         )
         app = create_app(publisher, ingest_config(settings))
         await serve_asgi(app, settings.ingest_host, settings.ingest_port if port is None else port, stop)
@@ -179,9 +272,10 @@ async def wait_listening(host: str, port: int, timeout_s: float = 10.0) -> None:
 
 @contextlib.asynccontextmanager
 async def processor(
-    settings: Settings, bootstrap: str, store: ClickHouseStore
+    settings: Settings, bootstrap: str, store: ClickHouseStore, incarnation: str = ""
 ) -> AsyncIterator[StatusProcessor]:
-    """A started, subscribed processor; on exit it leaves the group (offsets already committed)."""
+    """A started, subscribed processor; on exit it leaves the group (offsets already committed).
+    ``incarnation`` is the embedded broker's (KafkaSite): it keeps insert tokens of runs apart."""
     consumer = create_consumer(bootstrap, settings.consumer_group, settings.consumer_session_timeout_ms)
     producer = create_producer(bootstrap, settings.kafka_enable_idempotence)
     config = ProcessorConfig(
@@ -194,6 +288,7 @@ async def processor(
         lateness=settings.reorder_lateness,
         max_wait_s=settings.reorder_max_wait_ms / 1000,
         stuck_after_s=settings.stuck_after_s,
+        token_prefix=incarnation,
     )
     proc = StatusProcessor(consumer, producer, store, config)
     await producer.start()
@@ -223,10 +318,14 @@ def poller_config(settings: Settings) -> PollerConfig:
 
 @contextlib.asynccontextmanager
 async def poller(
-    settings: Settings, bootstrap: str, clock: Callable[[], float] = time.time
+    settings: Settings,
+    bootstrap: str,
+    clock: Callable[[], float] = time.time,
+    journal: Journal | None = None,
 ) -> AsyncIterator[Poller]:
     """A poller on the configured Email API, publishing to the status topic, with its checkpoint.
-    ``clock`` (wall seconds) times reconciliation; tests inject their own."""
+    ``clock`` (wall seconds) times reconciliation; tests inject their own. With a ``journal``, its
+    checkpoint moves only once what it published is in the journal too."""
     producer = create_producer(bootstrap, settings.kafka_enable_idempotence)
     await producer.start()
     sid, secret = settings.email_api_key_sid, settings.email_api_key_secret
@@ -237,7 +336,11 @@ async def poller(
             base_url=settings.email_api_base_url, auth=auth, timeout=settings.poll_timeout_s
         ) as client:
             publisher = KafkaPublisher(
-                producer, settings.status_topic, settings.deadletter_topic, settings.publish_timeout_s
+                producer,
+                settings.status_topic,
+                settings.deadletter_topic,
+                settings.publish_timeout_s,
+                journal,
             )
             privacy = ingest_config(settings).privacy
             yield Poller(client, publisher, checkpoint, poller_config(settings), privacy, clock)

@@ -33,6 +33,12 @@ class Settings(BaseSettings):
     topic_retention_ms: int = Field(
         7 * 24 * 3600 * 1000, ge=0, description="retention.ms of created topics (0 = broker default)."
     )
+    journal_seal_s: float = Field(
+        5.0,
+        gt=0,
+        description="Embedded broker only: seconds a journal segment takes appends before it is sealed "
+        "and may be deleted once loaded.",
+    )
     log_format: Literal["text", "json"] = Field("text", description="Log lines as text or JSON.")
     clickhouse_url: str | None = Field(
         None, description="clickhouse-connect DSN (http(s)://…); unset = embedded chDB under data_dir."
@@ -212,6 +218,10 @@ class Settings(BaseSettings):
                 "set both MAILPULSE_EMAIL_API_KEY_SID and MAILPULSE_EMAIL_API_KEY_SECRET, or neither"
             )
         return self
+
+    @property
+    def journal_dir(self) -> Path:
+        return self.data_dir / "journal"
 
     @property
     def poll_checkpoint_path(self) -> Path:

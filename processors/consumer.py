@@ -81,6 +81,9 @@ class ProcessorConfig:
     lateness: timedelta
     max_wait_s: float
     stuck_after_s: float = 120.0
+    # Prefixed to insert deduplication tokens: an embedded broker starts its offsets at 0 again on
+    # every start, and a token of an earlier run must not make ClickHouse drop a new batch.
+    token_prefix: str = ""
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -198,7 +201,8 @@ class StatusProcessor:
     async def _load_and_commit(self) -> None:
         emitted = self._pending
         if emitted:
-            token = dedup_token(self.config.topic, ((c.partition, c.offset) for c in emitted))
+            positions = ((c.partition, c.offset) for c in emitted)
+            token = dedup_token(self.config.token_prefix + self.config.topic, positions)
             started = time.perf_counter()
             try:
                 result, states = await asyncio.to_thread(self._merge, emitted)
