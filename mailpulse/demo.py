@@ -26,6 +26,7 @@ import httpx
 from ingest.poller import Poller
 from mailpulse.broker import free_port
 from mailpulse.demo_alert import SpikeOutcome, failure_spike, with_demo_rules
+from mailpulse.redact import redact_dsn
 from mailpulse.runtime import (
     api_token,
     dashboard_url,
@@ -35,6 +36,7 @@ from mailpulse.runtime import (
     processor,
     serve_dashboard,
     serve_ingest,
+    shown_token,
     wait_listening,
 )
 from mailpulse.settings import Settings
@@ -178,9 +180,9 @@ async def run_demo(
     for table in ("email_events", "email_state", "email_transitions", *DERIVED_TABLES, "alerts"):
         store.client.command(f"TRUNCATE TABLE IF EXISTS {store.database}.{table}")
     reset_checkpoint(settings)  # the poller starts from scratch too
-    say(f"ClickHouse: {settings.clickhouse_dsn()} (database {store.database})")
+    say(f"ClickHouse: {redact_dsn(settings.clickhouse_dsn())} (database {store.database})")
     async with kafka(settings) as bootstrap, ingest_server(settings, bootstrap) as ingest_url:
-        say(f"Kafka: {bootstrap}   ingest: {ingest_url}")
+        say(f"Kafka: {redact_dsn(bootstrap)}   ingest: {ingest_url}")
         async with processor(settings, bootstrap, store) as proc:
             stop_processor = asyncio.Event()
             consuming = asyncio.create_task(proc.run(stop_processor))
@@ -215,7 +217,7 @@ async def _serve_dashboard(
     port = settings.dashboard_port or free_port()
     serving = asyncio.create_task(serve_dashboard(settings, store, token, port, stop))
     await wait_listening(settings.dashboard_host, port)
-    say(f"\ndashboard: {dashboard_url(settings.dashboard_host, port, token)}")
+    say(f"\ndashboard: {dashboard_url(settings.dashboard_host, port, shown_token(settings, token))}")
     say(f"(ingest still takes webhooks on {ingest_url}; Ctrl-C ends the demo)")
     await serving
 
