@@ -4,7 +4,10 @@ mailpulse's or a library's, goes out with the passwords of the URLs in it redact
 from __future__ import annotations
 
 import logging
+import sys
+import traceback
 from datetime import UTC, datetime
+from types import TracebackType
 
 import orjson
 
@@ -36,7 +39,13 @@ def formatter(fmt: str) -> logging.Formatter:
     return JsonFormatter() if fmt == "json" else TextFormatter()
 
 
+def redacted_excepthook(kind: type[BaseException], value: BaseException, tb: TracebackType | None) -> None:
+    """An uncaught exception's traceback, printed as Python does but redacted like the log lines."""
+    sys.stderr.write(redact_dsn("".join(traceback.format_exception(kind, value, tb))))
+
+
 def configure(level: int, fmt: str) -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(formatter(fmt))
     logging.basicConfig(level=level, handlers=[handler], force=True)
+    sys.excepthook = redacted_excepthook

@@ -35,7 +35,9 @@ class Settings(BaseSettings):
     )
     log_format: Literal["text", "json"] = Field("text", description="Log lines as text or JSON.")
     clickhouse_url: str | None = Field(
-        None, description="clickhouse-connect DSN (http(s)://…); unset = embedded chDB under data_dir."
+        None,
+        description="clickhouse-connect DSN (http(s)://…); unset = embedded chDB under data_dir.",
+        repr=False,  # it may hold a password
     )
     clickhouse_database: str = Field("mailpulse", description="ClickHouse database.")
     clickhouse_cluster: str | None = Field(

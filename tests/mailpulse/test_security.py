@@ -17,7 +17,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from ingest.signatures import public_key_b64
-from mailpulse.logs import formatter
+from mailpulse.logs import formatter, redacted_excepthook
 from mailpulse.redact import redact_dsn
 from mailpulse.runtime import ingest_config
 from mailpulse.security import SIGNATURE_SETTINGS, unsigned_endpoints, unsigned_refusal, warn_unsigned
@@ -181,3 +181,19 @@ def test_the_banner_check_sees_an_unredacted_dsn(tmp_path: Path) -> None:
     sample = tmp_path / "banner.py"
     sample.write_text('print(f"into {settings.clickhouse_dsn()} from {redact_dsn(bootstrap)}")\n')
     assert unredacted(sample) == ["banner.py:1: settings.clickhouse_dsn()"]
+
+
+def test_an_uncaught_exception_is_printed_redacted(capsys: pytest.CaptureFixture[str]) -> None:
+    url = "https://mailpulse:s3cret@clickhouse:8443"
+    try:
+        raise RuntimeError(f"cannot load into {url}")
+    except RuntimeError as exc:
+        redacted_excepthook(RuntimeError, exc, exc.__traceback__)
+    printed = capsys.readouterr().err
+    assert "RuntimeError: cannot load into https://mailpulse:***@clickhouse:8443" in printed
+    assert "s3cret" not in printed
+
+
+def test_settings_never_show_the_clickhouse_password() -> None:
+    settings = Settings(clickhouse_url="https://mailpulse:s3cret@clickhouse:8443")
+    assert "s3cret" not in repr(settings) + str(settings)
