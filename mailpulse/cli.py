@@ -115,6 +115,8 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
         store = open_store(settings)
         if settings.api_token is None:
             print("api_token is not set: a token for this run only (MAILPULSE_API_TOKEN keeps one)")
+        else:  # the operator's token is not printed: they add it to the URL themselves
+            print("the API token is MAILPULSE_API_TOKEN: open the URL below with #token=<it>")
         url = dashboard_url(settings.dashboard_host, port, shown_token(settings, token))
         print(f"dashboard on {url}", flush=True)
         await serve_dashboard(settings, store, token, port, stop)

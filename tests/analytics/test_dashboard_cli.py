@@ -69,6 +69,7 @@ def test_a_configured_token_is_used_and_never_printed(tmp_path: Path) -> None:
         [base] = [m.group(1) for line in lines if (m := re.search(r"on (http://\S+)/dashboard$", line))]
         assert not any("kept-across-restarts" in line for line in lines), lines
         assert not any("for this run only" in line for line in lines)
+        assert any("#token=<it>" in line for line in lines), lines
         wait_healthy(base)
         headers = {"Authorization": "Bearer kept-across-restarts"}
         assert httpx.get(f"{base}/api/summary", headers=headers).status_code == 200
