@@ -10,6 +10,7 @@ import os
 import sys
 from pathlib import Path
 
+from mailpulse.redact import redact_dsn
 from mailpulse.replay import FORMATS
 from mailpulse.settings import Settings
 from mailpulse.signals import until_signal
@@ -18,6 +19,30 @@ from mailpulse.signals import until_signal
 def _settings(args: argparse.Namespace) -> Settings:
     overrides = {k: v for k, v in vars(args).items() if k in Settings.model_fields and v is not None}
     return Settings(**overrides)
+
+
+def _signed_or_allowed(settings: Settings) -> str | None:
+    """Why ingest must not start with these settings (the signature rule of mailpulse.security), or None."""
+    from mailpulse.runtime import ingest_config
+    from mailpulse.security import unsigned_refusal
+
+    return unsigned_refusal(settings, ingest_config(settings))
+
+
+def _unsigned_on_embedded(settings: Settings, command: str) -> Settings:
+    """`demo` and `run` on the embedded default are local trials: they accept unsigned events, and say so.
+    On a configured Kafka they follow ingest's rule."""
+    from mailpulse.runtime import ingest_config
+    from mailpulse.security import ALLOW_UNSIGNED, unsigned_endpoints
+
+    if settings.kafka_bootstrap or settings.allow_unsigned or not unsigned_endpoints(ingest_config(settings)):
+        return settings
+    print(
+        f"{command} on the embedded default: {ALLOW_UNSIGNED}=true (ingest accepts unsigned webhooks; "
+        "`mailpulse ingest` and a configured Kafka require signature keys)",
+        flush=True,
+    )
+    return settings.model_copy(update={"allow_unsigned": True})
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -31,7 +56,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
         poller=not args.no_poller,
         dashboard=not args.no_dashboard,
     )
-    return main(_settings(args), options)
+    settings = _unsigned_on_embedded(_settings(args), "demo")
+    if refusal := _signed_or_allowed(settings):
+        print(refusal, file=sys.stderr)
+        return 2
+    return main(settings, options)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -56,11 +85,17 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     from mailpulse.runtime import kafka, run_async, serve_ingest
 
     settings = _settings(args)
+    if refusal := _signed_or_allowed(settings):
+        print(refusal, file=sys.stderr)
+        return 2
 
     async def run() -> None:
         stop = await until_signal()
         async with kafka(settings, journal=True) as site:
-            print(f"ingest on http://{settings.ingest_host}:{settings.ingest_port} -> Kafka {site.bootstrap}")
+            print(
+                f"ingest on http://{settings.ingest_host}:{settings.ingest_port} -> "
+                f"Kafka {redact_dsn(site.bootstrap)}"
+            )
             await serve_ingest(settings, site.bootstrap, stop, journal=site.journal)
 
     run_async(run())
@@ -69,7 +104,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
     from mailpulse.broker import free_port
-    from mailpulse.runtime import api_token, dashboard_url, open_store, serve_dashboard
+    from mailpulse.runtime import api_token, dashboard_url, open_store, serve_dashboard, shown_token
 
     settings = _settings(args)
     token = api_token(settings)
@@ -80,7 +115,10 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
         store = open_store(settings)
         if settings.api_token is None:
             print("api_token is not set: a token for this run only (MAILPULSE_API_TOKEN keeps one)")
-        print(f"dashboard on {dashboard_url(settings.dashboard_host, port, token)}", flush=True)
+        else:  # the operator's token is not printed: they add it to the URL themselves
+            print("the API token is MAILPULSE_API_TOKEN: open the URL below with #token=<it>")
+        url = dashboard_url(settings.dashboard_host, port, shown_token(settings, token))
+        print(f"dashboard on {url}", flush=True)
         await serve_dashboard(settings, store, token, port, stop)
 
     asyncio.run(run())
@@ -100,7 +138,8 @@ def cmd_process(args: argparse.Namespace) -> int:
             processor(settings, site.bootstrap, store, site.incarnation) as proc,
         ):
             print(
-                f"processing {settings.status_topic} from {site.bootstrap} into {settings.clickhouse_dsn()}"
+                f"processing {settings.status_topic} from {redact_dsn(site.bootstrap)} into "
+                f"{redact_dsn(settings.clickhouse_dsn())}"
             )
             health = asyncio.create_task(serve_health(proc, settings, stop))
             await proc.run(stop)  # on SIGTERM: finish the batch, flush, load, commit
@@ -118,10 +157,8 @@ def cmd_broker(args: argparse.Namespace) -> int:
     async def run() -> None:
         stop = await until_signal()
         async with kafka(settings) as site:
-            print(
-                f"embedded Kafka (Tansu) on {site.bootstrap}; "
-                f"export MAILPULSE_KAFKA_BOOTSTRAP={site.bootstrap}"
-            )
+            shown = redact_dsn(site.bootstrap)
+            print(f"embedded Kafka (Tansu) on {shown}; export MAILPULSE_KAFKA_BOOTSTRAP={shown}")
             await stop.wait()
 
     asyncio.run(run())
@@ -135,7 +172,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     applied = open_store(settings).applied_migrations()
     print(
         f"schema at version {max(applied)} ({len(applied)} migrations recorded in"
-        f" {settings.clickhouse_database}.schema_migrations) in {settings.clickhouse_dsn()}"
+        f" {settings.clickhouse_database}.schema_migrations) in {redact_dsn(settings.clickhouse_dsn())}"
     )
     return 0
 
@@ -230,9 +267,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         run_async,
         serve_dashboard,
         serve_ingest,
+        shown_token,
     )
 
-    settings = _settings(args)
+    settings = _unsigned_on_embedded(_settings(args), "run")
+    if refusal := _signed_or_allowed(settings):
+        print(refusal, file=sys.stderr)
+        return 2
     token = api_token(settings)
     port = settings.dashboard_port or free_port()
     ingest_port = settings.ingest_port or free_port()
@@ -247,9 +288,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         ):
             bootstrap = site.bootstrap
             print(
-                f"ingest on http://{settings.ingest_host}:{ingest_port}; Kafka {bootstrap}; "
-                f"ClickHouse {settings.clickhouse_dsn()}; alerts every {settings.alerts_interval_s:g}s; "
-                f"dashboard {dashboard_url(settings.dashboard_host, port, token)}; Ctrl-C stops",
+                f"ingest on http://{settings.ingest_host}:{ingest_port}; Kafka {redact_dsn(bootstrap)}; "
+                f"ClickHouse {redact_dsn(settings.clickhouse_dsn())}; "
+                f"alerts every {settings.alerts_interval_s:g}s; "
+                f"dashboard {dashboard_url(settings.dashboard_host, port, shown_token(settings, token))}; "
+                "Ctrl-C stops",
                 flush=True,
             )
             roles = [
@@ -280,7 +323,7 @@ def cmd_poll(args: argparse.Namespace) -> int:
             poller(settings, site.bootstrap, journal=site.journal) as poll,
         ):
             print(
-                f"polling {settings.email_api_base_url} -> Kafka {site.bootstrap}; "
+                f"polling {redact_dsn(settings.email_api_base_url)} -> Kafka {redact_dsn(site.bootstrap)}; "
                 f"checkpoint {settings.poll_checkpoint_path}"
             )
             if args.once:
@@ -315,7 +358,8 @@ def cmd_alerts(args: argparse.Namespace) -> int:
             webhook = "a webhook" if settings.alerts_webhook_url else "no webhook"
             print(
                 f"alerting on {len(rules)} rules every {settings.alerts_interval_s:g}s -> "
-                f"{settings.alerts_topic} on {site.bootstrap}, {webhook}, table {store.database}.alerts"
+                f"{settings.alerts_topic} on {redact_dsn(site.bootstrap)}, {webhook}, "
+                f"table {store.database}.alerts"
             )
             health = asyncio.create_task(serve_alerts_health(runner, settings, stop))
             await runner.run(stop)  # SIGTERM ends the wait between evaluations at once

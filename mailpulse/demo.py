@@ -27,6 +27,7 @@ from ingest.journal import Journal, forget_segments
 from ingest.poller import Poller
 from mailpulse.broker import free_port
 from mailpulse.demo_alert import SpikeOutcome, failure_spike, with_demo_rules
+from mailpulse.redact import redact_dsn
 from mailpulse.runtime import (
     api_token,
     dashboard_url,
@@ -36,6 +37,7 @@ from mailpulse.runtime import (
     processor,
     serve_dashboard,
     serve_ingest,
+    shown_token,
     wait_listening,
 )
 from mailpulse.settings import Settings
@@ -182,13 +184,13 @@ async def run_demo(
         store.client.command(f"TRUNCATE TABLE IF EXISTS {store.database}.{table}")
     reset_checkpoint(settings)  # the poller starts from scratch too
     forget_segments(settings.journal_dir)  # and nothing of an earlier demo is published again
-    say(f"ClickHouse: {settings.clickhouse_dsn()} (database {store.database})")
+    say(f"ClickHouse: {redact_dsn(settings.clickhouse_dsn())} (database {store.database})")
     async with (
         kafka(settings, journal=True) as site,
         ingest_server(settings, site.bootstrap, site.journal) as ingest_url,
     ):
         bootstrap = site.bootstrap
-        say(f"Kafka: {bootstrap}   ingest: {ingest_url}")
+        say(f"Kafka: {redact_dsn(bootstrap)}   ingest: {ingest_url}")
         async with processor(settings, bootstrap, store, site.incarnation) as proc:
             stop_processor = asyncio.Event()
             consuming = asyncio.create_task(proc.run(stop_processor))
@@ -223,7 +225,7 @@ async def _serve_dashboard(
     port = settings.dashboard_port or free_port()
     serving = asyncio.create_task(serve_dashboard(settings, store, token, port, stop))
     await wait_listening(settings.dashboard_host, port)
-    say(f"\ndashboard: {dashboard_url(settings.dashboard_host, port, token)}")
+    say(f"\ndashboard: {dashboard_url(settings.dashboard_host, port, shown_token(settings, token))}")
     say(f"(ingest still takes webhooks on {ingest_url}; Ctrl-C ends the demo)")
     await serving
 

@@ -40,6 +40,7 @@ from ingest.publisher import KafkaPublisher, create_producer, publish_tracked
 from ingest.signatures import SendGridVerifier, TwilioVerifier, load_public_key
 from mailpulse.broker import EmbeddedBroker
 from mailpulse.health import alerts_health_app, health_app
+from mailpulse.security import warn_unsigned
 from mailpulse.settings import Settings
 from mailpulse.topics import ensure_topics
 from processors.consumer import ProcessorConfig, StatusProcessor, create_consumer
@@ -252,7 +253,9 @@ async def serve_ingest(
         publisher = KafkaPublisher(
             producer, settings.status_topic, settings.deadletter_topic, settings.publish_timeout_s, journal
         )
-        app = create_app(publisher, ingest_config(settings))
+        config = ingest_config(settings)
+        warn_unsigned(config)
+        app = create_app(publisher, config)
         await serve_asgi(app, settings.ingest_host, settings.ingest_port if port is None else port, stop)
     finally:
         await producer.stop()
@@ -393,9 +396,16 @@ def api_token(settings: Settings) -> SecretStr:
     return settings.api_token or SecretStr(secrets.token_urlsafe(24))
 
 
-def dashboard_url(host: str, port: int, token: SecretStr) -> str:
+def shown_token(settings: Settings, token: SecretStr) -> SecretStr | None:
+    """The token a banner may print: only one mailpulse generated (the operator's stays in its secret)."""
+    return None if settings.api_token else token
+
+
+def dashboard_url(host: str, port: int, token: SecretStr | None) -> str:
+    """The dashboard's URL; with ``token``, one that opens the API too (the page reads #token=)."""
     shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
-    return f"http://{shown}:{port}/dashboard#token={quote(token.get_secret_value(), safe='')}"
+    url = f"http://{shown}:{port}/dashboard"
+    return url if token is None else f"{url}#token={quote(token.get_secret_value(), safe='')}"
 
 
 async def serve_dashboard(

@@ -41,7 +41,9 @@ class Settings(BaseSettings):
     )
     log_format: Literal["text", "json"] = Field("text", description="Log lines as text or JSON.")
     clickhouse_url: str | None = Field(
-        None, description="clickhouse-connect DSN (http(s)://…); unset = embedded chDB under data_dir."
+        None,
+        description="clickhouse-connect DSN (http(s)://…); unset = embedded chDB under data_dir.",
+        repr=False,  # it may hold a password
     )
     clickhouse_database: str = Field("mailpulse", description="ClickHouse database.")
     clickhouse_cluster: str | None = Field(
@@ -74,6 +76,11 @@ class Settings(BaseSettings):
     )
     twilio_auth_token: SecretStr | None = Field(
         None, description="Twilio auth token; set = X-Twilio-Signature required on Twilio events."
+    )
+    allow_unsigned: bool = Field(
+        False,
+        description="Let ingest accept unsigned events on endpoints without a signature key (logged as a "
+        "warning); false = `mailpulse ingest` refuses to start while any endpoint lacks its key.",
     )
     signature_tolerance_s: int = Field(
         300, ge=1, description="Largest distance of a signed timestamp from now (replay window), seconds."
@@ -176,6 +183,15 @@ class Settings(BaseSettings):
     poll_metrics_port: int = Field(
         9109, ge=0, le=65535, description="Port of /metrics of `mailpulse poll` (0 = off)."
     )
+
+    @field_validator(
+        "sendgrid_webhook_public_key", "sendgrid_inbound_public_key", "twilio_auth_token", "api_token"
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: str | SecretStr | None) -> str | SecretStr | None:
+        # An empty variable (compose's ${VAR:-}) means unset: no key, no token.
+        shown = value.get_secret_value() if isinstance(value, SecretStr) else value
+        return None if shown is not None and not shown.strip() else value
 
     @field_validator("sendgrid_webhook_public_key", "sendgrid_inbound_public_key")
     @classmethod

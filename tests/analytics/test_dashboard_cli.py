@@ -23,7 +23,7 @@ def start(tmp_path: Path, **env: str) -> tuple[subprocess.Popen[str], list[str]]
     """The command started; the lines it printed up to and including the URL."""
     inherited = {k: v for k, v in os.environ.items() if k != "MAILPULSE_API_TOKEN"}
     environment = {**inherited, "MAILPULSE_DATA_DIR": str(tmp_path), "MAILPULSE_DASHBOARD_PORT": "0", **env}
-    return start_cli(["dashboard"], environment, "/dashboard#token=")
+    return start_cli(["dashboard"], environment, "dashboard on http")
 
 
 def stop(proc: subprocess.Popen[str]) -> int:
@@ -62,10 +62,16 @@ def test_the_printed_url_opens_the_dashboard_and_its_api(tmp_path: Path) -> None
     assert code == 0, lines
 
 
-def test_a_configured_token_is_used_as_is(tmp_path: Path) -> None:
+def test_a_configured_token_is_used_and_never_printed(tmp_path: Path) -> None:
     proc, lines = start(tmp_path, MAILPULSE_API_TOKEN="kept-across-restarts")
     try:
-        assert any(line.endswith("/dashboard#token=kept-across-restarts") for line in lines), lines
+        # The operator's token stays in its secret: the URL is printed without it.
+        [base] = [m.group(1) for line in lines if (m := re.search(r"on (http://\S+)/dashboard$", line))]
+        assert not any("kept-across-restarts" in line for line in lines), lines
         assert not any("for this run only" in line for line in lines)
+        assert any("#token=<it>" in line for line in lines), lines
+        wait_healthy(base)
+        headers = {"Authorization": "Bearer kept-across-restarts"}
+        assert httpx.get(f"{base}/api/summary", headers=headers).status_code == 200
     finally:
         assert stop(proc) == 0

@@ -35,6 +35,7 @@ def test_sigterm_under_load_loses_no_acknowledged_event(settings: Settings, tmp_
         "MAILPULSE_TRANSITIONS_TOPIC": settings.transitions_topic,
         "MAILPULSE_PARTITIONS": str(settings.partitions),
         "MAILPULSE_DATA_DIR": str(tmp_path),
+        "MAILPULSE_ALLOW_UNSIGNED": "true",  # the load posts unsigned events
     }
     acked: list[str] = []
     refused = 0

@@ -43,8 +43,12 @@ def test_run_serves_every_role_until_sigterm(tmp_path: Path) -> None:
         assert proc.poll() is None, lines
         [banner] = [line for line in lines if "Ctrl-C stops" in line]
         ingest = re.search(r"ingest on (http://\S+?);", banner)
-        dashboard = re.search(r"dashboard (http://\S+?)/dashboard#token=", banner)
+        dashboard = re.search(r"dashboard (http://\S+?)/dashboard;", banner)
         assert ingest and dashboard, banner
+        # The configured token is the operator's: never printed. On the embedded default, `run` says
+        # that it accepts unsigned events.
+        assert not any(TOKEN in line for line in lines), lines
+        assert any("MAILPULSE_ALLOW_UNSIGNED=true" in line for line in lines), lines
         headers = {"Authorization": f"Bearer {TOKEN}"}
         summary: dict[str, object] = {}
         for _ in range(120):  # bounded: about a minute for ingest, Kafka, the processor and the rollup
