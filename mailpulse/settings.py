@@ -116,6 +116,18 @@ class Settings(BaseSettings):
     alerts_webhook_attempts: int = Field(
         4, ge=1, description="Attempts per alert webhook on 429, 5xx or network errors (backoff doubles)."
     )
+    alerts_notify_deadline_s: float = Field(
+        10.0,
+        gt=0,
+        description="Time one evaluation gives each notification channel (webhook, Kafka; they run "
+        "concurrently); what it did not deliver is retried at the next evaluation.",
+    )
+    alerts_notify_expiry_s: float = Field(
+        3600.0,
+        gt=0,
+        description="A notification still undelivered this long after its transition is given up: an "
+        "`expired` row in alert_outbox, an error log and the notifications metric (outcome expired).",
+    )
     alerts_topic: str = Field("mailpulse.alerts", description="Topic alert transitions are published to.")
     alerts_metrics_port: int = Field(
         9110,
