@@ -9,12 +9,17 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from alerting.urls import webhook_url_problem
 from ingest.signatures import load_public_key
 from schemas.inbound import INBOUND_MAX_BYTES
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="MAILPULSE_", env_file=".env", extra="ignore", frozen=True)
+    # Errors name the field and the problem, never the value given: several values are secrets (a Slack
+    # webhook URL carries its token), and a typo in one must not print it to the log.
+    model_config = SettingsConfigDict(
+        env_prefix="MAILPULSE_", env_file=".env", extra="ignore", frozen=True, hide_input_in_errors=True
+    )
 
     data_dir: Path = Field(Path(".mailpulse"), description="Local state (embedded ClickHouse data).")
     kafka_bootstrap: str | None = Field(
@@ -202,8 +207,9 @@ class Settings(BaseSettings):
     def _webhook_url(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and not value.get_secret_value():
             return None  # an empty variable (compose's ${VAR:-}) means no webhook
-        if value is not None and not value.get_secret_value().startswith(("http://", "https://")):
-            raise ValueError("must be an absolute http(s):// URL")
+        problem = webhook_url_problem(value.get_secret_value()) if value is not None else None
+        if problem:
+            raise ValueError(problem)
         return value
 
     @model_validator(mode="after")
