@@ -19,6 +19,7 @@ from aiokafka import AIOKafkaProducer
 from alerting.engine import KeyState, Notification, restored
 from alerting.metrics import NOTIFICATIONS
 from alerting.rules import AlertRule
+from alerting.urls import webhook_url_problem
 from ingest.poll_core import Backoff, parse_retry_after, retriable
 from processors.store import ClickHouseStore
 
@@ -63,17 +64,24 @@ def payload(note: Notification) -> dict[str, Any]:
     }
 
 
+def slack_escape(text: str) -> str:
+    """Slack mrkdwn control characters as entities: a key such as ``<!channel>`` or ``<https://x|y>``
+    (domains and tags come from mail) is shown as typed, never as a mention or a link."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def slack_message(note: Notification) -> dict[str, Any]:
-    """Slack-compatible (``text`` + ``attachments`` fields); ``alert`` repeats the fields for machines."""
+    """Slack-compatible (``text`` + ``attachments`` fields, escaped for mrkdwn); ``alert`` repeats the
+    fields for machines, unescaped."""
     where = f"{note.dimension}={note.key}" if note.dimension else "all mail"
     value = "n/a" if note.value is None else f"{note.value:.2%}"
-    text = (
+    text = slack_escape(
         f"[{note.state.upper()}] {note.rule}: {note.metric} {value} (threshold {note.threshold:.2%}) "
         f"for {where} over {note.window_s}s, {note.volume} outcomes: {note.reason}"
     )
     fields = [
-        ("rule", note.rule), ("state", note.state), ("key", where), ("value", value),
-        ("threshold", f"{note.threshold:.2%}"), ("volume", str(note.volume)),
+        ("rule", slack_escape(note.rule)), ("state", note.state), ("key", slack_escape(where)),
+        ("value", value), ("threshold", f"{note.threshold:.2%}"), ("volume", str(note.volume)),
     ]  # fmt: skip
     return {
         "text": text,
@@ -102,6 +110,9 @@ class WebhookNotifier:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: random.Random | None = None,
     ) -> None:
+        problem = webhook_url_problem(url)
+        if problem:
+            raise ValueError(f"alerts_webhook_url {problem}")
         self._client, self._url, self._backoff, self._sleep = client, url, backoff, sleep
         self._rng = rng or random.Random()
 

@@ -7,13 +7,14 @@ from __future__ import annotations
 from typing import Any
 
 from analytics import queries as q
+from schemas.times import EARLIEST, LATEST, iso_z
 
 Schema = dict[str, Any]
 JSON = "application/json"
 
 _INSTANT = {
     "type": "string",
-    "description": "ISO-8601; without an offset it is UTC",
+    "description": f"ISO-8601, UTC without an offset; in [{iso_z(EARLIEST)}, {iso_z(LATEST)}) (else 422)",
     "examples": ["2026-11-23T14:00:00Z"],
 }
 _FILTER = {"type": "string", "minLength": 1, "maxLength": 512}

@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from schemas.migrations.m0006_message_minute import STATUS_BITS
+from schemas.times import EARLIEST, parse_utc
 
 DIMENSIONS: dict[str, str] = {  # API name -> rollup column (the allow-list of identifiers)
     "provider": "provider",
@@ -154,12 +155,10 @@ def _instant(reader: _Reader, name: str) -> datetime | None:
     if raw is None:
         return None
     try:
-        value = datetime.fromisoformat(raw.strip())
-    except ValueError:
-        reader.problems.append(f"{name}: {raw[:40]!r} is not an ISO-8601 time (e.g. 2026-11-23T14:00:00Z)")
+        return parse_utc(raw)  # no offset: UTC; outside what ClickHouse can hold: a problem, not a 500
+    except ValueError as exc:
+        reader.problems.append(f"{name}: {exc}")
         return None
-    # A time without offset is read as UTC, the time basis of every stored event.
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _floor_minute(t: datetime) -> datetime:
@@ -192,8 +191,8 @@ def _filters(reader: _Reader) -> Filters:
 def _window(reader: _Reader, now: datetime) -> Window:
     start, end = _instant(reader, "from"), _instant(reader, "to")
     filters = _filters(reader)
-    end = _ceil_minute(end or now.astimezone(UTC))
-    start = _floor_minute(start) if start else end - DEFAULT_RANGE
+    end = _ceil_minute(end or now.astimezone(UTC))  # LATEST is a whole minute: no overflow
+    start = _floor_minute(start) if start else max(EARLIEST, end - DEFAULT_RANGE)
     if "from" not in _bad(reader) and "to" not in _bad(reader):
         if end <= start:
             reader.problems.append("to: must be after from")
@@ -318,7 +317,8 @@ def message_counts_sql(
         source += " ARRAY JOIN if(empty(tags), [''], tags) AS tag"
     bits = ", ".join(f"countIf(bitTest(m, {i}))" for i in range(len(STATUS_BITS)))
     outcomes, failures = _mask(OUTCOME_STATUSES), _mask(FAILURE_STATUSES)
-    text = f"""SELECT k, [{bits}], countIf(bitAnd(m, {outcomes}) != 0), countIf(bitAnd(m, {failures}) != 0)
+    text = f"""SELECT k, [{bits}] AS per_bit, countIf(bitAnd(m, {outcomes}) != 0) AS outcomes,
+  countIf(bitAnd(m, {failures}) != 0) AS failures
 FROM (
   {inner}
   FROM {source}
@@ -327,6 +327,27 @@ FROM (
 )
 GROUP BY k"""
     return Sql(text, parameters)
+
+
+def breakdown_sql(database: str, window: Window, spec: Breakdown) -> Sql:
+    """``message_counts_sql`` per ``spec.by`` value, ranked and cut in ClickHouse: keys with at least
+    ``min_volume`` outcomes, descending by ``spec.order`` (keys without outcomes, whose rates are null,
+    last), ties by key, the first ``limit``. The rates are the same float divisions as ``rates``."""
+    counts = message_counts_sql(database, window, key=spec.by)
+    numerators = {
+        "failure_rate": "failures",
+        "bounce_rate": f"per_bit[{STATUS_BITS.index('UNDELIVERED') + 1}]",
+        "delivery_rate": f"per_bit[{STATUS_BITS.index('DELIVERED') + 1}]",
+    }
+    if spec.order == "outcomes":
+        rank = "outcomes DESC"
+    else:
+        rank = f"outcomes > 0 DESC, if(outcomes > 0, {numerators[spec.order]} / outcomes, 0) DESC"
+    text = f"""{counts.text}
+HAVING outcomes >= {{min_volume:UInt64}}
+ORDER BY {rank}, k
+LIMIT {{limit:UInt32}}"""
+    return Sql(text, {**counts.parameters, "min_volume": spec.min_volume, "limit": spec.limit})
 
 
 def _mask(statuses: Sequence[str]) -> int:
@@ -465,11 +486,3 @@ def percentiles(row: Sequence[Any] | None) -> dict[str, Any]:
 
 def window_json(window: Window) -> dict[str, Any]:
     return {"from": iso(window.start), "to": iso(window.end), "filters": window.filters.as_dict()}
-
-
-def sort_breakdown(rows: list[dict[str, Any]], spec: Breakdown) -> list[dict[str, Any]]:
-    """Descending by ``spec.order`` (null rates last), then by key; rows below min_volume outcomes dropped."""
-    kept = [r for r in rows if r["outcomes"] >= spec.min_volume]
-    kept.sort(key=lambda r: r["key"])
-    kept.sort(key=lambda r: (r[spec.order] is not None, r[spec.order] or 0), reverse=True)
-    return kept[: spec.limit]

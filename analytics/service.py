@@ -55,14 +55,9 @@ class AnalyticsService:
         return {**q.window_json(window), "bucket_s": bucket, "estimator": q.ESTIMATOR, "points": points}
 
     def breakdown(self, window: Window, spec: Breakdown) -> dict[str, Any]:
-        counts = self._counts(window, key=spec.by)
-        rows = [{"key": str(key), **q.metrics(c)} for key, c in counts.items()]
-        return {
-            **q.window_json(window),
-            "by": spec.by,
-            "order": spec.order,
-            "rows": q.sort_breakdown(rows, spec),
-        }
+        ranked = q.bit_counts(self._rows(q.breakdown_sql(self.database, window, spec)))  # in SQL's order
+        rows = [{"key": str(key), **q.metrics(c)} for key, c in ranked.items()]
+        return {**q.window_json(window), "by": spec.by, "order": spec.order, "rows": rows}
 
     def funnel(self, window: Window) -> dict[str, Any]:
         volumes = self._counts(window).get("", q.Counts()).volumes

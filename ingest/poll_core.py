@@ -91,8 +91,10 @@ class Observed:
 def _created_ms(raw: dict[str, Any], fallback: datetime) -> int:
     text = raw.get("createdAt")
     try:
-        return to_ms(datetime.fromisoformat(text)) if isinstance(text, str) else to_ms(fallback)
-    except ValueError:
+        created = datetime.fromisoformat(text) if isinstance(text, str) else fallback
+        # Without an offset it is UTC (as everywhere in mailpulse), not this machine's zone.
+        return to_ms(created if created.tzinfo else created.replace(tzinfo=UTC))
+    except (ValueError, OverflowError):
         return to_ms(fallback)
 
 

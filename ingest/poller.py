@@ -4,7 +4,8 @@ One cycle, in order (decisions in ``poll_core``, state in ``checkpoint``):
 
 1. **discover emails**: list ``/v1/Emails`` from the high-water mark (``startDate``, inclusive) page by
    page (``pageSize`` up to 1,000, ``pageToken``); each page: publish its new transitions, wait for
-   Kafka, then record the page and raise the mark, in one checkpoint transaction;
+   Kafka, then record the page in one checkpoint transaction. The mark is raised to the newest
+   ``createdAt`` listed only with the last page, whatever order the API lists in (see docs/poller.md);
 2. **discover operations**: the same over ``/v1/Emails/Operations``;
 3. **follow operations**: GET every operation not yet COMPLETED or CANCELED; when its status changed,
    publish that and list its emails (``operationId``) at once;
@@ -192,6 +193,7 @@ class Poller:
         if mark is not None:
             params["startDate"] = _iso(from_ms(mark))
         first = True
+        newest: int | None = None
         while True:
             page = await self._get(table, path, params)
             if page is None:
@@ -199,14 +201,21 @@ class Poller:
             if first and table == EMAILS:
                 self._check_retention(mark)
                 first = False
-            await self._apply(table, page.get(table) or [], high_water=True)
             token = page.get("nextPageToken")
+            # The mark rises only with the last page: the API may list in any order, so until the
+            # whole list was read an older item may still be on a later page. Pages already recorded
+            # are not published again when a failed listing is repeated (their marks are known).
+            newest = await self._apply(table, page.get(table) or [], newest, raise_mark=not token)
             if not token:
                 return
             params["pageToken"] = str(token)
 
-    async def _apply(self, table: str, resources: Sequence[Any], high_water: bool = False) -> None:
-        """Publish the new transitions among ``resources``, then record them (and the high-water mark)."""
+    async def _apply(
+        self, table: str, resources: Sequence[Any], newest: int | None = None, raise_mark: bool = False
+    ) -> int | None:
+        """Publish the new transitions among ``resources``, then record them in one checkpoint
+        transaction. Returns the newest ``createdAt`` of ``newest`` and these resources; with
+        ``raise_mark`` the same transaction raises the high-water mark to it."""
         now = datetime.now(UTC)
         ids = [r["id"] for r in resources if isinstance(r, dict) and isinstance(r.get("id"), str)]
         known = self.checkpoint.known(table, ids)
@@ -221,8 +230,9 @@ class Poller:
                 observed.marks += one.marks
                 observed.rejected += one.rejected
         await self._publish(table, observed)
-        top = observed.newest_created_ms if high_water else None
-        self.checkpoint.record(table, observed.marks, self.clock(), top)
+        newest = max((m for m in (newest, observed.newest_created_ms) if m is not None), default=None)
+        self.checkpoint.record(table, observed.marks, self.clock(), newest if raise_mark else None)
+        return newest
 
     async def _publish(self, table: str, observed: Observed) -> None:
         events = [self.privacy.event(e) for e in observed.events]

@@ -16,6 +16,7 @@ from mailpulse.settings import Settings
 from processors.rows import event_from_row
 from schemas.event import CanonicalEvent
 from schemas.tables import EVENT_COLUMNS
+from schemas.times import EARLIEST
 
 SHOWN_PROBLEMS = 20
 DRAIN_TIMEOUT_S = 600.0
@@ -88,10 +89,11 @@ async def _load(settings: Settings, bootstrap: str, incarnation: str, records: i
         return proc.stats.loaded_events
 
 
-def dump(settings: Settings, path: Path, since: str | None) -> int:
-    """Write every stored event (the deduplicated `events` view) as envelopes, oldest first."""
+def dump(settings: Settings, path: Path, since: datetime | None) -> int:
+    """Write every stored event (the deduplicated `events` view) as envelopes, oldest first; ``since``
+    (aware: `mailpulse dump --since` reads it with ``schemas.times.parse_utc``) keeps the later ones."""
     store = open_store(settings)
-    start = datetime.fromisoformat(since).astimezone(UTC) if since else datetime(1970, 1, 1, tzinfo=UTC)
+    start = (since or EARLIEST).astimezone(UTC)
     sql = (
         f"SELECT {', '.join(EVENT_COLUMNS)} FROM {store.database}.events"
         " WHERE occurred_at >= {start:DateTime64(3, 'UTC')} ORDER BY occurred_at, message_id, dedupe_key"

@@ -8,12 +8,14 @@ import contextlib
 import logging
 import os
 import sys
+from datetime import datetime
 from pathlib import Path
 
 from mailpulse.redact import redact_dsn
 from mailpulse.replay import FORMATS
 from mailpulse.settings import Settings
 from mailpulse.signals import until_signal
+from schemas.times import parse_utc
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -219,9 +221,15 @@ def cmd_topics(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_rewind(args: argparse.Namespace) -> int:
-    from datetime import UTC, datetime
+def utc_time(text: str) -> datetime:
+    """``--since``: ISO 8601, UTC when no offset is given (never the machine's zone)."""
+    try:
+        return parse_utc(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
+
+def cmd_rewind(args: argparse.Namespace) -> int:
     from mailpulse.ops import rewind_group
     from mailpulse.runtime import kafka
 
@@ -229,7 +237,7 @@ def cmd_rewind(args: argparse.Namespace) -> int:
     if not settings.kafka_bootstrap:
         print("set MAILPULSE_KAFKA_BOOTSTRAP: rewind moves the processors' group on a real Kafka")
         return 2
-    since = datetime.fromisoformat(args.since).astimezone(UTC) if args.since else None
+    since: datetime | None = args.since
 
     async def run() -> None:
         async with kafka(settings) as site:
@@ -488,7 +496,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add("topics", cmd_topics, "create mailpulse's topics if missing and describe them")
     rewind = add("rewind", cmd_rewind, "rewind the processors' consumer group to reprocess the topic")
-    rewind.add_argument("--since", help="ISO time to rewind to (default: the start of the topic)")
+    rewind.add_argument(
+        "--since", type=utc_time, help="ISO time to rewind to, UTC if no offset (default: the topic's start)"
+    )
     replay = add(
         "replay",
         cmd_replay,
@@ -504,7 +514,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dump = add("dump", cmd_dump, "write stored events as mailpulse envelopes (JSON lines) for `replay`")
     dump.add_argument("file", help="output file")
-    dump.add_argument("--since", help="only events at or after this ISO time")
+    dump.add_argument(
+        "--since", type=utc_time, help="only events at or after this ISO time (UTC if no offset)"
+    )
     config_help = "print the settings reference: every MAILPULSE_* variable, its default and meaning"
     config = sub.add_parser("config", help=config_help, description=config_help)
     config.set_defaults(func=cmd_config)

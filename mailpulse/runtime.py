@@ -26,6 +26,7 @@ from starlette.types import ASGIApp
 
 from alerting.evaluate import Evaluator
 from alerting.notify import AlertHistory, KafkaNotifier, Notifier, WebhookNotifier
+from alerting.outbox import Outbox
 from alerting.rules import load_rules
 from alerting.runner import AlertRunner, utc_now
 from analytics.dashboard import dashboard_app
@@ -379,7 +380,15 @@ async def alerts_runner(
                 notifiers.append(WebhookNotifier(client, url, backoff))
             evaluator = Evaluator(store.query, store.database)
             yield AlertRunner(
-                rules, evaluator, AlertHistory(store), notifiers, settings.alerts_interval_s, clock
+                rules,
+                evaluator,
+                AlertHistory(store),
+                notifiers,
+                settings.alerts_interval_s,
+                clock,
+                Outbox(store),
+                settings.alerts_notify_deadline_s,
+                settings.alerts_notify_expiry_s,
             )
     finally:
         await producer.stop()

@@ -9,12 +9,17 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from alerting.urls import webhook_url_problem
 from ingest.signatures import load_public_key
 from schemas.inbound import INBOUND_MAX_BYTES
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="MAILPULSE_", env_file=".env", extra="ignore", frozen=True)
+    # Errors name the field and the problem, never the value given: several values are secrets (a Slack
+    # webhook URL carries its token), and a typo in one must not print it to the log.
+    model_config = SettingsConfigDict(
+        env_prefix="MAILPULSE_", env_file=".env", extra="ignore", frozen=True, hide_input_in_errors=True
+    )
 
     data_dir: Path = Field(Path(".mailpulse"), description="Local state (embedded ClickHouse data).")
     kafka_bootstrap: str | None = Field(
@@ -129,6 +134,18 @@ class Settings(BaseSettings):
     alerts_webhook_attempts: int = Field(
         4, ge=1, description="Attempts per alert webhook on 429, 5xx or network errors (backoff doubles)."
     )
+    alerts_notify_deadline_s: float = Field(
+        10.0,
+        gt=0,
+        description="Time one evaluation gives each notification channel (webhook, Kafka; they run "
+        "concurrently); what it did not deliver is retried at the next evaluation.",
+    )
+    alerts_notify_expiry_s: float = Field(
+        3600.0,
+        gt=0,
+        description="A notification still undelivered this long after its transition is given up: an "
+        "`expired` row in alert_outbox, an error log and the notifications metric (outcome expired).",
+    )
     alerts_topic: str = Field("mailpulse.alerts", description="Topic alert transitions are published to.")
     alerts_metrics_port: int = Field(
         9110,
@@ -212,8 +229,9 @@ class Settings(BaseSettings):
     def _webhook_url(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and not value.get_secret_value():
             return None  # an empty variable (compose's ${VAR:-}) means no webhook
-        if value is not None and not value.get_secret_value().startswith(("http://", "https://")):
-            raise ValueError("must be an absolute http(s):// URL")
+        problem = webhook_url_problem(value.get_secret_value()) if value is not None else None
+        if problem:
+            raise ValueError(problem)
         return value
 
     @model_validator(mode="after")

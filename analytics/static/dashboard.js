@@ -43,6 +43,9 @@
   // --- formatting -------------------------------------------------------------------------------------
   const pct = (rate, digits = 1) => (rate === null || rate === undefined ? "–" : `${(rate * 100).toFixed(digits)}%`);
   const int = (n) => (n === null || n === undefined ? "–" : Number(n).toLocaleString("en-US"));
+  // Plotly reads tags (<b>, <br>, <a href>) and entities in labels; keys (domains, tags) come from mail,
+  // so they are escaped to show as typed. Everything outside charts is set with textContent.
+  const plotlyText = (s) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
   function duration(ms) {
     if (ms === null || ms === undefined) return "–";
     if (ms < 1000) return `${Math.round(ms)} ms`;
@@ -142,7 +145,7 @@
     }));
     const annotations = thresholds.map((r) => ({
       xref: "paper", x: 1, xanchor: "right", y: r.threshold * 100, yanchor: "bottom", showarrow: false,
-      text: `${r.name}${r.by ? ` by ${r.by}` : ""} > ${pct(r.threshold, 0)}`,
+      text: plotlyText(`${r.name}${r.by ? ` by ${r.by}` : ""} > ${pct(r.threshold, 0)}`),
       font: { size: 11, color: METRIC_COLORS[r.metric] }, bgcolor: theme().panel, borderpad: 2,
     }));
     const top = Math.max(
@@ -191,7 +194,7 @@
   function drawWorst(breakdown) {
     const rows = breakdown.rows.filter((r) => r.failure_rate !== null);
     const trace = {
-      type: "bar", orientation: "h", y: rows.map((r) => r.key || "(none)"),
+      type: "bar", orientation: "h", y: rows.map((r) => plotlyText(r.key || "(none)")),
       x: rows.map((r) => r.failure_rate * 100), marker: { color: "#dc2626" },
       text: rows.map((r) => `${pct(r.failure_rate)} of ${int(r.outcomes)}`), textposition: "outside",
       cliponaxis: false,

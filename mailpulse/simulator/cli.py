@@ -20,6 +20,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--error-rate", type=float, default=0.0, help="share of API requests answered 503")
     parser.add_argument(
+        "--list-order",
+        choices=["ascending", "descending", "shuffled"],
+        default="ascending",
+        help="order of listed emails and operations (default ascending: oldest first)",
+    )
+    parser.add_argument(
         "--webhook", action="append", default=[], metavar="URL", help="Event Streams sink (repeatable)"
     )
     parser.add_argument(
@@ -42,6 +48,7 @@ def simulate(
 
     from ingest.signatures import public_key_b64
     from mailpulse.simulator.driver import Traffic, drive
+    from mailpulse.simulator.paging import ListOrder
     from mailpulse.simulator.payloads import Signer, WebhookFormat
     from mailpulse.simulator.server import SimulatorConfig, SimulatorServer
     from mailpulse.simulator.webhooks import WebhookPolicy, WebhookTarget
@@ -65,6 +72,7 @@ def simulate(
         seed=args.seed,
         rate_limit=args.rate_limit,
         error_rate=args.error_rate,
+        list_order=ListOrder(args.list_order),
         credentials=(settings.email_api_key_sid, secret.get_secret_value())
         if settings.email_api_key_sid and secret
         else None,

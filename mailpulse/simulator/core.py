@@ -18,7 +18,7 @@ from typing import Any
 from mailpulse.simulator.clock import SimClock
 from mailpulse.simulator.lifecycle import Outcomes, Plan, plan_email, plan_inbound, plan_operation
 from mailpulse.simulator.model import Address, Email, Operation, OperationStatus, Transition
-from mailpulse.simulator.paging import Key, ListQuery, select
+from mailpulse.simulator.paging import Key, ListOrder, ListQuery, select
 from mailpulse.simulator.validation import SendRequest
 from schemas.status import EmailStatus
 
@@ -64,8 +64,10 @@ class Simulator:
         outcomes: Outcomes | None = None,
         seed: int = 0,
         retention: timedelta = RETENTION,
+        order: ListOrder = ListOrder.ASCENDING,
     ) -> None:
         self.clock = clock
+        self.order = order  # how lists are ordered (clients must not depend on it)
         self.outcomes = outcomes or Outcomes()
         self.rng = random.Random(seed)
         self.retention = retention
@@ -179,7 +181,7 @@ class Simulator:
                     return False
             return all(email.tags.get(k) == v for k, v in query.tags.items())
 
-        ids, token = select(keys, query, matches, now, self.retention)
+        ids, token = select(keys, query, matches, now, self.retention, self.order)
         return [self.emails[i].resource(now) for i in ids], token
 
     def list_operations(self, query: ListQuery, now: datetime) -> tuple[list[dict[str, Any]], str | None]:
@@ -189,7 +191,7 @@ class Simulator:
             current = self.operations[operation_id].current(now)
             return current is not None and current.status.value == query.status
 
-        ids, token = select(self._operation_keys, query, matches, now, self.retention)
+        ids, token = select(self._operation_keys, query, matches, now, self.retention, self.order)
         return [self.operation_resource(self.operations[i], now) for i in ids], token
 
     def due(self, now: datetime) -> list[Happening]:

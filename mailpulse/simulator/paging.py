@@ -1,8 +1,11 @@
 """List queries and keyset pagination with opaque page tokens. Pure.
 
-Lists are ordered by ``(createdAt, id)``, oldest first. A ``pageToken`` names the last item of the
-previous page and the filters it was made for, so pages never overlap or skip items, even while new
-items are created (they sort after every existing one), and a token used with other filters is refused.
+Lists are ordered by ``(createdAt, id)``, oldest first, unless the simulator is told to list in
+another ``ListOrder`` (newest first, or shuffled by a hash of the id: clients must not rely on the
+order). A ``pageToken`` names the last item of the previous page and the filters it was made for, so
+pages never overlap or skip items that existed when the list began, and a token used with other filters
+is refused. Oldest first, items created meanwhile sort after every existing one and appear on later
+pages; in the other orders they may land before the token and are only listed by a later request.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 
 import orjson
 
@@ -26,6 +30,12 @@ Key = tuple[datetime, str]  # (createdAt, id)
 
 class PageTokenError(ValueError):
     pass
+
+
+class ListOrder(StrEnum):
+    ASCENDING = "ascending"  # (createdAt, id), oldest first: the default
+    DESCENDING = "descending"  # newest first
+    SHUFFLED = "shuffled"  # by a hash of the id: unrelated to createdAt, stable across pages
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,13 +127,17 @@ def select(
     matches: Callable[[str], bool],
     now: datetime,
     retention: timedelta,
+    order: ListOrder = ListOrder.ASCENDING,
 ) -> tuple[list[str], str | None]:
     """Ids of one page and the token of the next (None on the last page). Only items created in the
-    retention window up to ``now`` exist. Raises PageTokenError for a bad token."""
+    retention window up to ``now`` exist. ``keys`` are sorted oldest first whatever ``order`` lists.
+    Raises PageTokenError for a bad token."""
     fingerprint = query.fingerprint()
     oldest = now - retention
     start = max(query.start, oldest) if query.start else oldest
     position = bisect.bisect_left(keys, (start, ""))
+    if order is not ListOrder.ASCENDING:
+        return _select_reordered(keys[position:], query, matches, now, order, fingerprint)
     if query.token:
         position = max(position, bisect.bisect_right(keys, decode_token(query.token, fingerprint)))
     found: list[str] = []
@@ -141,3 +155,44 @@ def select(
         found.append(item)
         last = key
     return found, None
+
+
+def _shuffle_key(item: str) -> bytes:
+    return hashlib.blake2b(item.encode(), digest_size=8).digest() + item.encode()
+
+
+def _select_reordered(
+    keys: Sequence[Key],
+    query: ListQuery,
+    matches: Callable[[str], bool],
+    now: datetime,
+    order: ListOrder,
+    fingerprint: str,
+) -> tuple[list[str], str | None]:
+    """``select`` for the orders other than oldest first: the window is sorted whole (a simulator's
+    lists are small enough), and the token's key is compared in that order."""
+    window = [
+        (_ms(created), item)
+        for created, item in keys
+        if created <= now and (query.end is None or created < query.end) and matches(item)
+    ]
+    after: tuple[int, str] | None = None
+    if query.token:
+        created, last_id = decode_token(query.token, fingerprint)
+        after = (round(created.timestamp() * 1000), last_id)  # the token holds whole milliseconds
+    if order is ListOrder.DESCENDING:
+        window.sort(reverse=True)
+        rest = [k for k in window if after is None or k < after]
+    else:
+        window.sort(key=lambda k: _shuffle_key(k[1]))
+        rest = [k for k in window if after is None or _shuffle_key(k[1]) > _shuffle_key(after[1])]
+    page = rest[: query.page_size]
+    if len(rest) <= query.page_size:
+        return [item for _, item in page], None
+    last_ms, last_id = page[-1]
+    token = encode_token((datetime.fromtimestamp(last_ms / 1000, UTC), last_id), fingerprint)
+    return [item for _, item in page], token
+
+
+def _ms(value: datetime) -> int:
+    return int(value.timestamp() * 1000)

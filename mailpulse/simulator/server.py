@@ -25,6 +25,7 @@ from mailpulse.simulator.app import ApiConfig, create_app
 from mailpulse.simulator.clock import SimClock
 from mailpulse.simulator.core import Simulator
 from mailpulse.simulator.lifecycle import Outcomes
+from mailpulse.simulator.paging import ListOrder
 from mailpulse.simulator.payloads import Signer
 from mailpulse.simulator.sender import SendStats, WebhookSender
 from mailpulse.simulator.webhooks import Batch, PlanStats, WebhookPlanner, WebhookPolicy, WebhookTarget
@@ -43,6 +44,7 @@ class SimulatorConfig:
     rate_limit: float | None = None  # API requests per second before 429 (None: unlimited)
     rate_burst: float = 20.0
     error_rate: float = 0.0  # share of API requests answered 503
+    list_order: ListOrder = ListOrder.ASCENDING  # order of /v1/Emails and /v1/Emails/Operations lists
     credentials: tuple[str, str] | None = field(default=None, repr=False)  # basic auth (key SID, secret)
     webhooks: tuple[WebhookTarget, ...] = ()
     policy: WebhookPolicy = field(default_factory=WebhookPolicy)
@@ -56,7 +58,7 @@ class SimulatorServer:
     def __init__(self, config: SimulatorConfig | None = None) -> None:
         self.config = config = config or SimulatorConfig()
         self.clock = SimClock(config.start, config.acceleration, config.source)
-        self.simulator = Simulator(self.clock, config.outcomes, config.seed)
+        self.simulator = Simulator(self.clock, config.outcomes, config.seed, order=config.list_order)
         self.planner = WebhookPlanner(config.webhooks, config.policy, random.Random(config.seed + 1))
         self.port = config.port
         self._client: httpx.AsyncClient | None = None

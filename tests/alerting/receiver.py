@@ -17,6 +17,8 @@ from starlette.routing import Route
 from mailpulse.broker import free_port
 from mailpulse.runtime import serve_asgi, wait_listening
 
+HOLD = 0  # in ``statuses``: keep that request unanswered until ``release`` is set, then answer 503
+
 
 @dataclass
 class Receiver:
@@ -24,6 +26,8 @@ class Receiver:
     statuses: list[int] = field(default_factory=list)  # answers to give first, then 200
     received: list[dict[str, Any]] = field(default_factory=list)  # every body, answered 2xx or not
     accepted: list[dict[str, Any]] = field(default_factory=list)  # bodies answered 200
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+    held: int = 0  # requests held now
 
 
 @contextlib.asynccontextmanager
@@ -35,6 +39,11 @@ async def webhook_receiver(statuses: list[int] | None = None) -> AsyncIterator[R
         body = orjson.loads(await request.body())
         receiver.received.append(body)
         status = receiver.statuses.pop(0) if receiver.statuses else 200
+        if status == HOLD:
+            receiver.held += 1
+            await receiver.release.wait()
+            receiver.held -= 1
+            status = 503
         if status == 200:
             receiver.accepted.append(body)
         return Response("ok" if status == 200 else "no", status_code=status, headers={"retry-after": "1"})
@@ -46,5 +55,6 @@ async def webhook_receiver(statuses: list[int] | None = None) -> AsyncIterator[R
     try:
         yield receiver
     finally:
+        receiver.release.set()  # a held request must not keep the server from stopping
         stop.set()
         await server

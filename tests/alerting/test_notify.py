@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import orjson
 import pytest
 from prometheus_client import REGISTRY
+from pydantic import ValidationError
 
 from alerting.engine import Notification, Phase
 from alerting.notify import AlertHistory, KafkaNotifier, WebhookNotifier, slack_message
@@ -49,6 +51,38 @@ def test_slack_message_carries_every_field() -> None:
     }  # fmt: skip
     assert message["alert"]["at"] == "2026-11-23T12:05:00.123000Z"
     assert message["alert"]["value"] == 0.42 and message["alert"]["state"] == "firing"
+
+
+def test_slack_text_escapes_keys_so_they_cannot_mention_or_link() -> None:
+    key = "<!channel> & <https://evil.example|click>"
+    message = slack_message(Notification(**{**FIRING.__dict__, "key": key, "rule": "r<1>"}))
+    shown = "sender_domain=&lt;!channel&gt; &amp; &lt;https://evil.example|click&gt;"
+    assert shown in message["text"] and "r&lt;1&gt;:" in message["text"]
+    [attachment] = message["attachments"]
+    fields = {f["title"]: f["value"] for f in attachment["fields"]}
+    assert fields["key"] == shown and fields["rule"] == "r&lt;1&gt;"
+    for text in (message["text"], attachment["fallback"], *fields.values()):
+        assert "<" not in text and ">" not in text
+    assert message["alert"]["key"] == key, "machines get the key as it is"
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("ftp://hooks.example/x", "http(s)"),
+        ("https:///services/T0/B0/secret", "no host"),
+        ("http://hooks.example:99999/secret", "does not parse"),
+        ("http://[::1/secret", "does not parse"),
+        ("https://hooks.example/services/a secret", "whitespace"),
+    ],
+)
+def test_a_bad_webhook_url_is_refused_at_start_without_showing_it(url: str, problem: str) -> None:
+    with pytest.raises(ValidationError, match=re.escape(problem)) as caught:
+        Settings(alerts_webhook_url=url)
+    assert "secret" not in str(caught.value)
+    with pytest.raises(ValueError, match=re.escape(problem)) as refused:
+        WebhookNotifier(httpx.AsyncClient(), url, Backoff())
+    assert "secret" not in str(refused.value)
 
 
 async def deliver(statuses: list[int], attempts: int = 4) -> tuple[bool, int, int, list[float]]:

@@ -109,6 +109,31 @@ def test_422_range_and_breakdown_problems(api: ApiClient) -> None:
     assert minutes.json()["errors"][0].startswith("bucket: 60 s gives more than 5000 buckets")
 
 
+@pytest.mark.parametrize("path", list(ENDPOINTS))
+def test_422_for_times_and_numbers_out_of_range(api: ApiClient, path: str) -> None:
+    cases = [
+        ({"from": "0000-01-01T00:00:00Z", "to": "9999-12-31T23:59:59-14:00"}, ["from", "to"]),
+        ({"from": "9999-12-31T23:00:00+14:00", "to": "9999-12-31T23:59:59+14:00"}, ["from", "to"]),
+        ({"from": "9999-12-31T00:00:00Z", "to": "9999-12-31T23:59:30Z"}, ["from", "to"]),  # ceiling: 10000
+        ({"from": "0001-01-01T00:00:00+01:00"}, ["from"]),  # year 0 in UTC
+        ({"to": "0001-01-01T00:30:00"}, ["to"]),  # and a default range starting before year 1
+        ({"from": "1900-01-01T00:00:00Z", "to": "1900-01-02T00:00:00Z"}, ["from", "to"]),
+        ({"from": "2200-01-01T00:00:00Z", "to": "2200-01-02T00:00:00Z"}, ["from", "to"]),  # DateTime ends
+        ({"from": "9" * 5000, "to": "+" + "9" * 30}, ["from", "to"]),
+    ]
+    if path == "/api/breakdown":
+        cases.append(({**RANGE, "limit": "9" * 5000, "min_volume": str(10**40)}, ["limit", "min_volume"]))
+    if path == "/api/alerts":
+        cases.append(({**RANGE, "limit": "-" + "9" * 30}, ["limit"]))
+    for params, names in cases:
+        response = api.get(path, params=params, headers=AUTH)
+        assert response.status_code == 422, (params, response.text)
+        errors = response.json()["errors"]
+        assert [e.split(":", 1)[0] for e in errors] == names, errors
+    far = api.get(path, params={"from": "2105-12-31T00:00:00Z", "to": "2105-12-31T23:59:59Z"}, headers=AUTH)
+    assert far.status_code == 200 and far.json()["to"] == "2106-01-01T00:00:00Z", "the last day still works"
+
+
 HOSTILE = [
     "' OR 1=1 --",
     "gmail.example' OR '1'='1",

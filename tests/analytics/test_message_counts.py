@@ -104,3 +104,34 @@ def test_counts_are_distinct_messages_whatever_the_order_blocks_and_copies(
             store.write([event_row(e, 0, i) for i, e in enumerate(block)], [], [], f"block-{n}")
     for key in (None, *q.DIMENSIONS):
         assert stored(store, key) == truth(events, key), key
+    spec = q.Breakdown(
+        data.draw(st.sampled_from(tuple(q.DIMENSIONS)), label="by"),
+        data.draw(st.sampled_from(q.ORDERS), label="order"),
+        data.draw(st.integers(1, 4), label="limit"),
+        data.draw(st.integers(0, 3), label="min_volume"),
+    )
+    assert ranked(store, spec) == ranked_truth(truth(events, spec.by), spec), spec
+
+
+def ranked(store: ClickHouseStore, spec: q.Breakdown) -> list[tuple[str, int]]:
+    sql = q.breakdown_sql(store.database, q.Window(START, END), spec)
+    rows = store.client.query(sql.text, parameters=sql.parameters).result_rows
+    assert len(rows) <= spec.limit, "the limit is applied by ClickHouse"
+    return [(str(key), int(outcomes)) for key, _, outcomes, _ in rows]
+
+
+def ranked_truth(
+    counts: dict[str, tuple[dict[str, int], int, int]], spec: q.Breakdown
+) -> list[tuple[str, int]]:
+    def rate(volumes: dict[str, int], outcomes: int, failures: int) -> float | None:
+        numerator = {
+            "failure_rate": failures,
+            "bounce_rate": volumes.get("UNDELIVERED", 0),
+            "delivery_rate": volumes.get("DELIVERED", 0),
+            "outcomes": outcomes,
+        }[spec.order]
+        return float(numerator) if spec.order == "outcomes" else (numerator / outcomes if outcomes else None)
+
+    rows = [(key, rate(*c), c[1]) for key, c in counts.items() if c[1] >= spec.min_volume]
+    rows.sort(key=lambda r: (r[1] is None, -(r[1] or 0), r[0]))  # descending, nulls last, then by key
+    return [(key, outcomes) for key, _, outcomes in rows[: spec.limit]]

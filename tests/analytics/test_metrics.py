@@ -114,6 +114,15 @@ def test_breakdown(api: ApiClient, plan: list[ka.Message], by: str, order: str) 
     assert len(answer["rows"]) >= 2
 
 
+@pytest.mark.parametrize("order", ["failure_rate", "bounce_rate", "delivery_rate", "outcomes"])
+@pytest.mark.parametrize("limit", [1, 2, 3])
+def test_breakdown_top_n(api: ApiClient, plan: list[ka.Message], order: str, limit: int) -> None:
+    for by in ("recipient_domain", "tag"):
+        answer = get(api, "/api/breakdown", by=by, order=order, limit=limit, min_volume=0)
+        assert answer == ka.breakdown(plan, {}, by, order, limit, 0)
+        assert len(answer["rows"]) == limit
+
+
 def test_worst_domains_with_min_volume_limit_and_filter(api: ApiClient, plan: list[ka.Message]) -> None:
     params = {"by": "recipient_domain", "order": "failure_rate", "limit": 3, "min_volume": 20}
     for filters in FILTERS[:3]:

@@ -4,9 +4,11 @@ Retry-After, the token bucket, retention risk."""
 from __future__ import annotations
 
 import random
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -58,6 +60,18 @@ def test_only_transitions_not_published_before_are_published() -> None:
     known = {m.id: m for m in again.marks}
     stale = observe_emails([resource("e2", "SENT", 1)], known, NOW)  # an older read changes nothing
     assert stale.events == [] and stale.marks == [known["e2"]]
+
+
+def test_a_created_at_without_offset_is_utc_in_any_time_zone(monkeypatch: pytest.MonkeyPatch) -> None:
+    naive = T0.replace(tzinfo=None).isoformat()
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    try:
+        [mark] = observe_emails([resource("e1", "QUEUED", 0, createdAt=naive)], {}, NOW).marks
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert mark.created_ms == to_ms(T0)
 
 
 def test_event_ids_are_stable_across_polls() -> None:

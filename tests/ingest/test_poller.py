@@ -26,6 +26,7 @@ from mailpulse.runtime import poller
 from mailpulse.settings import Settings
 from mailpulse.simulator.clock import ManualSource
 from mailpulse.simulator.lifecycle import Outcomes
+from mailpulse.simulator.paging import ListOrder
 from mailpulse.simulator.server import SimulatorConfig, SimulatorServer
 from mailpulse.topics import ensure_topics
 from tests.simulator.test_validation import valid
@@ -177,6 +178,44 @@ def test_a_restart_resumes_from_the_checkpoint_without_republishing(settings: Se
         assert await rig.records() == published + changed + 1
 
     run(settings, scenario)
+
+
+@pytest.mark.parametrize("order", list(ListOrder))
+def test_the_checkpoint_holds_whatever_order_the_api_lists_in(settings: Settings, order: ListOrder) -> None:
+    """A listing that fails half-way, then succeeds, then lists newer mail: nothing is missed and
+    nothing published twice, oldest first, newest first or shuffled."""
+
+    async def scenario(rig: Rig) -> None:
+        for _ in range(3):  # three creation times, so the order matters
+            await rig.send(100)
+            rig.source.advance(1)
+        lists = 0
+
+        async def fail_the_fourth_list(request: httpx.Request) -> None:
+            nonlocal lists
+            if request.method == "GET" and request.url.path == "/v1/Emails":
+                lists += 1
+                if lists == 4:
+                    raise httpx.ConnectError("the listing breaks after three pages", request=request)
+
+        async with rig.poller(poll_page_size=50, poll_max_attempts=1) as poll:
+            poll.client.event_hooks["request"].append(fail_the_fourth_list)
+            assert not await poll.cycle_safely()
+            assert 0 < poll.stats.published < 300, "some pages were published before the failure"
+            poll.client.event_hooks["request"].remove(fail_the_fourth_list)
+            assert await poll.cycle_safely()
+            await rig.send(100)  # newer mail, listed by the next cycle from the mark
+            assert await poll.cycle_safely()
+        truth = {t.id: t.status.value for t in rig.sim.simulator.truth(rig.sim.clock.now())}
+        assert len(truth) == 400
+        statuses = [e for e in await rig.events() if e["kind"] == "status"]
+        assert {e["message_id"] for e in statuses} == set(truth), "no email missed"
+        keys = Counter((e["message_id"], e["status"], e["occurred_at"]) for e in statuses)
+        assert set(keys.values()) == {1}, "none published twice"
+        latest = {e["message_id"]: e["status"] for e in sorted(statuses, key=lambda e: e["occurred_at"])}
+        assert latest == truth
+
+    run(settings, scenario, list_order=order)
 
 
 def test_operations_are_followed_until_terminal(settings: Settings) -> None:

@@ -112,6 +112,7 @@ def test_a_database_from_before_migrations_is_upgraded_and_backfilled(store: Cli
         "0006_message_minute",
         "0007_drop_coarse_rollups",
         "0008_views_on_message_minute",
+        "0009_alert_outbox",
     ]
     rollup, truth = rollup_vs_events(store)
     assert rollup == truth and truth
@@ -148,7 +149,7 @@ def test_cluster_ddl_replicates_every_table() -> None:
     ddl = [s for s in statements if s.startswith(("CREATE", "ALTER", "DROP"))]
     assert ddl and all(" ON CLUSTER main" in s for s in ddl)
     tables = [s for s in ddl if s.startswith("CREATE TABLE")]
-    assert len(tables) == 9
+    assert len(tables) == 10
     for statement in tables:
         table = statement.split("mp.", 1)[1].split(" ", 1)[0]
         assert "ENGINE = Replicated" in statement

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from mailpulse.simulator.paging import (
     DEFAULT_PAGE_SIZE,
     Key,
+    ListOrder,
     ListQuery,
     PageTokenError,
     decode_token,
@@ -32,7 +33,12 @@ def keys_from(offsets_ms: list[int]) -> list[Key]:
     )
 
 
-def walk(keys: list[Key], query: ListQuery, matches: set[str] | None = None) -> tuple[list[str], int]:
+def walk(
+    keys: list[Key],
+    query: ListQuery,
+    matches: set[str] | None = None,
+    order: ListOrder = ListOrder.ASCENDING,
+) -> tuple[list[str], int]:
     items: list[str] = []
     token, pages = None, 0
     while True:
@@ -42,6 +48,7 @@ def walk(keys: list[Key], query: ListQuery, matches: set[str] | None = None) -> 
             lambda i: matches is None or i in matches,
             T0 + timedelta(days=1),
             WEEK,
+            order,
         )
         items += page
         pages += 1
@@ -62,6 +69,27 @@ def test_pages_hold_every_matching_item_once_in_order(offsets: list[int], page_s
     items, pages = walk(keys, ListQuery(page_size=page_size), wanted)
     assert items == [item for _, item in keys if item in wanted]
     assert pages == max(1, -(-len(wanted) // page_size))
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    offsets=st.lists(st.integers(0, 5_000), max_size=200),
+    page_size=st.integers(1, 30),
+    order=st.sampled_from([ListOrder.DESCENDING, ListOrder.SHUFFLED]),
+)
+def test_other_orders_list_every_item_once(offsets: list[int], page_size: int, order: ListOrder) -> None:
+    keys = keys_from(offsets)
+    items, pages = walk(keys, ListQuery(page_size=page_size), order=order)
+    assert sorted(items) == sorted(item for _, item in keys) and len(set(items)) == len(items)
+    assert pages == max(1, -(-len(keys) // page_size))
+    if order is ListOrder.DESCENDING:
+        assert items == [item for _, item in reversed(keys)]
+
+
+def test_a_shuffled_list_is_not_in_creation_order() -> None:
+    keys = keys_from(list(range(0, 50_000, 1000)))
+    items, _ = walk(keys, ListQuery(page_size=7), order=ListOrder.SHUFFLED)
+    assert items != [item for _, item in keys] and items != [item for _, item in reversed(keys)]
 
 
 def test_start_end_and_now_bound_the_list() -> None:
