@@ -161,6 +161,7 @@ def cmd_broker(args: argparse.Namespace) -> int:
         async with kafka(settings) as site:
             shown = redact_dsn(site.bootstrap)
             print(f"embedded Kafka (Tansu) on {shown}; export MAILPULSE_KAFKA_BOOTSTRAP={shown}")
+            print("memory only: what it holds is gone when it stops (development; see docs/durability.md)")
             await stop.wait()
 
     asyncio.run(run())
