@@ -6,6 +6,11 @@ reorder buffer -> for the emitted events: rebuild uncached message states from e
 waiting. A crash anywhere before the commit replays from there: replayed events already loaded are
 recognised as duplicates by the rebuilt state, and inserts carry position-derived tokens.
 A load that fails is retried with the same events (same token) before anything new is fetched.
+
+Rebalances: the processor loads and commits only partitions it owns, i.e. adopted (assigned, reorder
+buffer set up from the commit metadata) and not since revoked. Records of any other partition are
+dropped unread: whoever owns the partition resumes from its committed offset and reads them. See
+``StatusProcessor.release``, ``adopt`` and ``_sort_out`` for each interleaving, and docs/guarantees.md.
 """
 
 from __future__ import annotations
@@ -62,6 +67,8 @@ class ProcessorStats:
     load_failures: int = 0
     transitions: int = 0
     commit_failures: int = 0
+    revoked: int = 0  # partitions revoked from this instance (each revocation counted once it begins)
+    unowned: int = 0  # records dropped because their partition was not (or no longer) ours
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +124,10 @@ class StatusProcessor:
         self.stats = ProcessorStats()
         self._pending: list[Consumed] = []  # emitted but not yet loaded (a failed load)
         self._committed: dict[int, int] = {}
+        # Revocations are numbered; a partition maps to the number of its latest one. A batch notes the
+        # number when getmany returns, so it can tell records fetched before a revocation (stale).
+        self._revocations = 0
+        self._revoked_at: dict[int, int] = {}
         self.stall = StallDetector(config.stuck_after_s)
 
     def subscribe(self) -> None:
@@ -153,12 +164,13 @@ class StatusProcessor:
         fetched = await self.consumer.getmany(
             timeout_ms=self.config.batch_wait_ms, max_records=self.config.batch_max_records
         )
+        fetched_at = self._revocations  # in the step getmany returned in: no revocation in between
         records = [r for batch in fetched.values() for r in batch]
         del fetched
         count = len(records)
         async with self.lock:
             with collector_paused():  # a batch allocates a lot, in no cycles
-                await self._accept(records)
+                await self._accept(records, fetched_at)
                 # Consumed holds what is needed of them: freed now, not walked by the collection
                 # that may follow the pause.
                 del records
@@ -167,13 +179,21 @@ class StatusProcessor:
         metrics.BUFFERED.set(self.buffered)
         return count
 
-    async def _accept(self, records: Sequence[ConsumerRecord]) -> None:
+    async def _accept(self, records: Sequence[ConsumerRecord], fetched_at: int) -> None:
+        """Push the records of owned partitions into their reorder buffers (see ``_sort_out``)."""
         # Decoding a large batch takes about a second: off the event loop, so heartbeats keep going.
         decoded = await asyncio.to_thread(_decode_all, records)
+        # Sorted out after the decode, which ``adopt`` may have overlapped, and with no await before the
+        # pushes: ownership cannot change between the check and the push.
+        owned = self._sort_out(records, fetched_at)
         now = self.clock()
         dead = []
+        accepted = 0
         for record, event in zip(records, decoded, strict=True):
-            reorder = self._reorder(record.partition)
+            reorder = owned.get(record.partition)
+            if reorder is None:
+                continue
+            accepted += 1
             if isinstance(event, Undecodable):
                 reorder.skip(record.offset)
                 dead.append(self._dead_letter(record, str(event)))
@@ -181,22 +201,49 @@ class StatusProcessor:
             self._pending.extend(reorder.push(Consumed(record.partition, record.offset, event), now))
         if dead:
             await asyncio.gather(*dead)
-        self.stats.records += len(records)
+        self.stats.records += accepted
+        self.stats.unowned += len(records) - accepted
         self.stats.dead_letters += len(dead)
-        metrics.RECORDS.inc(len(records))
+        metrics.RECORDS.inc(accepted)
         metrics.DEAD_LETTERS.inc(len(dead))
+
+    def _sort_out(self, records: Sequence[ConsumerRecord], fetched_at: int) -> dict[int, PartitionReorder]:
+        """The reorder buffers of the fetched partitions this processor owns; the records of the others
+        are dropped. getmany returns only partitions assigned at the time, so a fetched partition is:
+
+        - revoked since the fetch (``fetched_at``): the records belong to a finished assignment. Its
+          release committed no further than them, and the partition's next owner (this processor too,
+          if it got the partition back) resumes from the commit: dropped.
+        - adopted and still assigned: accepted.
+        - assigned, not revoked since, but its ``adopt`` not done yet (aiokafka fetches as soon as it
+          has the assignment and runs ``adopt`` alongside): the records are the next ones of the
+          partition, so its position goes back to the first of them, to read them again once adopted.
+        - anything else (not assigned): dropped; the owner reads them from its commit.
+        """
+        first: dict[int, int] = {}
+        for record in records:
+            first[record.partition] = min(first.get(record.partition, record.offset), record.offset)
+        assigned = {tp.partition for tp in self.consumer.assignment() if tp.topic == self.config.topic}
+        owned: dict[int, PartitionReorder] = {}
+        for partition, offset in first.items():
+            reorder = self.reorders.get(partition)
+            if self._revoked_at.get(partition, 0) > fetched_at or partition not in assigned:
+                continue
+            if reorder is not None:
+                owned[partition] = reorder
+            else:
+                self.consumer.seek(TopicPartition(self.config.topic, partition), offset)
+                log.info(
+                    "partition %d not adopted yet: its records are read again from %d", partition, offset
+                )
+        dropped = sum(r.partition not in owned for r in records)
+        if dropped:
+            log.info("dropped %d records of partitions not owned", dropped)
+        return owned
 
     def _overdue(self) -> list[Consumed]:
         now = self.clock()
         return [c for r in self.reorders.values() if r.overdue(now) for c in r.flush()]
-
-    def _reorder(self, partition: int) -> PartitionReorder:
-        reorder = self.reorders.get(partition)
-        if reorder is None:
-            reorder = self.reorders[partition] = PartitionReorder(
-                self.config.lateness, self.config.max_wait_s
-            )
-        return reorder
 
     async def _load_and_commit(self) -> None:
         emitted = self._pending
@@ -223,8 +270,9 @@ class StatusProcessor:
                 self.cache.drop_partitions({c.partition for c in emitted})
                 await asyncio.sleep(RETRY_BACKOFF_S)
                 return
-            for state in states:  # only loaded states may be cached
-                self.cache.put(state.partition, state.state)
+            for state in states:  # only loaded states of owned partitions may be cached
+                if state.partition in self.reorders:
+                    self.cache.put(state.partition, state.state)
             metrics.LOAD_SECONDS.observe(time.perf_counter() - started)
             metrics.BATCH_EVENTS.observe(len(emitted))
             self._pending = []
@@ -244,8 +292,13 @@ class StatusProcessor:
         metrics.TRANSITIONS.inc(len(result.transitions))
 
     async def _commit(self) -> None:
+        """Commit the owned partitions that progressed. Owned and assigned both: a commit naming a
+        partition the consumer does not hold fails as a whole, and would stall the others."""
+        assigned = self.consumer.assignment()
         offsets = {}
         for partition, reorder in self.reorders.items():
+            if TopicPartition(self.config.topic, partition) not in assigned:
+                continue
             point = reorder.commit_point()
             if point is not None and self._committed.get(partition) != point.offset:
                 tp = TopicPartition(self.config.topic, partition)
@@ -324,14 +377,25 @@ class StatusProcessor:
         return {"partitions": [tp.partition for tp in assigned], "lag": self.stall.lags(), "stuck": stuck}
 
     async def release(self, partitions: set[int]) -> None:
-        """Partitions are leaving: flush their reorder buffers, load, commit, and forget their state.
-        If the load fails, nothing of theirs is committed and the next owner replays it."""
+        """Partitions are leaving (the revocation callback; the member keeps them until it returns):
+        flush their reorder buffers, load, commit, and forget their buffers, pending events and cached
+        states. If the load fails, nothing of theirs is committed and the next owner replays it.
+
+        Numbered before waiting for the lock: a batch in flight then drops what it fetched of them and
+        has not pushed yet (its commit stays below those records), so the batch and the release load
+        each event at most once between them, and the next owner reads the rest from the commit."""
+        self._revocations += 1
+        for partition in partitions:
+            self._revoked_at[partition] = self._revocations
+        self.stats.revoked += len(partitions)
         async with self.lock:
-            with collector_paused():  # a batch allocates a lot, in no cycles
-                self._pending.extend(
-                    c for p in partitions if p in self.reorders for c in self.reorders[p].flush()
-                )
-                await self._load_and_commit()
+            try:
+                with collector_paused():  # a batch allocates a lot, in no cycles
+                    self._pending.extend(
+                        c for p in partitions if p in self.reorders for c in self.reorders[p].flush()
+                    )
+                    await self._load_and_commit()
+            finally:  # forgotten even if the load or the commit raised: the next owner replays them
                 self._pending = [c for c in self._pending if c.partition not in partitions]
                 for partition in partitions:
                     self.reorders.pop(partition, None)
@@ -341,7 +405,13 @@ class StatusProcessor:
 
     async def adopt(self, assigned: list[TopicPartition]) -> None:
         """New partitions: their messages may have changed elsewhere, so states are rebuilt from
-        ClickHouse; the reorder watermark resumes from the commit metadata (EPOCH if there is none)."""
+        ClickHouse; the reorder watermark resumes from the commit metadata (EPOCH if there is none).
+
+        Not under the lock: aiokafka does not heartbeat during this callback, so it must not wait for a
+        batch. The buffers appear at once after the one await, and until then a batch re-reads the
+        records it fetched of these partitions (``_sort_out``). aiokafka revokes every partition before
+        assigning again, so a buffer replaced here is empty; the consumer's position restarts from the
+        commit, which is where a fresh buffer starts too."""
         self.cache.drop_partitions({tp.partition for tp in assigned})
         try:  # aiokafka's public committed() drops the metadata; its coordinator returns it
             committed = await self.consumer._coordinator.fetch_committed_offsets(assigned)
@@ -349,11 +419,14 @@ class StatusProcessor:
             log.warning("could not read commit metadata; reorder watermarks restart", exc_info=True)
             committed = {}
         for tp in assigned:
+            if tp.topic != self.config.topic:
+                continue
             meta = committed.get(tp)
             watermark = decode_watermark(meta.metadata if meta is not None else None)
             self.reorders[tp.partition] = PartitionReorder(
                 self.config.lateness, self.config.max_wait_s, watermark
             )
+            self._committed.pop(tp.partition, None)
 
 
 def _decode_all(records: Sequence[ConsumerRecord]) -> list[CanonicalEvent | Undecodable]:
