@@ -6,8 +6,9 @@ acknowledged all of them is the request answered: 200 listing any rejected eleme
 element was valid. A body that is not a JSON array is 400; Kafka not acknowledging in time is 503
 with Retry-After, so the provider retries (replays are harmless: processors dedupe).
 
-Order of checks: content type (415), size while reading (413), signature when configured (401 missing,
-403 bad or stale), JSON (400), elements (422 / 200). Nothing is published before all of them pass.
+Order of checks: content type (415), the signature's headers when configured (401 missing, 403
+malformed or stale: the body is never read), size while reading (413), the signature over the body
+(403), JSON (400), elements (422 / 200). Nothing is published before all of them pass.
 """
 
 from __future__ import annotations
@@ -47,7 +48,17 @@ log = logging.getLogger(__name__)
 
 Parser = Callable[[Any, datetime], CanonicalEvent]
 FastParser = Callable[[Any, datetime], Record | None]
-Verify = Callable[[Scope, bytes], None]
+
+
+@dataclass(frozen=True)
+class Verify:
+    """One signature check in two steps: ``headers`` before the body is read (so an unsigned or stale
+    request costs no body), ``body`` once it is; each raises SignatureError."""
+
+    headers: Callable[[Scope], None]
+    body: Callable[[Scope, bytes], None]
+
+
 DEFAULT_MAX_BODY_BYTES = 5 * 1024 * 1024
 
 
@@ -108,6 +119,11 @@ class BatchEndpoint:
         content_type = (_header(scope, b"content-type") or "").split(";")[0].strip().lower()
         if content_type != "application/json":
             return error(415, f"content type must be application/json, got {content_type[:80] or 'none'!r}")
+        if self.verify is not None:
+            try:
+                self.verify.headers(scope)
+            except SignatureError as exc:
+                return signature_refused(exc)
         try:
             body = await read_body(receive, self.max_body_bytes, _header(scope, b"content-length"))
         except BodyTooLarge as exc:
@@ -116,7 +132,7 @@ class BatchEndpoint:
             return error(400, "client disconnected before the body was complete")
         if self.verify is not None:
             try:
-                self.verify(scope, body)
+                self.verify.body(scope, body)
             except SignatureError as exc:
                 return signature_refused(exc)
         try:
@@ -170,17 +186,23 @@ class BatchEndpoint:
 
 
 def _sendgrid_check(verifier: SendGridVerifier, clock: Callable[[], float]) -> Verify:
-    def verify(scope: Scope, body: bytes) -> None:
+    def headers(scope: Scope) -> None:
+        verifier.check_headers(Headers(scope=scope), clock())
+
+    def body(scope: Scope, body: bytes) -> None:
         verifier.verify(Headers(scope=scope), body, clock())
 
-    return verify
+    return Verify(headers, body)
 
 
 def _twilio_check(verifier: TwilioVerifier) -> Verify:
-    def verify(scope: Scope, body: bytes) -> None:
-        verifier.verify(str(URL(scope=scope)), Headers(scope=scope), body)  # the URL Request.url gives
+    def headers(scope: Scope) -> None:
+        verifier.check_headers(str(URL(scope=scope)), Headers(scope=scope))  # the URL Request.url gives
 
-    return verify
+    def body(scope: Scope, body: bytes) -> None:
+        verifier.verify(str(URL(scope=scope)), Headers(scope=scope), body)
+
+    return Verify(headers, body)
 
 
 class IngestApp(Starlette):
