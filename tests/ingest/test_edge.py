@@ -27,6 +27,8 @@ from ingest.signatures import (
     sign_twilio,
     with_body_sha256,
 )
+from mailpulse.broker import free_port
+from mailpulse.runtime import serve_ingest, wait_listening
 from mailpulse.settings import Settings
 from mailpulse.topics import ensure_topics
 
@@ -150,3 +152,53 @@ def test_signature_headers_and_timestamp_are_refused_before_the_body_is_read(set
 
     asyncio.run(scenario())
 
+
+async def status_of(port: int, path: str = "/healthz") -> int:
+    """The status of one GET on a connection of its own (closed after it)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())
+        await writer.drain()
+        return int((await reader.readline()).split()[1])
+    finally:
+        writer.close()
+        await writer.wait_closed()
+
+
+def test_past_the_connection_limit_ingest_answers_503(settings: Settings) -> None:
+    limited = settings.model_copy(update={"ingest_max_connections": 3, "ingest_host": "127.0.0.1"})
+    assert settings.ingest_max_connections >= 100  # the default serves real providers' concurrency
+
+    async def scenario() -> tuple[int, list[int], int]:
+        assert limited.kafka_bootstrap is not None
+        stop, port = asyncio.Event(), free_port()
+        server = asyncio.create_task(serve_ingest(limited, limited.kafka_bootstrap, stop, port))
+        try:
+            await wait_listening("127.0.0.1", port)
+            alone = await status_of(port)
+            # Idle connections count: with two held open, a third connection reaches the limit.
+            held = [await asyncio.open_connection("127.0.0.1", port) for _ in range(2)]
+            crowded = []
+            for _ in range(50):  # bounded: the server accepts the held connections first
+                crowded.append(await status_of(port))
+                if crowded[-1] == 503:
+                    break
+                await asyncio.sleep(0.05)
+            for _, writer in held:
+                writer.close()
+                await writer.wait_closed()
+            after = 0
+            for _ in range(50):  # bounded: the server notices the closed connections
+                after = await status_of(port)
+                if after == 200:
+                    break
+                await asyncio.sleep(0.05)
+            return alone, crowded, after
+        finally:
+            stop.set()
+            await server
+
+    alone, crowded, after = asyncio.run(scenario())
+    assert alone == 200
+    assert crowded[-1] == 503, crowded
+    assert after == 200
