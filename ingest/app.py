@@ -35,7 +35,7 @@ from ingest.inbound import inbound_endpoint
 from ingest.limits import BodyTooLarge, read_body
 from ingest.openapi import openapi_document
 from ingest.privacy import RecipientPrivacy
-from ingest.publisher import Publisher, PublishFailed, Rejected, encode
+from ingest.publisher import Overloaded, Publisher, PublishFailed, Rejected, encode
 from ingest.responses import FastJSONResponse, error, signature_refused, unavailable
 from ingest.signatures import SendGridVerifier, SignatureError, TwilioVerifier
 from schemas.event import CanonicalEvent
@@ -145,6 +145,8 @@ class BatchEndpoint:
         try:
             with self.publish_seconds.time():
                 await self.publisher.publish_records(events, rejected)
+        except Overloaded as exc:  # nothing was published; no log line per refused request
+            return unavailable(f"ingest holds all it may for Kafka now; retry later ({exc})")
         except PublishFailed as exc:
             log.warning("publish failed on %s: %s", self.name, exc)
             return unavailable("events could not be made durable now; retry later")
@@ -224,9 +226,10 @@ class IngestApp(Starlette):
 
 def _readyz(publisher: Publisher) -> Callable[[Request], Awaitable[Response]]:
     async def readyz(request: Request) -> Response:
-        if await publisher.ready():
+        problems = await publisher.unready()
+        if not problems:
             return JSONResponse({"ready": True})
-        return JSONResponse({"ready": False, "problems": ["Kafka unreachable"]}, status_code=503)
+        return JSONResponse({"ready": False, "problems": problems}, status_code=503)
 
     return readyz
 

@@ -175,7 +175,11 @@ async def serve_ingest(
     await producer.start()
     try:
         publisher = KafkaPublisher(
-            producer, settings.status_topic, settings.deadletter_topic, settings.publish_timeout_s
+            producer,
+            settings.status_topic,
+            settings.deadletter_topic,
+            settings.publish_timeout_s,
+            settings.ingest_max_queued_bytes,
         )
         app = create_app(publisher, ingest_config(settings))
         await serve_asgi(

@@ -62,6 +62,11 @@ class Settings(BaseSettings):
     publish_timeout_s: float = Field(
         3.0, gt=0, description="Longest wait for Kafka acks before ingest answers 503 (Twilio allows 5 s)."
     )
+    ingest_max_queued_bytes: int = Field(
+        64 * 1024 * 1024,
+        gt=0,
+        description="Most event bytes ingest holds unacknowledged by Kafka; past it, 503 at once.",
+    )
     max_body_bytes: int = Field(
         5 * 1024 * 1024, gt=0, description="Largest event-batch body (SendGrid posts ~768 KB at most)."
     )

@@ -30,8 +30,8 @@ class Unused:
     async def publish_records(self, records: Sequence[Record], rejected: Sequence[Rejected]) -> None:
         raise AssertionError("nothing is published by these requests")
 
-    async def ready(self) -> bool:
-        return False
+    async def unready(self) -> list[str]:
+        return ["no broker"]
 
 
 class Recording(Unused):
