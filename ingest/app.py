@@ -25,9 +25,9 @@ from prometheus_client import make_asgi_app
 from starlette.applications import Starlette
 from starlette.datastructures import URL, Headers
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ingest import metrics
 from ingest.fastpath import Record, received_stamp, sendgrid_record, twilio_record
@@ -234,6 +234,19 @@ def _readyz(publisher: Publisher) -> Callable[[Request], Awaitable[Response]]:
     return readyz
 
 
+def _get_only(app: ASGIApp) -> ASGIApp:
+    """Prometheus's app answers every method; here, as on every route, an undeclared one gets 405."""
+
+    async def get_only(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] not in ("GET", "HEAD"):
+            refused = PlainTextResponse("Method Not Allowed", 405, headers={"Allow": "GET, HEAD"})
+            await refused(scope, receive, send)
+            return
+        await app(scope, receive, send)
+
+    return get_only
+
+
 async def healthz(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
@@ -273,6 +286,6 @@ def create_app(publisher: Publisher, config: IngestConfig | None = None) -> Inge
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", _readyz(publisher), methods=["GET"]),
             Route("/openapi.json", openapi, methods=["GET"]),
-            Mount("/metrics", app=make_asgi_app()),
+            Mount("/metrics", app=_get_only(make_asgi_app())),
         ],
     )
