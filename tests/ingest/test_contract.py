@@ -7,9 +7,12 @@ declare gets 405. Bounded examples keep it well under a minute."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import hypothesis
@@ -102,6 +105,28 @@ def test_every_answer_is_described_and_valid_requests_are_accepted(ingest_schema
                 case.call_and_validate(checks=CHECKS)
 
             conforms()
+
+
+def test_the_schemathesis_cli_finds_nothing(ingest_url: str, tmp_path: Path) -> None:
+    """As the issue tried it (`st run <ingest>/openapi.json --checks all`), bounded: its coverage phase
+    adds boundary values and undeclared methods. negative_data_rejection is left out: ingest takes
+    more than the description promises (nulls for absent fields, longer emails whose message id fits,
+    bodySHA256 unchecked without a token)."""
+    config = tmp_path / "schemathesis.toml"
+    expected = ", ".join(f'"{status}"' for status in ACCEPTED)
+    config.write_text(f"[checks.positive_data_acceptance]\nexpected-statuses = [{expected}]\n")
+    command = [str(Path(sys.executable).with_name("st")), "--config-file", str(config), "run"]
+    command += [
+        f"{ingest_url}/openapi.json",
+        "--checks",
+        "all",
+        "--exclude-checks",
+        "negative_data_rejection",
+    ]
+    command += ["--phases", "coverage,fuzzing", "--max-examples", "20", "--seed", "1", "--no-color"]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False, cwd=tmp_path)
+    assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
+    assert "No issues found" in run.stdout
 
 
 @pytest.mark.parametrize(
