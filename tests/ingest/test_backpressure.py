@@ -89,8 +89,10 @@ def test_unreachable_kafka_gives_503_and_no_acknowledged_event_is_lost(
     assert not missing, f"acknowledged but not in Kafka: {sorted(missing)}"
 
 
+# 3 events are sent one by one, 10 go through the batcher's shared batches: both paths are counted.
+@pytest.mark.parametrize("events", [3, 10])
 def test_bytes_awaiting_kafka_are_capped_and_readyz_fails_while_acks_stall(
-    settings: Settings, tmp_path: Path
+    settings: Settings, tmp_path: Path, events: int
 ) -> None:
     """Kafka stops acknowledging (the proxy holds every byte): the request whose records the producer
     holds gets 503 at its timeout, /readyz then fails naming the stall, and a request that would pass
@@ -99,7 +101,8 @@ def test_bytes_awaiting_kafka_are_capped_and_readyz_fails_while_acks_stall(
 
     def batch(n: int) -> list[dict[str, Any]]:
         return [
-            sendgrid_event("delivered", n, n * 10 + i, email=f"user{n}.{i}@example.com") for i in range(3)
+            sendgrid_event("delivered", n, n * 100 + i, email=f"user{n}.{i}@example.com")
+            for i in range(events)
         ]
 
     received = datetime.now(UTC)
@@ -143,7 +146,7 @@ def test_bytes_awaiting_kafka_are_capped_and_readyz_fails_while_acks_stall(
             proxy.resume()
             seen["ready after"] = await until_ready(client, 200)
             seen["after"] = (await client.post("/webhooks/sendgrid/events", json=batch(3))).status_code
-        records = await read_topic(broker.bootstrap, settings.status_topic, 12, 10.0)
+        records = await read_topic(broker.bootstrap, settings.status_topic, 3 * events, 10.0)
         seen["in topic"] = {orjson.loads(r.value)["event"]["event_id"] for r in records}
         return seen
 
