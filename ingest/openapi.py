@@ -95,7 +95,8 @@ _INBOUND_FIELDS = (
     "spam_report", "spam_score", "envelope", "attachments", "attachment-info", "charsets", "SPF",
 )  # fmt: skip
 _SIGNED = "Required when the matching key is configured."
-# Patterns keep to what both ECMA-262 and Python's re read alike. Python's str.strip() leaves something:
+# "\s" is meant as Python's re reads it (str.isspace, what the parsers' strip() removes); ECMA-262's
+# differs on a few control characters. Not blank: strip() leaves something.
 _NOT_BLANK = r"\S"
 # schemas.sendgrid.x_message_id: once blanks and the <> around it go, something is left before any "@".
 _SMTP_ID = r"^\s*[<>]*[^<>@\s]|^\s*[<>]+\s+\S"
