@@ -201,6 +201,8 @@ class KafkaPublisher:
             raise PublishFailed(f"Kafka did not acknowledge: {exc!r}") from exc
         finally:
             UNACKNOWLEDGED.dec(queued)
+            if handoffs:  # records appended before a failure must not wait for another request's flush
+                self.batcher.flush()
             self._release_when_settled(hold, size, list(handoffs), sent)
 
     def _release_when_settled(
