@@ -3,8 +3,9 @@
 Batch policy (event endpoints): each element is validated on its own. Valid events are published to
 the status topic, invalid ones to the dead-letter topic with their problems, and only after Kafka
 acknowledged all of them is the request answered: 200 listing any rejected elements, or 422 when no
-element was valid. A body that is not a JSON array is 400; Kafka not acknowledging in time is 503
-with Retry-After, so the provider retries (replays are harmless: processors dedupe).
+element was valid. A body that is not a JSON array is 400; Kafka not acknowledging in time, or ingest
+already holding its cap of bytes for Kafka (nothing published), is 503 with Retry-After, so the
+provider retries (replays are harmless: processors dedupe).
 
 Order of checks: content type (415), the signature's headers when configured (401 missing, 403
 malformed or stale: the body is never read), size while reading (413), the signature over the body
