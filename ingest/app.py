@@ -3,11 +3,13 @@
 Batch policy (event endpoints): each element is validated on its own. Valid events are published to
 the status topic, invalid ones to the dead-letter topic with their problems, and only after Kafka
 acknowledged all of them is the request answered: 200 listing any rejected elements, or 422 when no
-element was valid. A body that is not a JSON array is 400; Kafka not acknowledging in time is 503
-with Retry-After, so the provider retries (replays are harmless: processors dedupe).
+element was valid. A body that is not a JSON array is 400; Kafka not acknowledging in time, or ingest
+already holding its cap of bytes for Kafka (nothing published), is 503 with Retry-After, so the
+provider retries (replays are harmless: processors dedupe).
 
-Order of checks: content type (415), size while reading (413), signature when configured (401 missing,
-403 bad or stale), JSON (400), elements (422 / 200). Nothing is published before all of them pass.
+Order of checks: content type (415), the signature's headers when configured (401 missing, 403
+malformed or stale: the body is never read), size while reading (413), the signature over the body
+(403), JSON (400), elements (422 / 200). Nothing is published before all of them pass.
 """
 
 from __future__ import annotations
@@ -24,9 +26,9 @@ from prometheus_client import make_asgi_app
 from starlette.applications import Starlette
 from starlette.datastructures import URL, Headers
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ingest import metrics
 from ingest.fastpath import Record, received_stamp, sendgrid_record, twilio_record
@@ -34,7 +36,7 @@ from ingest.inbound import inbound_endpoint
 from ingest.limits import BodyTooLarge, read_body
 from ingest.openapi import openapi_document
 from ingest.privacy import RecipientPrivacy
-from ingest.publisher import Publisher, PublishFailed, Rejected, encode
+from ingest.publisher import Overloaded, Publisher, PublishFailed, Rejected, encode
 from ingest.responses import FastJSONResponse, error, signature_refused, unavailable
 from ingest.signatures import SendGridVerifier, SignatureError, TwilioVerifier
 from schemas.event import CanonicalEvent
@@ -47,7 +49,17 @@ log = logging.getLogger(__name__)
 
 Parser = Callable[[Any, datetime], CanonicalEvent]
 FastParser = Callable[[Any, datetime], Record | None]
-Verify = Callable[[Scope, bytes], None]
+
+
+@dataclass(frozen=True)
+class Verify:
+    """One signature check in two steps: ``headers`` before the body is read (so an unsigned or stale
+    request costs no body), ``body`` once it is; each raises SignatureError."""
+
+    headers: Callable[[Scope], None]
+    body: Callable[[Scope, bytes], None]
+
+
 DEFAULT_MAX_BODY_BYTES = 5 * 1024 * 1024
 
 
@@ -108,6 +120,11 @@ class BatchEndpoint:
         content_type = (_header(scope, b"content-type") or "").split(";")[0].strip().lower()
         if content_type != "application/json":
             return error(415, f"content type must be application/json, got {content_type[:80] or 'none'!r}")
+        if self.verify is not None:
+            try:
+                self.verify.headers(scope)
+            except SignatureError as exc:
+                return signature_refused(exc)
         try:
             body = await read_body(receive, self.max_body_bytes, _header(scope, b"content-length"))
         except BodyTooLarge as exc:
@@ -116,7 +133,7 @@ class BatchEndpoint:
             return error(400, "client disconnected before the body was complete")
         if self.verify is not None:
             try:
-                self.verify(scope, body)
+                self.verify.body(scope, body)
             except SignatureError as exc:
                 return signature_refused(exc)
         try:
@@ -129,6 +146,8 @@ class BatchEndpoint:
         try:
             with self.publish_seconds.time():
                 await self.publisher.publish_records(events, rejected)
+        except Overloaded as exc:  # nothing was published; no log line per refused request
+            return unavailable(f"ingest holds all it may for Kafka now; retry later ({exc})")
         except PublishFailed as exc:
             log.warning("publish failed on %s: %s", self.name, exc)
             return unavailable("events could not be made durable now; retry later")
@@ -170,17 +189,23 @@ class BatchEndpoint:
 
 
 def _sendgrid_check(verifier: SendGridVerifier, clock: Callable[[], float]) -> Verify:
-    def verify(scope: Scope, body: bytes) -> None:
+    def headers(scope: Scope) -> None:
+        verifier.check_headers(Headers(scope=scope), clock())
+
+    def body(scope: Scope, body: bytes) -> None:
         verifier.verify(Headers(scope=scope), body, clock())
 
-    return verify
+    return Verify(headers, body)
 
 
 def _twilio_check(verifier: TwilioVerifier) -> Verify:
-    def verify(scope: Scope, body: bytes) -> None:
-        verifier.verify(str(URL(scope=scope)), Headers(scope=scope), body)  # the URL Request.url gives
+    def headers(scope: Scope) -> None:
+        verifier.check_headers(str(URL(scope=scope)), Headers(scope=scope))  # the URL Request.url gives
 
-    return verify
+    def body(scope: Scope, body: bytes) -> None:
+        verifier.verify(str(URL(scope=scope)), Headers(scope=scope), body)
+
+    return Verify(headers, body)
 
 
 class IngestApp(Starlette):
@@ -202,11 +227,25 @@ class IngestApp(Starlette):
 
 def _readyz(publisher: Publisher) -> Callable[[Request], Awaitable[Response]]:
     async def readyz(request: Request) -> Response:
-        if await publisher.ready():
+        problems = await publisher.unready()
+        if not problems:
             return JSONResponse({"ready": True})
-        return JSONResponse({"ready": False, "problems": ["Kafka unreachable"]}, status_code=503)
+        return JSONResponse({"ready": False, "problems": problems}, status_code=503)
 
     return readyz
+
+
+def _get_only(app: ASGIApp) -> ASGIApp:
+    """Prometheus's app answers every method; here, as on every route, an undeclared one gets 405."""
+
+    async def get_only(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] not in ("GET", "HEAD"):
+            refused = PlainTextResponse("Method Not Allowed", 405, headers={"Allow": "GET, HEAD"})
+            await refused(scope, receive, send)
+            return
+        await app(scope, receive, send)
+
+    return get_only
 
 
 async def healthz(request: Request) -> Response:
@@ -248,6 +287,6 @@ def create_app(publisher: Publisher, config: IngestConfig | None = None) -> Inge
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", _readyz(publisher), methods=["GET"]),
             Route("/openapi.json", openapi, methods=["GET"]),
-            Mount("/metrics", app=make_asgi_app()),
+            Mount("/metrics", app=_get_only(make_asgi_app())),
         ],
     )

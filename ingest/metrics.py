@@ -21,6 +21,10 @@ UNACKNOWLEDGED = Gauge(
     "mailpulse_ingest_unacknowledged_events",
     "Events handed to the Kafka producer and not yet acknowledged (the producer's queue depth)",
 )
+QUEUED_BYTES = Gauge(
+    "mailpulse_ingest_queued_bytes",
+    "Key and value bytes handed to the Kafka producer and not yet acknowledged or failed (capped)",
+)
 
 
 Handler = Callable[[Request], Awaitable[Response]]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
+import time
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -16,7 +18,7 @@ from aiokafka.structs import RecordMetadata
 from ingest.batcher import Handoff, PartitionBatcher, last_record, value_room
 from ingest.fastpath import Record
 from ingest.journal import Entry, Journal
-from ingest.metrics import UNACKNOWLEDGED
+from ingest.metrics import QUEUED_BYTES, UNACKNOWLEDGED
 from ingest.partitioner import partition_for
 from schemas.deadletter import dead_letter
 from schemas.event import SCHEMA_VERSION, CanonicalEvent, Envelope
@@ -24,6 +26,10 @@ from schemas.event import SCHEMA_VERSION, CanonicalEvent, Envelope
 
 class PublishFailed(Exception):
     """Kafka did not acknowledge in time; the caller must not acknowledge its sender."""
+
+
+class Overloaded(PublishFailed):
+    """Refused before publishing anything: the bytes already waiting for Kafka are at the cap."""
 
 
 class Publisher(Protocol):
@@ -35,8 +41,9 @@ class Publisher(Protocol):
         """Like ``publish`` for events already encoded: (message id, ``encode(event)``) pairs."""
         ...
 
-    async def ready(self) -> bool:
-        """Kafka answers a metadata request in time."""
+    async def unready(self) -> list[str]:
+        """What keeps it from publishing now (empty: ready), e.g. Kafka not answering a metadata
+        request in time."""
         ...
 
 
@@ -108,6 +115,8 @@ async def send_batched(
     ]
 
 
+DEFAULT_MAX_QUEUED_BYTES = 64 * 1024 * 1024
+
 # Requests with fewer events send them one by one: the batcher's hand-off (a task, shared futures)
 # costs more than a send for one event (bench: 4,400 -> 2,400 single-event requests/s through it).
 COALESCE_MIN_EVENTS = 8
@@ -122,6 +131,7 @@ class KafkaPublisher:
         topic: str,
         deadletter_topic: str,
         timeout_s: float,
+        max_queued_bytes: int = DEFAULT_MAX_QUEUED_BYTES,
         journal: Journal | None = None,
     ) -> None:
         self.producer = producer
@@ -135,16 +145,38 @@ class KafkaPublisher:
         # Events go into per-partition batches shared by concurrent requests (ingest.batcher): a
         # per-record send cost ~15 us an event, and a batch per request serialized requests.
         self.batcher = PartitionBatcher(producer, topic)
+        # Key and value bytes handed to the producer and not yet acknowledged or failed: a request
+        # that would pass the cap is refused at once, so a stalled Kafka cannot grow memory unbounded.
+        self.max_queued_bytes = max_queued_bytes
+        self.queued_bytes = 0
+        self._refused = 0  # size of the last request refused for the cap, none admitted since (0: none)
+        self._held: dict[int, float] = {}  # publish -> when it was queued (monotonic), oldest first
+        self._ids = itertools.count()
 
     async def publish(self, events: Sequence[CanonicalEvent], rejected: Sequence[Rejected] = ()) -> None:
         await self.publish_records([(e.message_id.encode(), encode(e)) for e in events], rejected)
 
     async def publish_records(self, records: Sequence[Record], rejected: Sequence[Rejected] = ()) -> None:
-        queued = len(records) + len(rejected)
-        UNACKNOWLEDGED.inc(queued)
         # Dead letters are rare: one send each, each cut to what the producer may send.
         room = value_room(self.producer)
         letters = [r.to_json(room) for r in rejected]
+        size = sum(len(key) + len(value) for key, value in records) + sum(map(len, letters))
+        # Alone, a request passes even over the cap: else one that large would be refused forever.
+        if self.queued_bytes and self.queued_bytes + size > self.max_queued_bytes:
+            self._refused = size
+            raise Overloaded(
+                f"{self.queued_bytes} bytes wait for Kafka's acknowledgement; {size} more would pass "
+                f"the cap of {self.max_queued_bytes}"
+            )
+        self._refused = 0
+        hold = next(self._ids)
+        self._held[hold] = time.monotonic()
+        self.queued_bytes += size
+        QUEUED_BYTES.inc(size)
+        queued = len(records) + len(rejected)
+        UNACKNOWLEDGED.inc(queued)
+        handoffs: dict[Handoff, None] = {}
+        sent: list[asyncio.Future[Any]] = []
         ticket = None
         if self.journal is not None:
             entries: list[Entry] = [(self.topic, key, value) for key, value in records]
@@ -152,8 +184,7 @@ class KafkaPublisher:
             ticket = self.journal.append(entries)
         try:
             async with asyncio.timeout(self.timeout_s):
-                handoffs: dict[Handoff, None] = {}
-                pending = []
+                pending: list[Any] = []
                 if records:
                     partitions = await self.batcher.partitions()
                     coalesce = len(records) >= COALESCE_MIN_EVENTS
@@ -162,13 +193,15 @@ class KafkaPublisher:
                         if coalesce:
                             handoffs[self.batcher.append(partition, key, value)] = None
                         else:
-                            pending.append(
+                            sent.append(
                                 await self.producer.send(self.topic, value, key=key, partition=partition)
                             )
                     self.batcher.flush()
-                pending += [await self.producer.send(self.deadletter_topic, value=v) for v in letters]
-                # Shared by concurrent requests: shielded, so that one request's timeout (a
-                # cancellation) does not cancel the batch the others wait for.
+                for letter in letters:
+                    sent.append(await self.producer.send(self.deadletter_topic, value=letter))
+                # Shielded: a request's timeout (a cancellation) must not cancel a delivery future,
+                # the batch the others wait for, nor end the count of bytes the producer still holds.
+                pending += map(asyncio.shield, sent)
                 for handoff in handoffs:
                     pending.append(asyncio.shield(await asyncio.shield(handoff)))
                 if ticket is not None:
@@ -186,13 +219,60 @@ class KafkaPublisher:
             if ticket is not None:
                 assert self.journal is not None
                 self.journal.release(ticket)
+            if handoffs:  # records appended before a failure must not wait for another request's flush
+                self.batcher.flush()
+            self._release_when_settled(hold, size, list(handoffs), sent)
 
-    async def ready(self) -> bool:
+    def _release_when_settled(
+        self, hold: int, size: int, handoffs: list[Handoff], sent: list[asyncio.Future[Any]]
+    ) -> None:
+        """Count ``size`` bytes as queued until every batch holding them is acknowledged or failed:
+        a request that timed out leaves its records in the producer, still taking memory."""
+        waiting = len(handoffs) + len(sent)
+
+        def settled(future: asyncio.Future[Any] | None = None) -> None:
+            nonlocal waiting
+            if future is not None and not future.cancelled():
+                future.exception()  # a request that gave up never looks: no "never retrieved" noise
+            waiting -= 1
+            if waiting <= 0:
+                self.queued_bytes -= size
+                QUEUED_BYTES.dec(size)
+                del self._held[hold]
+
+        def handed(handoff: Handoff) -> None:
+            if handoff.cancelled() or handoff.exception() is not None:
+                settled()
+            else:
+                handoff.result().add_done_callback(settled)  # the batch's delivery
+
+        if not waiting:
+            waiting = 1
+            settled()
+        for handoff in handoffs:
+            handoff.add_done_callback(handed)
+        for future in sent:
+            future.add_done_callback(settled)
+
+    async def unready(self) -> list[str]:
+        problems = []
+        if self._held:
+            waited = time.monotonic() - next(iter(self._held.values()))
+            if waited > self.timeout_s:
+                problems.append(f"Kafka acknowledgements stall: the oldest publish has waited {waited:.0f} s")
+        # Reported until that refused request would fit: ready again without needing new traffic.
+        if self._refused and self.queued_bytes + self._refused > self.max_queued_bytes:
+            problems.append(
+                f"{self.queued_bytes} bytes wait for Kafka's acknowledgement, at the cap of "
+                f"{self.max_queued_bytes}: requests are refused"
+            )
         try:
             async with asyncio.timeout(self.timeout_s):
-                return bool(await self.producer.client.force_metadata_update())
+                if not await self.producer.client.force_metadata_update():
+                    problems.append("Kafka unreachable")
         except (TimeoutError, KafkaError):
-            return False
+            problems.append("Kafka unreachable")
+        return problems
 
 
 def positions(acks: Sequence[Any]) -> dict[str, dict[int, int]]:

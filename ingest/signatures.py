@@ -170,6 +170,20 @@ def _query_values(url: str, name: str) -> list[str]:
     return [v for k, v in parse_qsl(urlsplit(url).query, keep_blank_values=True) if k == name]
 
 
+def _is_form(content_type: str) -> bool:
+    return content_type.split(";")[0].strip().lower() == FORM_CONTENT_TYPE
+
+
+def check_twilio_headers(url: str, content_type: str, signature: str | None) -> str:
+    """Everything that can be checked before the body: the signature is there and, for a non-form
+    body, the URL carries the one ``bodySHA256`` it is bound by. Returns the signature."""
+    if not signature:
+        raise SignatureError(f"missing {TWILIO_SIGNATURE_HEADER} header", missing=True)
+    if not _is_form(content_type) and len(_query_values(url, BODY_SHA256_PARAM)) != 1:
+        raise SignatureError(f"the URL must carry exactly one {BODY_SHA256_PARAM} for a non-form body")
+    return signature
+
+
 def verify_twilio(
     url: str,
     body: bytes,
@@ -184,15 +198,12 @@ def verify_twilio(
     (``application/x-www-form-urlencoded``) sign the URL followed by ``params``; any other body (JSON)
     signs the URL alone, which must carry ``bodySHA256`` matching the raw body: it is always checked.
     """
-    if not signature:
-        raise SignatureError(f"missing {TWILIO_SIGNATURE_HEADER} header", missing=True)
-    if content_type.split(";")[0].strip().lower() == FORM_CONTENT_TYPE:
+    signature = check_twilio_headers(url, content_type, signature)
+    if _is_form(content_type):
         signed_params = params or {}
     else:
         signed_params = {}
         claimed = _query_values(url, BODY_SHA256_PARAM)
-        if len(claimed) != 1:
-            raise SignatureError(f"the URL must carry exactly one {BODY_SHA256_PARAM} for a non-form body")
         actual = hashlib.sha256(body).hexdigest()
         if not hmac.compare_digest(claimed[0].lower().encode(), actual.encode()):
             raise SignatureError(f"{BODY_SHA256_PARAM} does not match the body")
@@ -215,6 +226,7 @@ class SendGridVerifier:
     tolerance_s: float
 
     def check_headers(self, headers: Mapping[str, str], now: float) -> None:
+        """What ``verify`` checks before the body: presence, encoding, the timestamp's freshness."""
         check_sendgrid_headers(
             headers.get(SENDGRID_SIGNATURE_HEADER),
             headers.get(SENDGRID_TIMESTAMP_HEADER),
@@ -259,6 +271,12 @@ class TwilioVerifier:
             return seen_url
         parts = urlsplit(seen_url)
         return self.public_base_url.rstrip("/") + parts.path + (f"?{parts.query}" if parts.query else "")
+
+    def check_headers(self, seen_url: str, headers: Mapping[str, str]) -> None:
+        """What ``verify`` checks before the body (``check_twilio_headers``)."""
+        check_twilio_headers(
+            self.signed_url(seen_url), headers.get("content-type", ""), headers.get(TWILIO_SIGNATURE_HEADER)
+        )
 
     def verify(
         self,

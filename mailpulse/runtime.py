@@ -178,10 +178,28 @@ async def _trim_once(journal: Journal, admin: AIOKafkaAdminClient, group: str, t
     journal.trim(topic, committed)
 
 
-async def serve_asgi(app: ASGIApp, host: str, port: int, stop: asyncio.Event) -> None:
-    """Serve ``app`` until ``stop`` is set, then let in-flight requests finish."""
+async def serve_asgi(
+    app: ASGIApp,
+    host: str,
+    port: int,
+    stop: asyncio.Event,
+    limit_concurrency: int | None = None,
+    backlog: int = 2048,
+) -> None:
+    """Serve ``app`` until ``stop`` is set, then let in-flight requests finish. Past
+    ``limit_concurrency`` connections or requests at once, uvicorn answers 503 instead of queueing
+    work without end."""
     # No access log: at level warning it is never written, yet formatted per request.
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off", access_log=False)
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        lifespan="off",
+        access_log=False,
+        limit_concurrency=limit_concurrency,
+        backlog=backlog,
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     await stop.wait()
@@ -252,12 +270,24 @@ async def serve_ingest(
     await producer.start()
     try:
         publisher = KafkaPublisher(
-            producer, settings.status_topic, settings.deadletter_topic, settings.publish_timeout_s, journal
+            producer,
+            settings.status_topic,
+            settings.deadletter_topic,
+            settings.publish_timeout_s,
+            settings.ingest_max_queued_bytes,
+            journal=journal,
         )
         config = ingest_config(settings)
         warn_unsigned(config)
         app = create_app(publisher, config)
-        await serve_asgi(app, settings.ingest_host, settings.ingest_port if port is None else port, stop)
+        await serve_asgi(
+            app,
+            settings.ingest_host,
+            settings.ingest_port if port is None else port,
+            stop,
+            settings.ingest_max_connections,
+            settings.ingest_backlog,
+        )
     finally:
         await producer.stop()
 
@@ -344,7 +374,7 @@ async def poller(
                 settings.status_topic,
                 settings.deadletter_topic,
                 settings.publish_timeout_s,
-                journal,
+                journal=journal,
             )
             privacy = ingest_config(settings).privacy
             yield Poller(client, publisher, checkpoint, poller_config(settings), privacy, clock)

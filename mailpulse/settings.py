@@ -64,8 +64,21 @@ class Settings(BaseSettings):
     )
     ingest_host: str = Field("127.0.0.1", description="Ingest bind address.")
     ingest_port: int = Field(8080, ge=0, le=65535, description="Ingest port (0 = any free port).")
+    ingest_max_connections: int = Field(
+        1000,
+        ge=1,
+        description="Most connections and requests ingest serves at once; past it new requests get 503.",
+    )
+    ingest_backlog: int = Field(
+        2048, ge=1, description="Connections the kernel queues for ingest before they are accepted."
+    )
     publish_timeout_s: float = Field(
         3.0, gt=0, description="Longest wait for Kafka acks before ingest answers 503 (Twilio allows 5 s)."
+    )
+    ingest_max_queued_bytes: int = Field(
+        64 * 1024 * 1024,
+        gt=0,
+        description="Most event bytes ingest holds unacknowledged by Kafka; past it, 503 at once.",
     )
     max_body_bytes: int = Field(
         5 * 1024 * 1024, gt=0, description="Largest event-batch body (SendGrid posts ~768 KB at most)."

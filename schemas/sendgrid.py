@@ -67,6 +67,9 @@ class SendGridEvent(BaseModel):
     @field_validator("timestamp", mode="before")
     @classmethod
     def _whole_seconds(cls, value: Any) -> Any:
+        # 1700000000.0 is an integer to JSON Schema (and so to the OpenAPI description): taken as one.
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
         if isinstance(value, bool) or not isinstance(value, int):
             raise ValueError("must be whole Unix seconds (an integer)")
         return value

@@ -201,14 +201,17 @@ def _operation_id(data: object) -> str | None:
 def _operation_event(ce: CloudEvent, received_at: datetime) -> CanonicalEvent:
     op_id = _operation_id(ce.data)
     assert op_id is not None and ce.time is not None
-    return CanonicalEvent(
-        event_id=ce.id,
-        message_id=op_id,
-        operation_id=op_id,
-        kind=EventKind.OPERATION,
-        raw_type=ce.type[:128],
-        occurred_at=ce.time,
-        received_at=received_at,
-        source=Source.WEBHOOK,
-        provider=Provider.TWILIO,
-    )
+    try:
+        return CanonicalEvent(
+            event_id=ce.id,
+            message_id=op_id,
+            operation_id=op_id,
+            kind=EventKind.OPERATION,
+            raw_type=ce.type[:128],
+            occurred_at=ce.time,
+            received_at=received_at,
+            source=Source.WEBHOOK,
+            provider=Provider.TWILIO,
+        )
+    except ValidationError as exc:  # an operation id longer than a message id may be
+        raise InvalidEvent(problems_from(exc, "data.")) from None

@@ -37,7 +37,11 @@ async def ingest_client(
     await producer.start()
     try:
         publisher = KafkaPublisher(
-            producer, settings.status_topic, settings.deadletter_topic, settings.publish_timeout_s
+            producer,
+            settings.status_topic,
+            settings.deadletter_topic,
+            settings.publish_timeout_s,
+            settings.ingest_max_queued_bytes,
         )
         transport = httpx.ASGITransport(app=create_app(publisher, config))
         async with httpx.AsyncClient(transport=transport, base_url=BASE_URL, timeout=30) as client:

@@ -1,5 +1,6 @@
 """A TCP proxy on loopback that a test can cut (drop every connection, refuse new ones) and restore:
-an unreachable Kafka without restarting the broker (Tansu loses its topics on restart)."""
+an unreachable Kafka without restarting the broker (Tansu loses its topics on restart). Or pause it
+(connections stay open, nothing is forwarded) and resume: a Kafka whose acknowledgements stall."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ class CuttableProxy:
         self.target_port = target_port
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._flowing = asyncio.Event()
+        self._flowing.set()
 
     async def start(self) -> CuttableProxy:
         self._server = await asyncio.start_server(self._connect, "127.0.0.1", self.port)
@@ -30,6 +33,13 @@ class CuttableProxy:
 
     async def restore(self) -> None:
         await self.start()
+
+    def pause(self) -> None:
+        """Hold every byte in both directions; connections stay open."""
+        self._flowing.clear()
+
+    def resume(self) -> None:
+        self._flowing.set()
 
     async def _connect(
         self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter
@@ -50,6 +60,7 @@ class CuttableProxy:
     ) -> None:
         try:
             while data := await reader.read(65536):
+                await self._flowing.wait()
                 writer.write(data)
                 await writer.drain()
         except (ConnectionError, OSError):

@@ -89,3 +89,32 @@ async def _oversized(settings: Settings) -> None:
     assert "MessageSizeTooLarge" in str(outcomes[1])
     records = await read_topic(bootstrap, settings.status_topic, len(normal), 15.0)
     assert {e.event_id for e in normal} <= {orjson.loads(r.value)["event"]["event_id"] for r in records}
+
+
+def test_bytes_of_a_failed_request_are_released_once_kafka_settles_them(settings: Settings) -> None:
+    """A request failing halfway through its appends (an oversized last event) still has its earlier
+    records in shared batches: they are flushed, and the bytes the publisher counts for them are
+    released once Kafka acknowledges, with no other request coming to flush them."""
+
+    async def scenario() -> tuple[BaseException | None, int, int]:
+        received = datetime.now(UTC)
+        huge = {**_event(3, 0), "reason": "x" * 1_100_000}  # over the producer's 1 MB max_request_size
+        events = [parse_sendgrid_event(_event(3, i), received) for i in range(1, 20)]
+        events.append(parse_sendgrid_event(huge, received))
+        async with _publisher(settings) as publisher:
+            failure: BaseException | None = None
+            try:
+                await publisher.publish(events)
+            except PublishFailed as exc:
+                failure = exc
+            held = publisher.queued_bytes
+            for _ in range(100):  # bounded wait for the acknowledgements, not for a time
+                if not publisher.queued_bytes:
+                    break
+                await asyncio.sleep(0.1)
+            return failure, held, publisher.queued_bytes
+
+    failure, held, left = asyncio.run(scenario())
+    assert isinstance(failure, PublishFailed) and "MessageSizeTooLarge" in str(failure)
+    assert held > 0  # counted while the producer held them
+    assert left == 0

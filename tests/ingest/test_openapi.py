@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,8 +15,10 @@ from starlette.types import ASGIApp
 
 from ingest.app import IngestConfig, create_app
 from ingest.fastpath import Record
+from ingest.openapi import _NOT_BLANK, _SMTP_ID
 from ingest.publisher import Rejected
 from schemas.event import CanonicalEvent
+from schemas.sendgrid import x_message_id
 
 REFUSALS = {"400", "401", "403", "413", "415", "422", "503"}
 
@@ -30,8 +34,8 @@ class Unused:
     async def publish_records(self, records: Sequence[Record], rejected: Sequence[Rejected]) -> None:
         raise AssertionError("nothing is published by these requests")
 
-    async def ready(self) -> bool:
-        return False
+    async def unready(self) -> list[str]:
+        return ["no broker"]
 
 
 class Recording(Unused):
@@ -115,3 +119,14 @@ def test_event_endpoints_answer_alike_directly_and_through_the_router() -> None:
     assert direct == through_router
     assert publisher.rejected == [(0, 1)] * 4
     assert [code for code, _, _ in direct[:6]] == [415, 413, 400, 400, 422, 405]
+
+
+def test_sendgrid_id_patterns_say_what_the_parser_takes() -> None:
+    """The description's patterns for sg_message_id and smtp-id against the parser's rule, on every
+    string of up to five characters from those that matter (blanks, the brackets, "@")."""
+    alphabet = [" ", "\t", "\x1c", "\u3000", "<", ">", "@", "x"]
+    for n in range(6):
+        for chars in itertools.product(alphabet, repeat=n):
+            text = "".join(chars)
+            assert (re.search(_SMTP_ID, text) is not None) == (x_message_id(None, text) is not None), text
+            assert (re.search(_NOT_BLANK, text) is not None) == (x_message_id(text, None) is not None), text

@@ -350,6 +350,12 @@ def test_sendgrid_non_object_is_invalid(raw: Any) -> None:
     assert _fields(exc) == ["(event)"]
 
 
+def test_sendgrid_timestamp_written_with_a_zero_fraction_is_whole_seconds() -> None:
+    """To JSON Schema, and so to the OpenAPI description, 1730000000.0 is an integer."""
+    written = parse_sendgrid_event(_sg_base(timestamp=1730000000.0), RECEIVED)
+    assert written == parse_sendgrid_event(_sg_base(timestamp=1730000000), RECEIVED)
+
+
 @pytest.mark.parametrize(
     ("overrides", "field"),
     [
@@ -357,7 +363,6 @@ def test_sendgrid_non_object_is_invalid(raw: Any) -> None:
         ({"timestamp": ...}, "timestamp"),
         ({"event": ...}, "event"),
         ({"timestamp": "1730000000"}, "timestamp"),
-        ({"timestamp": 1730000000.0}, "timestamp"),
         ({"timestamp": 1730000000.5}, "timestamp"),
         ({"timestamp": True}, "timestamp"),
         ({"timestamp": 1730000000000}, "timestamp"),  # milliseconds, not seconds
@@ -570,6 +575,13 @@ def test_cloud_event_invalid_tags() -> None:
     assert _fields(exc) == ["data.tags"]
     message = exc.value.problems[0].message
     assert "bad key" in message and "ok" in message
+
+
+def test_operation_id_too_long_for_a_message_id_is_a_named_problem() -> None:
+    raw = _ce_base(type="com.twilio.comms-api.operation.processing", data={"id": "o" * 513})
+    with pytest.raises(InvalidEvent) as exc:
+        parse_cloud_event(raw, RECEIVED)
+    assert _fields(exc) == ["data.message_id"]
 
 
 def test_operation_event_without_operation_id() -> None:
