@@ -110,8 +110,31 @@ def lone_surrogate(value: Any) -> str | None:
 def _scrubbed(privacy: RecipientPrivacy, raw: Any) -> Any:
     try:
         return privacy.scrub(raw)
-    except RecursionError:  # deeper than the scrub follows: keep nothing rather than addresses
-        return "(not kept: nested too deep to scrub the addresses in it)"
+    except RecursionError:  # nested deeper than recursion goes (orjson reads 1,024 levels)
+        return _scrub_deep(privacy, raw)
+
+
+def _scrub_deep(privacy: RecipientPrivacy, value: Any) -> Any:
+    """``privacy.scrub(value)`` without recursion."""
+    root: list[Any] = [None]
+    stack: list[tuple[Any, Any, Any]] = [(value, root, 0)]  # (item, where it goes, under what key)
+    while stack:
+        item, into, key = stack.pop()
+        if isinstance(item, str):
+            into[key] = privacy.text(item)
+        elif isinstance(item, list):
+            out: Any = [None] * len(item)
+            into[key] = out
+            stack.extend((inner, out, i) for i, inner in enumerate(item))
+        elif isinstance(item, dict):
+            into[key] = out = {}
+            for name, inner in item.items():
+                name = privacy.text(name) if isinstance(name, str) else name
+                out[name] = None  # keeps the keys' order
+                stack.append((inner, out, name))
+        else:
+            into[key] = item
+    return root[0]
 
 
 class Rejections:
