@@ -16,7 +16,7 @@ import time
 from collections import Counter
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import orjson
@@ -381,7 +381,7 @@ def test_unwritable_elements_are_refused_and_their_neighbours_published_once(set
                 break
         return answer
 
-    async def scenario(mode: str) -> tuple[httpx.Response, list[Any], list[Any]]:
+    async def scenario(mode: Literal["plain", "hashed"]) -> tuple[httpx.Response, list[Any], list[Any]]:
         topics = settings.model_copy(
             update={
                 "status_topic": f"{settings.status_topic}-{mode}",
@@ -407,7 +407,8 @@ def test_unwritable_elements_are_refused_and_their_neighbours_published_once(set
         letters = await read_topic(bootstrap, topics.deadletter_topic, 5, 2.0)
         return answer, [orjson.loads(r.value) for r in events], [orjson.loads(r.value) for r in letters]
 
-    for mode in ("plain", "hashed"):
+    modes: tuple[Literal["plain", "hashed"], ...] = ("plain", "hashed")
+    for mode in modes:
         answer, events, letters = asyncio.run(scenario(mode))
         assert answer.status_code == 200, f"{mode}: {answer.status_code} {answer.text[:300]}"
         result = answer.json()
