@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
@@ -150,7 +149,7 @@ class Rejections:
         self.problems = 0  # their problems
         self.first: list[Rejected] = []
         self.errors: list[dict[str, Any]] = []
-        self.tally: Counter[tuple[str, str]] = Counter()
+        self.tally: dict[tuple[str, str], int] = {}  # a plain dict: a Counter costs a post ~1 us
 
     def add(self, index: int, raw: Any, problems: list[dict[str, str]]) -> None:
         self.count += 1
@@ -164,7 +163,7 @@ class Rejections:
         for p in problems:
             key = (p["field"], p["message"])
             if key in tally or len(tally) < _TALLIED:
-                tally[key] += 1
+                tally[key] = tally.get(key, 0) + 1
 
     def answer(self) -> dict[str, Any]:
         """The answer's ``rejected`` and ``errors``; ``errors_total`` when ``errors`` is cut."""
@@ -199,7 +198,7 @@ class Flood(Rejected):
             "problems_total": rejections.problems,
             "problem_counts": [
                 {"field": field, "message": message, "count": count}
-                for (field, message), count in rejections.tally.most_common()
+                for (field, message), count in sorted(rejections.tally.items(), key=lambda kv: -kv[1])
             ],
         }
 
