@@ -40,9 +40,11 @@ def _finite(text: str) -> float:
 
 
 def _integer(text: str) -> int | float:
-    value = int(text)
+    value = int(text)  # ValueError past 4,300 digits
+    if _INT64_MIN <= value <= _UINT64_MAX:
+        return value
     # orjson reads integers beyond 64 bits as doubles: the same values whichever reader read them.
-    return value if _INT64_MIN <= value <= _UINT64_MAX else float(value)
+    return _finite(text)
 
 
 def _no_constant(name: str) -> Any:
