@@ -142,15 +142,17 @@ class BatchEndpoint:
                 max_elements=self.max_elements,
             )
         rejections = Rejections(self.name, self.privacy)
+        received_at = datetime.now(UTC)  # one for the post, however many chunks it takes
         if elements <= CHUNK:
-            events = self.records(payload, 0, rejections, lenient)
+            events = self.records(payload, 0, rejections, lenient, received_at)
         else:
             events = []
             for start in range(0, elements, CHUNK):
                 # A long batch yields to the loop between chunks: other requests, /healthz and
                 # Kafka's callbacks are not held for the whole validation.
                 await asyncio.sleep(0)
-                events += self.records(payload[start : start + CHUNK], start, rejections, lenient)
+                chunk = payload[start : start + CHUNK]
+                events += self.records(chunk, start, rejections, lenient, received_at)
         del payload  # a flood's millions of elements are not held while Kafka acknowledges
         try:
             with self.publish_seconds.time():
@@ -165,10 +167,11 @@ class BatchEndpoint:
                 return error(422, "no valid event in the batch", **rejections.answer())
         return FastJSONResponse({"accepted": len(events), **rejections.answer()})
 
-    def records(self, payload: list[Any], start: int, rejections: Rejections, lenient: bool) -> list[Record]:
+    def records(
+        self, payload: list[Any], start: int, rejections: Rejections, lenient: bool, received_at: datetime
+    ) -> list[Record]:
         """Every element (``start`` is the first one's index in the post) as a record to publish, or
         added to ``rejections`` with its problems. ``lenient``: the elements may hold lone surrogates."""
-        received_at = datetime.now(UTC)
         stamp = received_stamp(received_at)
         fast, parse, privacy = self.fast, self.parse, self.privacy
         events: list[Record] = []
