@@ -247,6 +247,7 @@ def ingest_config(settings: Settings) -> IngestConfig:
     hash_key = settings.recipient_hash_key
     return IngestConfig(
         max_body_bytes=settings.max_body_bytes,
+        max_elements=settings.max_batch_elements,
         inbound_max_bytes=settings.inbound_max_bytes,
         sendgrid=sendgrid(settings.sendgrid_webhook_public_key),
         sendgrid_inbound=sendgrid(settings.sendgrid_inbound_public_key),

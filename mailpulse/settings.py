@@ -83,6 +83,11 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         5 * 1024 * 1024, gt=0, description="Largest event-batch body (SendGrid posts ~768 KB at most)."
     )
+    max_batch_elements: int = Field(
+        10_000,
+        gt=0,
+        description="Most elements in one event batch, else 413 (SendGrid posts ~1,000, Twilio at most 100).",
+    )
     inbound_max_bytes: int = Field(
         INBOUND_MAX_BYTES, gt=0, description="Largest Inbound Parse body (a mail is at most 20 MB)."
     )

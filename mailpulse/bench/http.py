@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -56,10 +57,12 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICKS
 
 
-async def start_server(kind: str, bootstrap: str, topic: str, port: int) -> asyncio.subprocess.Process:
+async def start_server(
+    kind: str, bootstrap: str, topic: str, port: int, extra: Sequence[str] = ()
+) -> asyncio.subprocess.Process:
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "mailpulse.bench.serve", kind, "--bootstrap", bootstrap, "--topic", topic,
-        "--port", str(port), "--core", str(SERVER_CORE), preexec_fn=die_with_parent,
+        "--port", str(port), "--core", str(SERVER_CORE), *extra, preexec_fn=die_with_parent,
     )  # fmt: skip
     await wait_listening("127.0.0.1", port, timeout_s=30)
     return process

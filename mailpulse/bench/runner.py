@@ -14,7 +14,7 @@ from pathlib import Path
 import orjson
 from clickhouse_connect.driver.client import Client
 
-from mailpulse.bench import e2e, http, loading, processor, producer, stages, workload
+from mailpulse.bench import e2e, flood, http, loading, processor, producer, stages, workload
 from mailpulse.bench.layout import LOAD_CORE, SERVER_CORE, describe, pin
 from mailpulse.bench.report import Row, render
 from mailpulse.broker import EmbeddedBroker, die_with_parent
@@ -102,6 +102,15 @@ def _ingest_rows(
     ]  # fmt: skip
 
 
+def _flood_rows(figures: list[flood.FloodFigures]) -> list[Row]:
+    return [
+        Row(f"8 flood longest loop stall, {f.name}", f.longest_wait_ms, "ms",
+            f"{f.elements:,} elements: {f.status} in {f.answer_ms:,.0f} ms; orjson.loads alone "
+            f"{f.read_ms:,.0f} ms; idle probe max {f.idle_longest_ms:.1f} ms")
+        for f in figures
+    ]  # fmt: skip
+
+
 async def run(sizes: Sizes, workdir: Path, ingest_only: bool = False) -> list[Row]:
     """Every measurement; ``ingest_only``: measurements 1-3 (producer ceiling, ingest, baseline)."""
     pin(SERVER_CORE)
@@ -109,6 +118,7 @@ async def run(sizes: Sizes, workdir: Path, ingest_only: bool = False) -> list[Ro
     with EmbeddedBroker(log_path=workdir / "tansu.log") as broker:
         bootstrap = broker.bootstrap
         topics = ["bench.status", "bench.batches", *(f"bench.http.{n}" for n in range(4)), "bench.e2e"]
+        topics.append("bench.flood")
         await ensure_topics(bootstrap, topics + [f"{t}.dead" for t in topics], PARTITIONS)
         log(f"building ~{sizes.events:,} events")
         work = workload.build(sizes.events)
@@ -137,8 +147,12 @@ async def run(sizes: Sizes, workdir: Path, ingest_only: bool = False) -> list[Ro
                 kind, endpoint, bodies, counts, bootstrap, f"bench.http.{i}", workdir,
                 sizes.connections, sizes.http_seconds, sizes.warmup_seconds,
             )  # fmt: skip
+        log("8 floods of invalid elements, a /healthz probe measuring the loop's stalls")
+        pin(LOAD_CORE)  # the probe must not wait for the server's core, only for its loop
+        floods = _flood_rows(await flood.measure(bootstrap, "bench.flood", Settings().max_batch_elements))
+        pin(SERVER_CORE)
         if ingest_only:
-            return _ingest_rows(ceiling, batches_ceiling, runs)
+            return [*_ingest_rows(ceiling, batches_ceiling, runs), *floods]
 
         settings = Settings(
             data_dir=workdir, kafka_bootstrap=bootstrap, clickhouse_url=f"chdb://{workdir / 'chdb'}",
@@ -190,6 +204,7 @@ async def run(sizes: Sizes, workdir: Path, ingest_only: bool = False) -> list[Ro
     of_insert = _ratio(proc_rate, insert_ceiling)
     return [
         *_ingest_rows(ceiling, batches_ceiling, runs),
+        *floods,
         Row("4 ClickHouse insert ceiling (Native)", native_ceiling, "events/s",
             f"{_ratio(native_ceiling, insert_ceiling):.2f} of ceiling"),
         Row("4 ClickHouse insert ceiling (Arrow)", arrow_ceiling, "events/s",

@@ -27,6 +27,7 @@ async def _serve(args: argparse.Namespace) -> None:
             status_topic=args.topic,
             deadletter_topic=f"{args.topic}.dead",
             ingest_port=args.port,
+            **({"max_batch_elements": args.max_batch_elements} if args.max_batch_elements else {}),
         )
         await serve_ingest(settings, args.bootstrap, stop)
         return
@@ -45,6 +46,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--topic", required=True)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--core", type=int, default=0)
+    parser.add_argument(
+        "--max-batch-elements", type=int, help="ours: the element bound (default: the setting's)"
+    )
     args = parser.parse_args(argv)
     pin(args.core)
     from mailpulse.runtime import run_async

@@ -14,6 +14,8 @@ def test_nothing_configured_means_unsigned_endpoints_and_plain_addresses() -> No
     assert (config.sendgrid, config.sendgrid_inbound, config.twilio) == (None, None, None)
     assert config.privacy.mode == "plain"
     assert (config.max_body_bytes, config.inbound_max_bytes) == (5 * 1024 * 1024, 20 * 1024 * 1024)
+    assert config.max_elements == 10_000
+    assert ingest_config(Settings(max_batch_elements=50)).max_elements == 50
 
 
 def test_configured_keys_turn_signature_checks_on() -> None:

@@ -16,9 +16,10 @@ import time
 from collections import Counter
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import httpx
+import orjson
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from hypothesis import HealthCheck, given
@@ -41,7 +42,10 @@ from ingest.signatures import (
 )
 from mailpulse.settings import Settings
 from mailpulse.topics import ensure_topics
+from schemas.deadletter import json_text
 from tests.ingest.mail import HEADERS, inbound_fields, multipart
+from tests.integration.pipeline import read_topic
+from tests.integration.test_slice import sendgrid_event
 
 pytestmark = [pytest.mark.kafka]
 
@@ -137,10 +141,41 @@ def encoded(value: Any) -> bytes:
 
 
 batches = st.lists(st.one_of(sendgrid_events, cloud_events, json_value), max_size=6).map(encoded)
+
+
+def nested(depth: int, leaf: Any) -> Any:
+    for level in range(depth):
+        leaf = [leaf] if level % 2 else {"k": leaf}
+    return leaf
+
+
+# Elements orjson reads (or the standard library, for lone surrogate escapes) but cannot write back:
+# nesting past its 255 levels (past its 1,024 to read, the body is refused), lone surrogates in
+# values and keys, integers beyond 64 bits; each in an otherwise plausible event.
+lone = st.text(st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF), min_size=1, max_size=3)
+deep = st.integers(200, 1_100).map(lambda depth: nested(depth, "x"))
+unwritable = st.one_of(
+    deep,
+    st.tuples(sendgrid_events, deep).map(lambda p: {**p[0], "trace": p[1]}),
+    st.tuples(sendgrid_events, lone, text).map(lambda p: {**p[0], "reason": p[2] + p[1] + p[2]}),
+    st.tuples(sendgrid_events, lone).map(lambda p: {**p[0], p[1]: "v"}),
+    st.tuples(cloud_events, lone).map(lambda p: {**p[0], "id": p[1]}),
+    st.tuples(sendgrid_events, st.integers(2**64, 10**400)).map(lambda p: {**p[0], "attempt": p[1]}),
+    # Beside a lone surrogate, the body is read by the standard library: its numbers too.
+    st.tuples(sendgrid_events, st.integers(2**64, 10**400), lone).map(
+        lambda p: {**p[0], "attempt": p[1], "reason": p[2]}
+    ),
+    st.tuples(cloud_events, deep).map(lambda p: {**p[0], "data": p[1]}),
+)
+# Written as orjson never would: ASCII, lone surrogates as escapes, any depth.
+reencoded = st.lists(st.one_of(sendgrid_events, cloud_events, unwritable), max_size=6).map(
+    lambda elements: json_text(elements).encode()
+)
 json_bodies = st.one_of(
     batches,
     batches,
     batches,
+    reencoded,
     json_value.map(encoded),
     st.binary(max_size=80),
     st.just(b'["\\ud800"]'),
@@ -318,3 +353,76 @@ def settings_for(total: int) -> hypothesis_settings:
             HealthCheck.large_base_example,
         ],
     )
+
+
+# --------------------------------------------------------------------------- what cannot be re-encoded
+
+
+def unwritable_batch() -> list[Any]:
+    """Valid events (0, 3, 6) among elements orjson reads but cannot write back."""
+    return [
+        sendgrid_event("delivered", 30, 1),
+        {"event": "open", "deep": nested(600, 1)},  # invalid, and nested past orjson's 255 levels
+        sendgrid_event("bounce", 40, 3, reason="try \ud800 later"),  # a lone surrogate
+        sendgrid_event("open", 100, 4, trace=nested(300, "x")),  # valid: the nesting is not carried
+        sendgrid_event("click", 210, 5, attempt=2**70),  # an integer beyond 64 bits
+        {**sendgrid_event("open", 200, 6), "k\udc00": "v"},  # a lone surrogate in a key
+        sendgrid_event("processed", 0, 7),
+    ]
+
+
+def test_unwritable_elements_are_refused_and_their_neighbours_published_once(settings: Settings) -> None:
+    """Deep nesting, lone surrogates, integers beyond 64 bits: each such element is refused with
+    its field and why, the valid ones are published, once, on the first answer (a sender retries
+    only a 5xx; here it would retry up to three times). Plain privacy takes the fast path, hashed the
+    canonical one."""
+    body = json_text(unwritable_batch()).encode()  # ASCII JSON, surrogates as escapes, any depth
+
+    async def post_as_a_sender(client: httpx.AsyncClient) -> httpx.Response:
+        for _ in range(3):
+            answer = await client.post(SG, content=body, headers={"content-type": "application/json"})
+            if answer.status_code < 500:
+                break
+        return answer
+
+    async def scenario(mode: Literal["plain", "hashed"]) -> tuple[httpx.Response, list[Any], list[Any]]:
+        topics = settings.model_copy(
+            update={
+                "status_topic": f"{settings.status_topic}-{mode}",
+                "deadletter_topic": f"{settings.deadletter_topic}-{mode}",
+            }
+        )
+        bootstrap = settings.kafka_bootstrap
+        assert bootstrap is not None
+        await ensure_topics(bootstrap, [topics.status_topic, topics.deadletter_topic], 3)
+        producer = create_producer(bootstrap, enable_idempotence=False)
+        await producer.start()
+        try:
+            publisher = KafkaPublisher(producer, topics.status_topic, topics.deadletter_topic, 10.0)
+            app = create_app(publisher, IngestConfig(privacy=RecipientPrivacy(mode, b"fuzz-key")))
+            # A 500 is an answer here, as a sender sees it, not an exception in the test.
+            transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+            async with httpx.AsyncClient(transport=transport, base_url=BASE) as client:
+                answer = await post_as_a_sender(client)
+        finally:
+            await producer.stop()
+        # One more than expected, or 2 s: whatever else is there is read too.
+        events = await read_topic(bootstrap, topics.status_topic, 4, 2.0)
+        letters = await read_topic(bootstrap, topics.deadletter_topic, 5, 2.0)
+        return answer, [orjson.loads(r.value) for r in events], [orjson.loads(r.value) for r in letters]
+
+    modes: tuple[Literal["plain", "hashed"], ...] = ("plain", "hashed")
+    for mode in modes:
+        answer, events, letters = asyncio.run(scenario(mode))
+        assert answer.status_code == 200, f"{mode}: {answer.status_code} {answer.text[:300]}"
+        result = answer.json()
+        assert (result["accepted"], result["rejected"]) == (3, 4)
+        refused = {(e["index"], e["field"]): e["message"] for e in result["errors"]}
+        assert "cannot be re-encoded" in refused[2, "reason"]
+        assert "cannot be re-encoded" in refused[5, "k\\udc00"]
+        assert (4, "attempt") in refused and any(i == 1 for i, _ in refused)
+        assert sorted(e["event"]["event_id"] for e in events) == ["ZXZlbnQ1", "ZXZlbnQ4", "ZXZlbnQ7"]
+        assert sorted(d["index"] for d in letters) == [1, 2, 4, 5]
+        by_index = {d["index"]: d for d in letters}
+        assert "cannot be re-encoded" in by_index[1].get("payload_as_text", ""), str(by_index[1])[:600]
+        assert by_index[2]["problems"] == [{"field": "reason", "message": refused[2, "reason"]}]

@@ -1,5 +1,6 @@
 """Body limits hold while bytes arrive: an endless body is cut at the limit with 413, and memory stays
-far below what the sender pushes (tracemalloc measures every Python allocation of the request)."""
+far below what the sender pushes (tracemalloc measures every Python allocation of the request). An
+event batch holds a bounded number of elements, and a flood of invalid ones costs one dead letter."""
 
 from __future__ import annotations
 
@@ -8,18 +9,23 @@ import contextlib
 import tracemalloc
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
+import orjson
 import pytest
 import uvicorn
 
 from ingest.app import IngestConfig, create_app
+from ingest.elements import DEFAULT_MAX_ELEMENTS, MAX_ERRORS
 from ingest.publisher import KafkaPublisher, create_producer
 from mailpulse.broker import free_port
 from mailpulse.runtime import wait_listening
 from mailpulse.settings import Settings
 from schemas.inbound import INBOUND_MAX_BYTES
-from tests.ingest.conftest import ingest_client
+from tests.ingest.conftest import ingest_client, published
 from tests.ingest.mail import inbound_fields, multipart
+from tests.integration.pipeline import read_topic
+from tests.integration.test_slice import sendgrid_event
 
 pytestmark = [pytest.mark.kafka]
 
@@ -28,6 +34,7 @@ CHUNK = b"\x00" * (64 * 1024)
 PUSHED = 60 * MB  # three times the inbound limit
 BOUNDARY = "limitboundary"
 MULTIPART = f"multipart/form-data; boundary={BOUNDARY}"
+SG, JSON = "/webhooks/sendgrid/events", {"content-type": "application/json"}
 
 
 @dataclass
@@ -188,3 +195,115 @@ def test_oversize_inbound_over_real_http_is_answered_before_the_upload_ends(sett
     print(f"\nreal HTTP: 413 after {sent / MB:.1f} MB sent of {PUSHED / MB:.0f}")
     assert head.startswith(b"HTTP/1.1 413")
     assert sent < PUSHED  # answered mid-upload: the server never waited for the whole body
+
+
+async def records_in(settings: Settings, topic: str, expected: int) -> int:
+    """How many records ``topic`` holds, ``expected`` or more: it is read until one more than expected
+    came or 2 s passed (Tansu's end offsets count record batches, not records)."""
+    assert settings.kafka_bootstrap is not None
+    return len(await read_topic(settings.kafka_bootstrap, topic, expected + 1, 2.0))
+
+
+def valid(n: int) -> dict[str, Any]:
+    return sendgrid_event("delivered", n, n)
+
+
+def test_a_batch_over_the_element_bound_is_refused_before_validation(settings: Settings) -> None:
+    """One element over the bound: 413 with the count and the bound, nothing validated or published.
+    At the bound: validated, thousands of rejected elements make one dead letter and a short answer."""
+
+    async def scenario() -> tuple[int, int, list[dict[str, Any]]]:
+        async with ingest_client(settings) as client:
+            over = await client.post(
+                SG, content=orjson.dumps([valid(1)] * (DEFAULT_MAX_ELEMENTS + 1)), headers=JSON
+            )
+            assert over.status_code == 413
+            assert (over.json()["elements"], over.json()["max_elements"]) == (10_001, 10_000)
+            assert "10001 elements" in over.json()["error"] and "10000" in over.json()["error"]
+            assert await records_in(settings, settings.status_topic, 0) == 0
+            assert await records_in(settings, settings.deadletter_topic, 0) == 0
+
+            batch: list[Any] = [0] * (DEFAULT_MAX_ELEMENTS - 5)
+            batch[100:100] = [valid(n) for n in range(5)]
+            del batch[-5:]
+            batch += [valid(n) for n in range(5, 10)]
+            assert len(batch) == DEFAULT_MAX_ELEMENTS
+            at = await client.post(SG, content=orjson.dumps(batch), headers=JSON)
+            assert at.status_code == 200, at.text
+            answer = at.json()
+            assert (answer["accepted"], answer["rejected"]) == (10, 9_990)
+            assert len(answer["errors"]) == MAX_ERRORS and answer["errors_total"] == 9_990
+            assert [e["index"] for e in answer["errors"][:3]] == [0, 1, 2]
+            dead = await published(settings, 1, settings.deadletter_topic)
+            # Elements 100-104 and 9,995-9,999 were validated in different chunks, received at once.
+            received = {e["event"]["received_at"] for e in await published(settings, 10)}
+            assert len(received) == 1, received
+            return (
+                await records_in(settings, settings.status_topic, 10),
+                await records_in(settings, settings.deadletter_topic, 1),
+                dead,
+            )
+
+    events, letters, [dead] = asyncio.run(scenario())
+    assert (events, letters) == (10, 1)
+    assert dead["flood"] is True
+    assert (dead["elements"], dead["accepted"], dead["rejected"]) == (10_000, 10, 9_990)
+    assert dead["problem_counts"] == [
+        {"field": "(event)", "message": "must be a JSON object", "count": 9_990}
+    ]
+    assert [f["index"] for f in dead["first"]] == list(range(10))
+    assert all(f["payload"] == 0 and f["problems"] for f in dead["first"])
+
+
+# ~2.6 million elements: the most a 5 MB body holds.
+FLOOD = b"[" + b",".join([b"0"] * (5 * MB // 2 - 2)) + b"]"
+
+
+def test_a_5_mb_flood_of_invalid_elements_costs_one_dead_letter_and_bounded_memory(
+    settings: Settings,
+) -> None:
+    """With the element bound lifted, a body of millions of invalid elements is validated in chunks
+    (the loop runs between them), yields one dead letter, a short answer, and no per-element state:
+    the request's peak memory stays within a few times what reading the array takes."""
+    elements = FLOOD.count(b",") + 1
+    tracemalloc.start()
+    orjson.loads(FLOOD)
+    reading = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+
+    async def scenario() -> tuple[int, dict[str, Any], int, int]:
+        async with ingest_client(settings, IngestConfig(max_elements=10**7)) as client:
+            ticks = 0
+            done = asyncio.Event()
+
+            async def ticker() -> None:  # counts the loop's turns while the post is answered
+                nonlocal ticks
+                while not done.is_set():
+                    ticks += 1
+                    await asyncio.sleep(0)
+
+            async def post() -> int:
+                task = asyncio.create_task(ticker())
+                answer = await client.post(SG, content=FLOOD, headers=JSON)
+                done.set()
+                await task
+                assert answer.status_code == 422, answer.text[:300]
+                body = answer.json()
+                assert (body["rejected"], body["errors_total"]) == (elements, elements)
+                assert len(body["errors"]) == MAX_ERRORS and len(answer.content) < 16 * 1024
+                return answer.status_code
+
+            _, peak = await measured(post)
+            [dead] = await published(settings, 1, settings.deadletter_topic)
+            return ticks, dead, peak, await records_in(settings, settings.deadletter_topic, 1)
+
+    ticks, dead, peak, letters = asyncio.run(scenario())
+    print(
+        f"\nflood: {elements:,} elements, peak {peak / MB:.1f} MB "
+        f"(reading {reading / MB:.1f} MB), {ticks:,} loop turns"
+    )
+    assert letters == 1 and (dead["flood"], dead["rejected"], dead["elements"]) == (True, elements, elements)
+    assert len(dead["first"]) == 10
+    assert peak < 1.5 * reading
+    # The loop turned between chunks (thousands of them); in one go, it turns a handful of times.
+    assert ticks > 1_000
