@@ -291,7 +291,7 @@ def create_app(publisher: Publisher, config: IngestConfig | None = None) -> Inge
     config = config or IngestConfig()
     sendgrid = _sendgrid_check(config.sendgrid, config.clock) if config.sendgrid else None
     twilio = _twilio_check(config.twilio) if config.twilio else None
-    document = openapi_document(config.max_body_bytes, config.inbound_max_bytes)
+    document = openapi_document(config.max_body_bytes, config.inbound_max_bytes, config.max_elements)
 
     async def openapi(request: Request) -> Response:
         return JSONResponse(document)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ingest.elements import DEFAULT_MAX_ELEMENTS, MAX_ERRORS, PER_ELEMENT_LETTERS
 from ingest.signatures import (
     BODY_SHA256_PARAM,
     SENDGRID_SIGNATURE_HEADER,
@@ -70,21 +71,32 @@ def _header(name: str, description: str) -> Schema:
     }
 
 
-def _batch(summary: str, item: str, limit: int, signing: list[Schema]) -> Schema:
+def _batch(summary: str, item: str, limit: int, max_elements: int, signing: list[Schema]) -> Schema:
+    refusals = _refusals(limit, JSON)
+    refusals["413"] = _answer(
+        f"Body larger than {limit} bytes (reading stopped at the limit), or more than {max_elements} "
+        "elements in the batch (then `elements` and `max_elements` give both): no element was "
+        "validated or published."
+    )
     return {
         "post": {
             "summary": summary,
             "description": "Each element is validated on its own: valid ones are published, invalid ones "
-            "go to the dead-letter topic, and the answer lists every problem by index and field.",
+            "go to the dead-letter topic, and the answer lists the problems by index and field (the first "
+            f"{MAX_ERRORS}; `errors_total` counts them all when more). More than {PER_ELEMENT_LETTERS} "
+            "rejected elements in a post make one dead letter for the post (counts and the first "
+            "elements), not one each.",
             "parameters": signing,
             "requestBody": {
                 "required": True,
-                "content": {JSON: {"schema": {"type": "array", "items": _ref(item), "maxItems": 100_000}}},
+                "content": {
+                    JSON: {"schema": {"type": "array", "items": _ref(item), "maxItems": max_elements}}
+                },
             },
             "responses": {
                 "200": _answer("Every valid event is acknowledged by Kafka.", "BatchResult"),
                 "422": _answer("No element of the batch is valid.", "BatchRejected"),
-                **_refusals(limit, JSON),
+                **refusals,
             },
         }
     }
@@ -129,8 +141,9 @@ _SCHEMAS: dict[str, Schema] = {
         "required": ["accepted", "rejected", "errors"],
         "properties": {
             "accepted": {"type": "integer"},
-            "rejected": {"type": "integer"},
-            "errors": {"type": "array", "items": _ref("Problem")},
+            "rejected": {"type": "integer", "description": "every rejected element"},
+            "errors": {"type": "array", "items": _ref("Problem"), "maxItems": MAX_ERRORS},
+            "errors_total": {"type": "integer", "description": "all problems, when `errors` was cut"},
         },
     },
     "BatchRejected": {
@@ -138,8 +151,9 @@ _SCHEMAS: dict[str, Schema] = {
         "required": ["error", "rejected", "errors"],
         "properties": {
             "error": {"type": "string", "minLength": 1},
-            "rejected": {"type": "integer"},
-            "errors": {"type": "array", "items": _ref("Problem")},
+            "rejected": {"type": "integer", "description": "every rejected element"},
+            "errors": {"type": "array", "items": _ref("Problem"), "maxItems": MAX_ERRORS},
+            "errors_total": {"type": "integer", "description": "all problems, when `errors` was cut"},
         },
     },
     "InboundRejected": {
@@ -275,7 +289,9 @@ _SCHEMAS: dict[str, Schema] = {
 }
 
 
-def openapi_document(max_body_bytes: int, inbound_max_bytes: int) -> dict[str, Any]:
+def openapi_document(
+    max_body_bytes: int, inbound_max_bytes: int, max_elements: int = DEFAULT_MAX_ELEMENTS
+) -> dict[str, Any]:
     sendgrid_signing = [
         _header(SENDGRID_SIGNATURE_HEADER, f"base64 DER ECDSA P-256 signature. {_SIGNED}"),
         _header(SENDGRID_TIMESTAMP_HEADER, f"Unix seconds, signed before the body. {_SIGNED}"),
@@ -305,10 +321,18 @@ def openapi_document(max_body_bytes: int, inbound_max_bytes: int) -> dict[str, A
         },
         "paths": {
             "/webhooks/sendgrid/events": _batch(
-                "SendGrid Event Webhook batch", "SendGridEvent", max_body_bytes, sendgrid_signing
+                "SendGrid Event Webhook batch",
+                "SendGridEvent",
+                max_body_bytes,
+                max_elements,
+                sendgrid_signing,
             ),
             "/webhooks/twilio/events": _batch(
-                "Twilio Event Streams batch of CloudEvents", "CloudEvent", max_body_bytes, twilio_signing
+                "Twilio Event Streams batch of CloudEvents",
+                "CloudEvent",
+                max_body_bytes,
+                max_elements,
+                twilio_signing,
             ),
             "/webhooks/sendgrid/inbound": {
                 "post": {
