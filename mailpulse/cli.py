@@ -398,7 +398,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     service = AnalyticsService(store.client, store.database, load_rules(settings.alerts_rules_file))
     names = ("from", "to", "provider", "sender_domain", "recipient_domain", "tag")
     params = {name: [value] for name in names if (value := getattr(args, f"r_{name}")) is not None}
-    return report(service, params, datetime.now(UTC), args.top, args.min_volume)
+    return report(service, params, datetime.now(UTC), args.top, args.min_volume, args.json)
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -497,7 +497,12 @@ def build_parser() -> argparse.ArgumentParser:
             else ("key=value" if name == "tag" else f"only mail of this {name.replace('_', ' ')}"),
         )
     rep.add_argument("--top", type=int, default=10, help="worst recipient domains shown (default 10)")
-    rep.add_argument("--min-volume", type=int, default=1, help="outcomes a domain needs to rank (default 1)")
+    rep.add_argument(
+        "--min-volume", type=int, default=1, help="messages with an outcome a domain needs (default 1)"
+    )
+    rep.add_argument(
+        "--json", action="store_true", help="print the figures as JSON (exact values; docs/figures.md)"
+    )
     add(
         "run",
         cmd_run,
