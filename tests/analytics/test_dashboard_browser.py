@@ -33,6 +33,7 @@ from tests.analytics.dashboard_data import buckets, load, utcnow
 pytestmark = [pytest.mark.clickhouse]
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+STAGES = ("QUEUED", "SENT", "DELIVERED", "OPENED", "CLICKED")
 CHARTS = ("chart-volume", "chart-rates", "chart-funnel", "chart-latency", "chart-worst")
 TOKEN = "browser-test-token"
 OUTCOMES = {EmailStatus.DELIVERED, EmailStatus.UNDELIVERED, EmailStatus.FAILED}
@@ -147,16 +148,21 @@ def test_every_chart_renders_the_data_in_headless_chromium(store: ClickHouseStor
     assert points(dom, "chart-volume") == buckets(every, bucket) > 1
     assert points(dom, "chart-rates") == buckets(outcome, bucket) > 1
     assert points(dom, "chart-latency") == buckets(delivered, bucket) > 1
-    assert points(dom, "chart-funnel") == 5  # QUEUED, SENT, DELIVERED, OPENED, CLICK
+    assert points(dom, "chart-funnel") == 5  # QUEUED, SENT, DELIVERED, OPENED, CLICKED
     assert points(dom, "chart-worst") == 4  # every recipient domain has 60 outcomes >= 10
-    assert dom.text["h-outcomes"] == f"{loaded.outcomes:,}"
+    assert dom.text["h-messages"] == f"{loaded.outcomes:,}"
+    # Every message here was queued: the funnel starts at all of them and never increases.
+    steps = [int(dom.text[f"funnel-{stage}"].replace(",", "")) for stage in STAGES]
+    assert steps[0] == len({e.message_id for e in loaded.events}) and steps == sorted(steps, reverse=True)
+    assert dom.text["h-delivered-n"] == f"{loaded.delivered:,}" == dom.text["funnel-DELIVERED"]
+    assert "reached at least" in dom.text["funnel-rule"]
     assert dom.alert_rows == loaded.alerts
     assert shot.stat().st_size > 50_000  # a drawn page, not a blank one
 
     # The range selector (kept in the URL): the last hour holds all the data, in finer buckets.
     assert bucket_1h < bucket
     assert points(last_hour, "chart-volume") == buckets(every, bucket_1h) > points(dom, "chart-volume")
-    assert last_hour.text["h-outcomes"] == f"{loaded.outcomes:,}"
+    assert last_hour.text["h-messages"] == f"{loaded.outcomes:,}"
 
     # A wrong token: the page says so and draws nothing.
     assert refused.attrs["banner"].get("hidden") is None and "401" in refused.text["banner"]
