@@ -228,7 +228,7 @@
       if (value !== undefined) el.dataset.value = JSON.stringify(value);
     };
     set("h-messages", int(s.messages), s.messages);
-    set("h-messages-sub", `${int(s.pending)} more pending (no outcome yet)`);
+    set("h-messages-sub", `+ ${int(s.pending)} pending (no outcome yet)`);
     for (const name of OUTCOME_CLASSES) {
       set(`h-${name}`, pct(s.rates[name]), s.rates[name]);
       set(`h-${name}-n`, int(s.counts[name]), s.counts[name]);
