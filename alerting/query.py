@@ -1,9 +1,10 @@
-"""SQL of the alert measurements over ``rollup_minute`` (pure: text and parameters, no client).
+"""SQL of the alert measurements over ``message_minute`` (pure: text and parameters, no client).
 
-Per key of a dimension over a window: ``outcomes`` = distinct messages with a DELIVERED, UNDELIVERED or
-FAILED event, ``failed`` = distinct messages in UNDELIVERED or FAILED, ``bounced`` = distinct messages in
-UNDELIVERED (the definitions of the analytics API). States are merged with uniqExactMerge, never summed:
-a message in several minutes, tags or statuses counts once.
+Per key of a dimension over a window, with the definitions of ``schemas.outcomes`` (those of the
+analytics API and the dashboard): each message's statuses in the window OR-ed together, its final status
+among them by precedence, then ``outcomes`` = messages whose final status is an outcome (delivered,
+bounced, failed, canceled), ``failures`` = bounced + failed, ``bounced`` = final UNDELIVERED. A message
+in several minutes or rows counts once per key.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from alerting.engine import Sample
-from alerting.rules import AlertRule, Dimension
+from alerting.rules import AlertRule, Dimension, Metric
+from schemas import outcomes as oc
+from schemas.migrations.m0006_message_minute import STATUS_BITS
 
 # Identifiers come from this allow-list only; everything else is a bound parameter.
 KEY_COLUMN: dict[Dimension, str] = {
@@ -23,20 +26,22 @@ KEY_COLUMN: dict[Dimension, str] = {
     "recipient_domain": "recipient_domain",
     "tag": "tag",
 }
-OUTCOME_STATUSES = ("DELIVERED", "UNDELIVERED", "FAILED")
-FAILED_STATUSES = ("UNDELIVERED", "FAILED")
-BOUNCED_STATUSES = ("UNDELIVERED",)
+# Alert metric -> the outcome classes over outcomes it measures.
+METRIC_CLASSES: dict[Metric, tuple[str, ...]] = {
+    "failure_rate": oc.FAILURE_CLASSES,
+    "bounce_rate": ("bounced",),
+}
 
 
 @dataclass(frozen=True)
 class Counts:
     outcomes: int
-    failed: int
+    failures: int  # bounced + failed
     bounced: int
 
     def sample(self, metric: str) -> Sample:
-        hits = self.failed if metric == "failure_rate" else self.bounced
-        return Sample(hits / self.outcomes if self.outcomes else None, self.outcomes)
+        hits = self.failures if metric == "failure_rate" else self.bounced
+        return Sample(oc.ratio(hits, self.outcomes), self.outcomes)
 
 
 def window(now: datetime, window_s: int) -> tuple[datetime, datetime]:
@@ -45,28 +50,32 @@ def window(now: datetime, window_s: int) -> tuple[datetime, datetime]:
     return end - timedelta(seconds=window_s), end
 
 
+def _bit(status: str) -> str:
+    return f"bitTest(m, {STATUS_BITS.index(status)})"
+
+
 def rates_query(database: str, by: Dimension, start: datetime, end: datetime) -> tuple[str, dict[str, Any]]:
-    """(sql, parameters) giving rows (key, outcomes, failed, bounced) over [start, end)."""
+    """(sql, parameters) giving rows (key, outcomes, failures, bounced) over [start, end), keys with at
+    least one outcome only."""
     key = KEY_COLUMN[by]
     # Untagged mail is not a tag: per-tag rules look at tagged mail only (an all-mail rule covers the rest).
-    untagged = " AND tag != ''" if by == "tag" else ""
-    sql = f"""SELECT {key} AS key,
-  uniqExactMergeIf(messages, status IN {{outcome:Array(String)}}) AS outcomes,
-  uniqExactMergeIf(messages, status IN {{failed:Array(String)}}) AS failed,
-  uniqExactMergeIf(messages, status IN {{bounced:Array(String)}}) AS bounced
-FROM {database}.rollup_minute
-WHERE minute >= {{start:DateTime}} AND minute < {{end:DateTime}}
-  AND status IN {{outcome:Array(String)}}{untagged}
-GROUP BY key
-ORDER BY key"""
-    params: dict[str, Any] = {
-        "outcome": list(OUTCOME_STATUSES),
-        "failed": list(FAILED_STATUSES),
-        "bounced": list(BOUNCED_STATUSES),
-        "start": start,
-        "end": end,
-    }
-    return sql, params
+    source = f"{database}.message_minute" + (" ARRAY JOIN tags AS tag" if by == "tag" else "")
+    counts = dict(zip(oc.FIELDS, oc.sql_counts("f", "cl"), strict=True))
+    outcomes = " + ".join(counts[name] for name in oc.CLASSES)
+    failures = " + ".join(counts[name] for name in METRIC_CLASSES["failure_rate"])
+    bounced = " + ".join(counts[name] for name in METRIC_CLASSES["bounce_rate"])
+    final = oc.sql_final_status(lambda s: _bit(s.value))
+    sql = f"""SELECT k AS key, {outcomes} AS outcomes, {failures} AS failures, {bounced} AS bounced
+FROM (
+  SELECT {key} AS k, groupBitOr(statuses) AS m, {final} AS f, {_bit("CLICK")} AS cl
+  FROM {source}
+  WHERE minute >= {{start:DateTime}} AND minute < {{end:DateTime}}
+  GROUP BY k, message_id
+)
+GROUP BY k
+HAVING outcomes > 0
+ORDER BY k"""
+    return sql, {"start": start, "end": end}
 
 
 def counts_from_rows(rows: list[tuple[Any, ...]]) -> dict[str, Counts]:

@@ -1,8 +1,9 @@
 """Alert rules, read from a TOML file (``[[rule]]`` tables); every problem in the file is reported.
+Rates are those of ``schemas.outcomes`` (outcome by final status; docs/figures.md).
 
 [[rule]]
 name = "failure-rate"
-metric = "failure_rate"     # failure_rate | bounce_rate
+metric = "failure_rate"     # failure_rate: (bounced + failed) / outcomes | bounce_rate: bounced / outcomes
 threshold = 0.05            # fires when the rate is above this fraction
 window_s = 300              # sliding window the rate is computed over (event time)
 by = "sender_domain"        # "" (all mail) | provider | sender_domain | recipient_domain | tag

@@ -118,8 +118,8 @@ def median_seconds(run: Callable[[], Any], repeat: int = 3) -> float:
 
 
 def timings(service: AnalyticsService, window: q.Window, bucket: int) -> dict[str, float]:
-    worst = q.Breakdown("recipient_domain", "failure_rate", 10, 100)
-    by_tag = q.Breakdown("tag", "outcomes", 10, 1)
+    worst = q.Breakdown("recipient_domain", "failure", 10, 100)
+    by_tag = q.Breakdown("tag", "messages", 10, 1)
     runs: dict[str, Callable[[], Any]] = {
         "summary": lambda: service.summary(window),
         f"timeseries (bucket {bucket} s)": lambda: service.timeseries(window, bucket),

@@ -34,19 +34,28 @@ _PARAMETERS: dict[str, tuple[str, Schema]] = {
         {"type": "string", "enum": list(q.DIMENSIONS), "default": "recipient_domain"},
     ),
     "order": (
-        "Sort key, descending (null rates last).",
-        {"type": "string", "enum": list(q.ORDERS), "default": "failure_rate"},
+        "Sort key, descending: a rate over outcomes (docs/figures.md) or `messages` (null rates last).",
+        {"type": "string", "enum": list(q.ORDERS), "default": "failure"},
     ),
-    "min_volume": ("Leave out rows with fewer outcomes.", {"type": "integer", "minimum": 0, "default": 1}),
+    "min_volume": (
+        "Leave out rows with fewer messages with an outcome.",
+        {"type": "integer", "minimum": 0, "default": 1},
+    ),
 }
 _LIMITS = {"/api/breakdown": 10, "/api/alerts": 50}
 
 _ENDPOINTS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "/api/summary": ("Volumes, outcomes, rates, time to deliver and to open (p50/p95/p99).", q.WINDOW_PARAMS),
+    "/api/summary": (
+        "Volumes, messages by outcome, rates, funnel, time to deliver and to open (p50/p95/p99).",
+        q.WINDOW_PARAMS,
+    ),
     "/api/timeseries": ("Volumes, outcomes and rates per bucket.", q.BUCKETED_PARAMS),
     "/api/latency": ("Time to deliver p50/p95/p99 per bucket of delivery time.", q.BUCKETED_PARAMS),
     "/api/breakdown": ("Volumes, outcomes and rates per value of a dimension, ranked.", q.BREAKDOWN_PARAMS),
-    "/api/funnel": ("Distinct messages at QUEUED, SENT, DELIVERED, OPENED, CLICK.", q.WINDOW_PARAMS),
+    "/api/funnel": (
+        "Distinct messages that reached at least QUEUED, SENT, DELIVERED, OPENED, CLICKED.",
+        q.WINDOW_PARAMS,
+    ),
     "/api/alerts": ("The alert rules, and firings and resolves in range, newest first.", q.ALERTS_PARAMS),
 }
 
@@ -82,7 +91,7 @@ def openapi_document() -> Schema:
                 "security": [{"bearer": []}],
                 "parameters": [_parameter(path, name) for name in params],
                 "responses": {
-                    "200": _error("The answer (see README, Analytics, for every field).", {"type": "object"}),
+                    "200": _error("The answer (docs/figures.md defines every figure).", {"type": "object"}),
                     "401": _error("Missing or wrong bearer token.", _MESSAGE),
                     "422": _error("Bad parameters: every problem, as 'name: what is wrong'.", _PROBLEMS),
                     "500": _error("The query failed (details in the server log).", _MESSAGE),

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+from schemas import outcomes as oc
 from schemas.migrations.m0006_message_minute import STATUS_BITS
 from schemas.times import EARLIEST, parse_utc
 
@@ -32,9 +33,6 @@ MAX_POINTS = 300  # the default bucket keeps a range under this many buckets
 MAX_EXPLICIT_POINTS = 5000  # an explicit bucket may give more, up to this
 MAX_RANGE = timedelta(days=93)
 DEFAULT_RANGE = timedelta(hours=24)
-OUTCOME_STATUSES = ("DELIVERED", "UNDELIVERED", "FAILED")
-FAILURE_STATUSES = ("UNDELIVERED", "FAILED")
-FUNNEL = ("QUEUED", "SENT", "DELIVERED", "OPENED", "CLICK")
 # Always present in "volumes" (0 when none); other event kinds appear when they occur.
 STATUSES = (
     "SCHEDULED",
@@ -47,7 +45,8 @@ STATUSES = (
     "CANCELED",
     "CLICK",
 )
-ORDERS = ("failure_rate", "bounce_rate", "delivery_rate", "outcomes")
+# Breakdown orders: a rate of schemas.outcomes (over outcomes), or the number of messages with an outcome.
+ORDERS = ("failure", *oc.CLASSES, "messages")
 LEVELS = (0.5, 0.95, 0.99)
 ESTIMATOR = "exact (ClickHouse quantilesExactInclusive: linear interpolation between order statistics)"
 _MAX_FILTER_LEN = 512
@@ -243,7 +242,7 @@ def parse_breakdown(params: Params, now: datetime) -> tuple[Window, Breakdown]:
     reader = _Reader(params, BREAKDOWN_PARAMS)
     window = _window(reader, now)
     by = reader.choice("by", "recipient_domain", tuple(DIMENSIONS))
-    order = reader.choice("order", "failure_rate", ORDERS)
+    order = reader.choice("order", "failure", ORDERS)
     limit = reader.integer("limit", 10, 1, 1000)
     min_volume = reader.integer("min_volume", 1, 0, 10**12)
     reader.done()
@@ -278,18 +277,30 @@ def _filter_where(window: Window, tag_joined: bool) -> tuple[list[str], dict[str
     return clauses, parameters
 
 
+def _bit(status: str) -> str:
+    return f"bitTest(m, {STATUS_BITS.index(status)})"
+
+
+# Per message (its rows in range OR-ed into ``m``): its final status in range and whether it has a click.
+_PER_MESSAGE = f"{oc.sql_final_status(lambda s: _bit(s.value))} AS f, {_bit('CLICK')} AS cl"
+_OUTCOMES_SQL = " + ".join(oc.CLASSES)
+
+
 def message_counts_sql(
     database: str, window: Window, key: str | None = None, bucket: int | None = None
 ) -> Sql:
-    """Distinct messages per (key, status) from ``message_minute``: each message's rows in range OR-ed into
-    one bit set (one hash-table entry per message and key), then every status, the outcomes and the
-    failures counted from the bits in one pass. Rows: (key, [count per STATUS_BITS], outcomes, failures).
+    """Distinct messages per key from ``message_minute``: each message's rows in range OR-ed into one bit
+    set (one hash-table entry per message and key), its final status in range taken from the bits by
+    precedence (``schemas.outcomes``), then every status seen and the figures of ``schemas.outcomes``
+    counted in one pass. Rows: (key, [count per STATUS_BITS], *the counts of ``oc.FIELDS``).
 
-    ``key``: None (totals, key ''), a dimension (breakdown) or, with ``bucket``, the bucket start (time
-    series). A message counts once per key value its events carry (once per tag for the tag breakdown, as
-    in the rollups), whatever its rows and duplicates. The group key is the key value and the message id
-    joined unambiguously (length-prefixed, or a fixed-width hex time), as one String: ClickHouse hashes a
-    single String key much faster than a tuple."""
+    A message is in a range when it has an event whose time lies in it; its outcome there is that of
+    the highest-precedence status among those events (its final status when the range holds all its
+    events). ``key``: None (totals, key ''), a dimension (breakdown) or, with ``bucket``, the bucket
+    start (time series). A message counts once per key value its events carry (once per tag for the
+    tag breakdown), whatever its rows and duplicates. The group key is the key value and the message id
+    joined unambiguously (length-prefixed, or a fixed-width hex time), as one String: ClickHouse hashes
+    a single String key much faster than a tuple."""
     tag_key = key == "tag" and bucket is None
     clauses, parameters = _filter_where(window, tag_joined=tag_key)
     parameters |= _range_parameters(window)
@@ -316,11 +327,13 @@ def message_counts_sql(
     if tag_key:
         source += " ARRAY JOIN if(empty(tags), [''], tags) AS tag"
     bits = ", ".join(f"countIf(bitTest(m, {i}))" for i in range(len(STATUS_BITS)))
-    outcomes, failures = _mask(OUTCOME_STATUSES), _mask(FAILURE_STATUSES)
-    text = f"""SELECT k, [{bits}] AS per_bit, countIf(bitAnd(m, {outcomes}) != 0) AS outcomes,
-  countIf(bitAnd(m, {failures}) != 0) AS failures
+    figures = ",\n  ".join(
+        f"{expr} AS {name}" for expr, name in zip(oc.sql_counts("f", "cl"), oc.FIELDS, strict=True)
+    )
+    text = f"""SELECT k, [{bits}] AS per_bit,
+  {figures}
 FROM (
-  {inner}
+  {inner}, {_PER_MESSAGE}
   FROM {source}
   WHERE {where}
   GROUP BY {group}
@@ -331,27 +344,21 @@ GROUP BY k"""
 
 def breakdown_sql(database: str, window: Window, spec: Breakdown) -> Sql:
     """``message_counts_sql`` per ``spec.by`` value, ranked and cut in ClickHouse: keys with at least
-    ``min_volume`` outcomes, descending by ``spec.order`` (keys without outcomes, whose rates are null,
-    last), ties by key, the first ``limit``. The rates are the same float divisions as ``rates``."""
+    ``min_volume`` messages with an outcome, descending by ``spec.order`` (keys without outcomes, whose
+    rates are null, last), ties by key, the first ``limit``. The rates are the float divisions of
+    ``schemas.outcomes``."""
     counts = message_counts_sql(database, window, key=spec.by)
-    numerators = {
-        "failure_rate": "failures",
-        "bounce_rate": f"per_bit[{STATUS_BITS.index('UNDELIVERED') + 1}]",
-        "delivery_rate": f"per_bit[{STATUS_BITS.index('DELIVERED') + 1}]",
-    }
-    if spec.order == "outcomes":
-        rank = "outcomes DESC"
+    outcomes = f"({_OUTCOMES_SQL})"
+    numerators = {name: name for name in oc.CLASSES} | {"failure": f"({' + '.join(oc.FAILURE_CLASSES)})"}
+    if spec.order == "messages":
+        rank = f"{outcomes} DESC"
     else:
-        rank = f"outcomes > 0 DESC, if(outcomes > 0, {numerators[spec.order]} / outcomes, 0) DESC"
+        rank = f"{outcomes} > 0 DESC, if({outcomes} > 0, {numerators[spec.order]} / {outcomes}, 0) DESC"
     text = f"""{counts.text}
-HAVING outcomes >= {{min_volume:UInt64}}
+HAVING {outcomes} >= {{min_volume:UInt64}}
 ORDER BY {rank}, k
 LIMIT {{limit:UInt32}}"""
     return Sql(text, {**counts.parameters, "min_volume": spec.min_volume, "limit": spec.limit})
-
-
-def _mask(statuses: Sequence[str]) -> int:
-    return sum(1 << STATUS_BITS.index(s) for s in statuses)
 
 
 def _state_filters(window: Window) -> tuple[list[str], dict[str, Any]]:
@@ -438,36 +445,24 @@ LIMIT {{limit:UInt32}}"""
 @dataclass(slots=True)
 class Counts:
     volumes: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STATUSES, 0))
-    outcomes: int = 0
-    failures: int = 0
+    figures: oc.Figures = field(default_factory=oc.Figures)
 
 
 def bit_counts(rows: Sequence[Sequence[Any]]) -> dict[Any, Counts]:
     """Rows of ``message_counts_sql`` -> counts per key; kinds beyond STATUSES only when they occur."""
     out: dict[Any, Counts] = {}
-    for key, per_bit, outcomes, failures in rows:
-        counts = out[key] = Counts(outcomes=int(outcomes), failures=int(failures))
+    for key, per_bit, *figures in rows:
+        counts = out[key] = Counts(figures=oc.from_row(figures))
         for status, n in zip(STATUS_BITS, per_bit, strict=True):
             if n or status in counts.volumes:
                 counts.volumes[status] = int(n)
     return out
 
 
-def _ratio(numerator: int, denominator: int) -> float | None:
-    return numerator / denominator if denominator else None
-
-
-def rates(c: Counts) -> dict[str, float | None]:
-    return {
-        "delivery_rate": _ratio(c.volumes["DELIVERED"], c.outcomes),
-        "bounce_rate": _ratio(c.volumes["UNDELIVERED"], c.outcomes),
-        "failure_rate": _ratio(c.failures, c.outcomes),
-        "open_rate": _ratio(c.volumes.get("OPENED", 0), c.volumes["DELIVERED"]),
-    }
-
-
 def metrics(c: Counts) -> dict[str, Any]:
-    return {"volumes": c.volumes, "outcomes": c.outcomes, **rates(c)}
+    """``volumes``: distinct messages per status or event kind seen in range; then the figures of
+    ``schemas.outcomes`` (messages with an outcome, pending, counts, rates, funnel)."""
+    return {"volumes": c.volumes, **oc.figures_json(c.figures)}
 
 
 def iso(t: datetime) -> str:

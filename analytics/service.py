@@ -14,6 +14,11 @@ from alerting.rules import AlertRule
 from analytics import queries as q
 from analytics.queries import Breakdown, Sql, Window
 
+FUNNEL_RULE = (
+    "each message counts at every stage it reached at least, judged from its final status: "
+    "a DELIVERED message has passed QUEUED and SENT"
+)
+
 
 class AnalyticsService:
     def __init__(self, client: Client, database: str, rules: Sequence[AlertRule] = ()) -> None:
@@ -60,8 +65,9 @@ class AnalyticsService:
         return {**q.window_json(window), "by": spec.by, "order": spec.order, "rows": rows}
 
     def funnel(self, window: Window) -> dict[str, Any]:
-        volumes = self._counts(window).get("", q.Counts()).volumes
-        return {**q.window_json(window), "steps": [{"status": s, "messages": volumes[s]} for s in q.FUNNEL]}
+        figures = self._counts(window).get("", q.Counts()).figures
+        steps = [{"stage": stage, "messages": n} for stage, n in figures.funnel()]
+        return {**q.window_json(window), "rule": FUNNEL_RULE, "steps": steps}
 
     def alerts(self, window: Window, limit: int) -> dict[str, Any]:
         names = ("at", "rule", "metric", "dimension", "key", "state", "value", "threshold", "volume")

@@ -182,8 +182,15 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 def cmd_sql(args: argparse.Namespace) -> int:
     from mailpulse.runtime import open_store
+    from mailpulse.sqltext import own_format
 
     store = open_store(_settings(args))
+    if own_format(args.query):
+        # ClickHouse formats it as asked; the bytes go out untouched.
+        sys.stdout.flush()
+        sys.stdout.buffer.write(store.client.raw_query(args.query))
+        sys.stdout.buffer.flush()
+        return 0
     result = store.client.query(args.query)
     print("\t".join(result.column_names))
     for row in result.result_rows:
@@ -391,7 +398,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     service = AnalyticsService(store.client, store.database, load_rules(settings.alerts_rules_file))
     names = ("from", "to", "provider", "sender_domain", "recipient_domain", "tag")
     params = {name: [value] for name in names if (value := getattr(args, f"r_{name}")) is not None}
-    return report(service, params, datetime.now(UTC), args.top, args.min_volume)
+    return report(service, params, datetime.now(UTC), args.top, args.min_volume, args.json)
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -472,7 +479,9 @@ def build_parser() -> argparse.ArgumentParser:
     add("migrate", cmd_migrate, "create or update the ClickHouse schema")
     sql = add("sql", cmd_sql, "run a SQL query against mailpulse's ClickHouse (views: events, messages)")
     sql.add_argument(
-        "query", help='for example "SELECT status, count() FROM mailpulse.messages GROUP BY status"'
+        "query",
+        help='for example "SELECT status, count() FROM mailpulse.messages GROUP BY status" (printed as '
+        "TSV with a header, unless the query ends in its own FORMAT clause: then as ClickHouse formats it)",
     )
     alerts = add("alerts", cmd_alerts, "evaluate the alert rules on the rollup and notify on firing/resolve")
     alerts.add_argument("--rules", dest="alerts_rules_file", help="TOML rules file (default: built-in rules)")
@@ -488,7 +497,12 @@ def build_parser() -> argparse.ArgumentParser:
             else ("key=value" if name == "tag" else f"only mail of this {name.replace('_', ' ')}"),
         )
     rep.add_argument("--top", type=int, default=10, help="worst recipient domains shown (default 10)")
-    rep.add_argument("--min-volume", type=int, default=1, help="outcomes a domain needs to rank (default 1)")
+    rep.add_argument(
+        "--min-volume", type=int, default=1, help="messages with an outcome a domain needs (default 1)"
+    )
+    rep.add_argument(
+        "--json", action="store_true", help="print the figures as JSON (exact values; docs/figures.md)"
+    )
     add(
         "run",
         cmd_run,

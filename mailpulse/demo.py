@@ -16,7 +16,7 @@ import contextlib
 import random
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -50,7 +50,9 @@ from mailpulse.simulator.truth import Comparison, Seen, compare, status_counts, 
 from mailpulse.simulator.webhooks import WebhookPolicy, WebhookTarget
 from processors.consumer import StatusProcessor
 from processors.store import ClickHouseStore
+from schemas import outcomes
 from schemas.migrations import DERIVED_TABLES
+from schemas.outcomes import Figures
 from schemas.status import EmailStatus
 
 Print = Callable[[str], None]
@@ -276,11 +278,10 @@ async def _run_traffic(
     return poll.stats.published
 
 
-def delivery_rate(counts: Mapping[str, int]) -> float:
-    """Delivered (DELIVERED or OPENED) over messages with a final outbound outcome; INBOUND excluded."""
-    delivered = counts["DELIVERED"] + counts["OPENED"]
-    final = delivered + counts["UNDELIVERED"] + counts["FAILED"] + counts["CANCELED"]
-    return delivered / final if final else 0.0
+def summary_figures(statuses: Iterable[str]) -> Figures:
+    """The figures of ``schemas.outcomes`` over every message's final status (the simulator reports no
+    clicks)."""
+    return outcomes.tally((EmailStatus(s), False) for s in statuses)
 
 
 def _summary(outcome: Outcome, truth: list[EmailTruth], seen: dict[str, Seen], say: Print) -> None:
@@ -290,8 +291,13 @@ def _summary(outcome: Outcome, truth: list[EmailTruth], seen: dict[str, Seen], s
         if want[status.value] or got[status.value]:
             say(f"{status.value:<12} {got[status.value]:>10} {want[status.value]:>10}")
     say(f"{'emails':<12} {len(seen):>10} {len(truth):>10}")
-    rate = f"{'delivery':<12} {delivery_rate(got):>10.2%} {delivery_rate(want):>10.2%}"
-    say(f"{rate}   (DELIVERED+OPENED over final outbound: +UNDELIVERED, FAILED, CANCELED)")
+    mine = summary_figures(s.status for s in seen.values())
+    truths = summary_figures(t.status.value for t in truth)
+    say(f"\nby final status (docs/figures.md) {'ClickHouse':>10} {'truth':>10}")
+    for name in outcomes.CLASSES:
+        rate = mine.rates()[name], truths.rates()[name]
+        say(f"{name:<12} {outcomes.human_rate(rate[0]):>10} {outcomes.human_rate(rate[1]):>10}")
+    say(f"{'outcomes':<12} {mine.outcomes:>10} {truths.outcomes:>10}   (the four add up to 100%)")
     c = outcome.comparison
     say(
         f"\nwebhooks alone: the current status of {outcome.webhook_misses} of {len(truth)} emails never "

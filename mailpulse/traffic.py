@@ -1,7 +1,8 @@
 """Realistic webhook traffic with known ground truth: what the demo and integration tests post at ingest.
 
-Pure (stdlib + orjson, plus the stdlib-only ``schemas.status``) and deterministic: ``generate(n, seed)``
-always returns the same payloads, in the same order, with the same truth.
+Pure (stdlib + orjson, plus the stdlib-only ``schemas.status`` and ``schemas.outcomes``) and
+deterministic: ``generate(n, seed)`` always returns the same payloads, in the same order, with the same
+truth.
 
 What is generated, per message (one recipient of one send request):
 
@@ -52,6 +53,7 @@ from typing import Any, Final
 
 import orjson
 
+from schemas import outcomes
 from schemas.status import TERMINAL_STATUSES, EmailStatus
 
 Payload = dict[str, Any]
@@ -85,7 +87,7 @@ OUTCOME_RATES: Final[Mapping[str, Mapping[EmailStatus, float]]] = {
     TWILIO: _TWILIO_RATES,
     SENDGRID: {s: w / sum(_SENDGRID_WEIGHTS.values()) for s, w in _SENDGRID_WEIGHTS.items()},
 }
-# Final outbound outcomes: the denominator of delivery_rate (terminal, INBOUND excluded).
+# Final outbound outcomes (terminal, INBOUND excluded): the messages with an outcome (schemas.outcomes).
 FINAL_OUTBOUND: Final[frozenset[EmailStatus]] = TERMINAL_STATUSES - {_S.INBOUND}
 
 # Shape of the lifecycles (probabilities).
@@ -250,18 +252,10 @@ def status_counts(truth: Mapping[str, Truth]) -> dict[EmailStatus, int]:
 
 
 def delivery_rate(truth: Mapping[str, Truth]) -> float:
-    """Delivery rate = messages DELIVERED or OPENED / messages with a final outbound outcome.
-
-    Final outbound outcomes are the terminal statuses of outbound mail: DELIVERED, OPENED, UNDELIVERED,
-    FAILED and CANCELED (``schemas.status.TERMINAL_STATUSES`` without INBOUND). Messages still in flight
-    (SCHEDULED, QUEUED, SENT) and INBOUND messages count in neither part. 0.0 when no message is final.
-    """
-    final = delivered = 0
-    for t in truth.values():
-        if t.status in FINAL_OUTBOUND:
-            final += 1
-            delivered += t.status in (_S.DELIVERED, _S.OPENED)
-    return delivered / final if final else 0.0
+    """The delivered rate of ``schemas.outcomes`` over the intended statuses: DELIVERED or OPENED over
+    messages with an outcome (DELIVERED, OPENED, UNDELIVERED, FAILED, CANCELED); in-flight (SCHEDULED,
+    QUEUED, SENT) and INBOUND messages count in neither part. 0.0 when no message has an outcome."""
+    return outcomes.tally((t.status, False) for t in truth.values()).rates()["delivered"] or 0.0
 
 
 def generate(

@@ -11,6 +11,9 @@
   };
   const STATUS_ORDER = Object.keys(STATUS_COLORS);
   const METRIC_COLORS = { failure_rate: "#dc2626", bounce_rate: "#f59e0b" };
+  // Alert rule metrics -> the rate of schemas/outcomes.py they watch (the API's "rates" keys).
+  const METRIC_RATES = { failure_rate: "failure", bounce_rate: "bounced" };
+  const OUTCOME_CLASSES = ["delivered", "bounced", "failed", "canceled"];
   const meta = (name, fallback) => {
     const value = Number(document.querySelector(`meta[name="${name}"]`)?.content);
     return Number.isFinite(value) && value > 0 ? value : fallback;
@@ -21,6 +24,8 @@
   const hash = new URLSearchParams(location.hash.slice(1));
   const token = hash.get("token") || "";
   let range = RANGES[hash.get("range")] ? hash.get("range") : "24h";
+  // #from=...&to=... (ISO-8601) pins the page to that range instead of one ending now.
+  const pinned = hash.get("from") && hash.get("to") ? { from: hash.get("from"), to: hash.get("to") } : null;
   let timer = null;
   let inFlight = false;
 
@@ -41,18 +46,10 @@
   }
 
   // --- formatting -------------------------------------------------------------------------------------
-  const pct = (rate, digits = 1) => (rate === null || rate === undefined ? "–" : `${(rate * 100).toFixed(digits)}%`);
-  const int = (n) => (n === null || n === undefined ? "–" : Number(n).toLocaleString("en-US"));
+  const { duration, rate: pct, int } = MailpulseFormat;
   // Plotly reads tags (<b>, <br>, <a href>) and entities in labels; keys (domains, tags) come from mail,
   // so they are escaped to show as typed. Everything outside charts is set with textContent.
   const plotlyText = (s) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
-  function duration(ms) {
-    if (ms === null || ms === undefined) return "–";
-    if (ms < 1000) return `${Math.round(ms)} ms`;
-    if (ms < 60e3) return `${(ms / 1000).toFixed(1)} s`;
-    if (ms < 3600e3) return `${(ms / 60e3).toFixed(1)} min`;
-    return `${(ms / 3600e3).toFixed(1)} h`;
-  }
   // plotly.js ignores time zones in date strings: hand it local wall-clock time.
   function local(iso) {
     const d = new Date(iso);
@@ -134,7 +131,10 @@
   function drawRates(ts, rules) {
     const traces = ["failure_rate", "bounce_rate"].map((metric) => ({
       type: "scatter", mode: "lines+markers", name: metric.replace("_", " "), connectgaps: false,
-      ...gapped(ts.points, ts.bucket_s, (p) => (p[metric] === null ? null : p[metric] * 100)),
+      ...gapped(ts.points, ts.bucket_s, (p) => {
+        const value = p.rates[METRIC_RATES[metric]];
+        return value === null ? null : value * 100;
+      }),
       line: { color: METRIC_COLORS[metric], width: 2, shape: "linear" }, marker: { size: 4 },
       hovertemplate: "%{y:.2f}%",
     }));
@@ -154,16 +154,27 @@
     );
     const lay = layout({ shapes, annotations });
     lay.yaxis = { ...lay.yaxis, ticksuffix: "%", range: [0, top * 1.15] };
-    const points = ts.points.filter((p) => p.failure_rate !== null || p.bounce_rate !== null).length;
+    const points = ts.points.filter((p) => p.messages > 0).length;
     return draw("chart-rates", traces, lay, points);
   }
 
   function drawFunnel(funnel) {
     const steps = funnel.steps;
+    document.getElementById("funnel-rule").textContent = funnel.rule;
+    const list = document.getElementById("funnel-steps");
+    list.replaceChildren(...steps.map((s) => {
+      const item = document.createElement("li");
+      const count = document.createElement("span");
+      count.id = `funnel-${s.stage}`;
+      count.dataset.value = String(s.messages);
+      count.textContent = int(s.messages);
+      item.append(`${s.stage} `, count);
+      return item;
+    }));
     const trace = {
-      type: "funnel", y: steps.map((s) => s.status), x: steps.map((s) => s.messages),
+      type: "funnel", y: steps.map((s) => s.stage), x: steps.map((s) => s.messages),
       textinfo: "value+percent initial",
-      marker: { color: steps.map((s) => STATUS_COLORS[s.status] || "#9ca3af") },
+      marker: { color: steps.map((s) => STATUS_COLORS[s.stage] || STATUS_COLORS.CLICK) },
       connector: { fillcolor: theme().grid, line: { width: 0 } },
     };
     const lay = layout({ margin: { l: 96, r: 16, t: 8, b: 24 }, hovermode: "closest" });
@@ -192,32 +203,38 @@
   }
 
   function drawWorst(breakdown) {
-    const rows = breakdown.rows.filter((r) => r.failure_rate !== null);
+    const rows = breakdown.rows.filter((r) => r.rates.failure !== null);
     const trace = {
       type: "bar", orientation: "h", y: rows.map((r) => plotlyText(r.key || "(none)")),
-      x: rows.map((r) => r.failure_rate * 100), marker: { color: "#dc2626" },
-      text: rows.map((r) => `${pct(r.failure_rate)} of ${int(r.outcomes)}`), textposition: "outside",
+      x: rows.map((r) => r.rates.failure * 100), marker: { color: "#dc2626" },
+      text: rows.map((r) => `${pct(r.rates.failure)} of ${int(r.messages)}`), textposition: "outside",
       cliponaxis: false,
       hovertemplate: "%{y}: %{x:.2f}%<extra></extra>",
     };
     const lay = layout({ margin: { l: 140, r: 16, t: 8, b: 32 }, hovermode: "closest" });
     lay.yaxis = { ...lay.yaxis, autorange: "reversed", automargin: true };
-    const widest = Math.max(1, ...rows.map((r) => r.failure_rate * 100));
+    const widest = Math.max(1, ...rows.map((r) => r.rates.failure * 100));
     lay.xaxis = { ...lay.xaxis, ticksuffix: "%", range: [0, widest * 1.3] };
     document.getElementById("worst-note").textContent =
-      `by failure rate, at least ${int(WORST_MIN_VOLUME)} outcomes`;
+      `by failure rate (bounced + failed), at least ${int(WORST_MIN_VOLUME)} with an outcome`;
     return draw("chart-worst", [trace], lay, rows.length);
   }
 
+  // Each figure's element shows it formatted and keeps the exact value the API gave in data-value.
   function drawCards(s) {
-    const set = (id, text) => { document.getElementById(id).textContent = text; };
-    set("h-outcomes", int(s.outcomes));
-    const queued = s.volumes.QUEUED;
-    set("h-outcomes-sub", queued === undefined ? "delivered, undelivered or failed" : `of ${int(queued)} queued`);
-    set("h-delivery", pct(s.delivery_rate));
-    set("h-bounce", pct(s.bounce_rate, 2));
-    set("h-failure", pct(s.failure_rate, 2));
-    set("h-open", pct(s.open_rate));
+    const set = (id, text, value) => {
+      const el = document.getElementById(id);
+      el.textContent = text;
+      if (value !== undefined) el.dataset.value = JSON.stringify(value);
+    };
+    set("h-messages", int(s.messages), s.messages);
+    set("h-messages-sub", `+ ${int(s.pending)} pending (no outcome yet)`);
+    for (const name of OUTCOME_CLASSES) {
+      set(`h-${name}`, pct(s.rates[name]), s.rates[name]);
+      set(`h-${name}-n`, int(s.counts[name]), s.counts[name]);
+    }
+    set("h-opened", pct(s.rates.opened), s.rates.opened);
+    set("h-opened-n", int(s.counts.opened), s.counts.opened);
     const ttd = s.time_to_deliver_ms;
     set("h-ttd", duration(ttd.p50));
     set("h-ttd-sub", `p50 · p95 ${duration(ttd.p95)} · p99 ${duration(ttd.p99)}`);
@@ -245,7 +262,7 @@
       badge.className = `state ${e.state}`;
       badge.textContent = e.state;
       const cells = [local(e.at), e.rule, e.dimension ? `${e.dimension}=${e.key}` : "all mail", badge,
-        pct(e.value, 2), pct(e.threshold, 0), int(e.volume)];
+        pct(e.value), pct(e.threshold, 0), int(e.volume)];
       for (const value of cells) {
         const cell = row.insertCell();
         if (value instanceof Node) cell.append(value); else cell.textContent = value;
@@ -264,15 +281,15 @@
     if (inFlight) return;
     inFlight = true;
     const updated = document.getElementById("updated");
-    const to = new Date();
-    const q = { from: new Date(to - RANGES[range]).toISOString(), to: to.toISOString() };
+    const to = pinned ? new Date(pinned.to) : new Date();
+    const q = pinned || { from: new Date(to - RANGES[range]).toISOString(), to: to.toISOString() };
     try {
       const [summary, ts, latency, worst, funnel, alerts] = await Promise.all([
         api("/api/summary", q),
         api("/api/timeseries", q),
         api("/api/latency", q),
         api("/api/breakdown", {
-          ...q, by: "recipient_domain", order: "failure_rate", limit: 10, min_volume: WORST_MIN_VOLUME,
+          ...q, by: "recipient_domain", order: "failure", limit: 10, min_volume: WORST_MIN_VOLUME,
         }),
         api("/api/funnel", q),
         api("/api/alerts", { ...q, limit: 50 }),
@@ -308,7 +325,7 @@
 
   function schedule() {
     clearInterval(timer);
-    timer = document.getElementById("live").checked ? setInterval(refresh, REFRESH_MS) : null;
+    timer = document.getElementById("live").checked && !pinned ? setInterval(refresh, REFRESH_MS) : null;
   }
 
   for (const b of document.querySelectorAll("#ranges button")) {

@@ -90,6 +90,8 @@ def plan(messages: int = 600, seed: int = 6) -> list[Message]:
             m.events.append(("UNDELIVERED", done))
         elif fate < 0.93:
             m.events.append(("FAILED", done))
+        elif fate < 0.97 and m.provider == "sendgrid":  # canceled before it went out
+            m.events.append(("CANCELED", done))
         if m.events:
             out.append(m)
     # Exact edges: events at the first and last millisecond inside, and at the first one outside.
@@ -155,31 +157,71 @@ def _matches(m: Message, filters: dict[str, str]) -> bool:
     return True
 
 
-def _counts(messages: Iterable[Message], start: datetime, end: datetime) -> dict[str, Any]:
-    sets: dict[str, set[str]] = defaultdict(set)
-    for m in messages:
-        for name, at in m.events:
-            if start <= at < end:
-                sets[name].add(m.id)
-    outcomes = sets["DELIVERED"] | sets["UNDELIVERED"] | sets["FAILED"]
-    failures = sets["UNDELIVERED"] | sets["FAILED"]
-    volumes = dict.fromkeys(
-        ("SCHEDULED", "QUEUED", "SENT", "DELIVERED", "UNDELIVERED", "OPENED", "FAILED", "CANCELED", "CLICK"),
-        0,
-    )
-    volumes |= {name: len(ids) for name, ids in sets.items()}
+# The definitions of docs/figures.md, written out here (not taken from schemas.outcomes).
+FINAL_FIRST = ("OPENED", "UNDELIVERED", "DELIVERED", "SENT", "FAILED", "CANCELED", "QUEUED", "SCHEDULED")
+CLASS_OF = {"OPENED": "delivered", "DELIVERED": "delivered", "UNDELIVERED": "bounced", "FAILED": "failed",
+            "CANCELED": "canceled"}  # fmt: skip
+REACHED_QUEUED = {"QUEUED", "FAILED", "SENT", "UNDELIVERED", "DELIVERED", "OPENED"}
+REACHED_SENT = {"SENT", "UNDELIVERED", "DELIVERED", "OPENED"}
+
+
+def figures(finals: Iterable[tuple[str | None, bool]]) -> dict[str, Any]:
+    """The figures of messages given as (final status, has a click), as the API gives them."""
+    classes = dict.fromkeys(("delivered", "bounced", "failed", "canceled"), 0)
+    pending = opened = clicked = queued = sent = 0
+    for final, click in finals:
+        if final is None:
+            continue
+        if final in CLASS_OF:
+            classes[CLASS_OF[final]] += 1
+        else:
+            pending += 1
+        delivered = CLASS_OF.get(final) == "delivered"
+        opened += delivered and (final == "OPENED" or click)
+        clicked += delivered and click
+        queued += final in REACHED_QUEUED
+        sent += final in REACHED_SENT
+    outcomes = sum(classes.values())
 
     def ratio(a: int, b: int) -> float | None:
         return a / b if b else None
 
     return {
-        "volumes": volumes,
-        "outcomes": len(outcomes),
-        "delivery_rate": ratio(volumes["DELIVERED"], len(outcomes)),
-        "bounce_rate": ratio(volumes["UNDELIVERED"], len(outcomes)),
-        "failure_rate": ratio(len(failures), len(outcomes)),
-        "open_rate": ratio(volumes["OPENED"], volumes["DELIVERED"]),
+        "messages": outcomes,
+        "pending": pending,
+        "counts": {**classes, "opened": opened, "clicked": clicked},
+        "rates": {
+            **{name: ratio(n, outcomes) for name, n in classes.items()},
+            "failure": ratio(classes["bounced"] + classes["failed"], outcomes),
+            "opened": ratio(opened, classes["delivered"]),
+            "clicked": ratio(clicked, classes["delivered"]),
+        },
+        "funnel": [
+            ["QUEUED", queued],
+            ["SENT", sent],
+            ["DELIVERED", classes["delivered"]],
+            ["OPENED", opened],
+            ["CLICKED", clicked],
+        ],
     }
+
+
+def _counts(messages: Iterable[Message], start: datetime, end: datetime) -> dict[str, Any]:
+    """Volumes (distinct messages per status or kind with an event in range) and the figures of each
+    message's final status among its events in range."""
+    sets: dict[str, set[str]] = defaultdict(set)
+    finals = []
+    for m in messages:
+        seen = {name for name, at in m.events if start <= at < end}
+        for name in seen:
+            sets[name].add(m.id)
+        finals.append((next((s for s in FINAL_FIRST if s in seen), None), "CLICK" in seen))
+    volumes = dict.fromkeys(
+        ("SCHEDULED", "QUEUED", "SENT", "DELIVERED", "UNDELIVERED", "OPENED", "FAILED", "CANCELED", "CLICK"),
+        0,
+    )
+    volumes |= {name: len(ids) for name, ids in sets.items()}
+    return {"volumes": volumes, **figures(finals)}
 
 
 def quantile(values: list[int], level: float) -> float:
@@ -296,17 +338,25 @@ def breakdown(
     rows = []
     for key in keys:
         counts = _counts([m for m in chosen if key in _keys(m, by)], start, end)
-        if any(counts["volumes"].values()) and counts["outcomes"] >= min_volume:
+        if any(counts["volumes"].values()) and counts["messages"] >= min_volume:
             rows.append({"key": key, **counts})
+
+    def metric(row: dict[str, Any]) -> float | None:
+        return float(row["messages"]) if order == "messages" else row["rates"][order]
+
     # Descending by the metric, nulls last, ties by key (ascending).
-    rows.sort(key=lambda r: (r[order] is None, -(r[order] or 0), r["key"]))
+    rows.sort(key=lambda r: (metric(r) is None, -(metric(r) or 0), r["key"]))
     window = {"from": iso(start), "to": iso(end), "filters": filters}
     return {**window, "by": by, "order": order, "rows": rows[:limit]}
 
 
 def funnel(plan: list[Message], filters: dict[str, str]) -> Any:
-    volumes = _counts([m for m in plan if _matches(m, filters)], FROM, TO)["volumes"]
-    steps = [
-        {"status": s, "messages": volumes[s]} for s in ("QUEUED", "SENT", "DELIVERED", "OPENED", "CLICK")
-    ]
-    return {"from": iso(FROM), "to": iso(TO), "filters": filters, "steps": steps}
+    stages = _counts([m for m in plan if _matches(m, filters)], FROM, TO)["funnel"]
+    steps = [{"stage": stage, "messages": n} for stage, n in stages]
+    return {"from": iso(FROM), "to": iso(TO), "filters": filters, "rule": FUNNEL_RULE, "steps": steps}
+
+
+FUNNEL_RULE = (
+    "each message counts at every stage it reached at least, judged from its final status: "
+    "a DELIVERED message has passed QUEUED and SENT"
+)

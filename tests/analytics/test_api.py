@@ -154,8 +154,8 @@ def test_injection_attempts_are_plain_values(
     assert summary.status_code == 200, summary.text
     body = summary.json()
     assert body["filters"] == {name: value}
-    assert body["outcomes"] == 0 and set(body["volumes"].values()) == {0}
-    assert body["time_to_deliver_ms"]["count"] == 0 and body["delivery_rate"] is None
+    assert body["messages"] == 0 and set(body["volumes"].values()) == {0}
+    assert body["time_to_deliver_ms"]["count"] == 0 and body["rates"]["delivered"] is None
     for path in ("/api/timeseries", "/api/latency"):
         assert api.get(path, params={**RANGE, name: value}, headers=AUTH).json()["points"] == []
     assert api.get("/api/breakdown", params={**RANGE, name: value}, headers=AUTH).json()["rows"] == []
@@ -178,7 +178,7 @@ VALID = {  # a valid value for each documented parameter
     "tag": "campaign=a",
     "bucket": "300",
     "by": "tag",
-    "order": "outcomes",
+    "order": "messages",
     "limit": "5",
     "min_volume": "0",
 }

@@ -56,7 +56,7 @@ def test_the_printed_url_opens_the_dashboard_and_its_api(tmp_path: Path) -> None
         assert httpx.get(f"{base}/dashboard").status_code == 200
         assert httpx.get(f"{base}/api/summary").status_code == 401
         answer = httpx.get(f"{base}/api/summary", headers={"Authorization": f"Bearer {token}"})
-        assert answer.status_code == 200 and answer.json()["outcomes"] == 0
+        assert answer.status_code == 200 and answer.json()["messages"] == 0
     finally:
         code = stop(proc)
     assert code == 0, lines

@@ -1,4 +1,5 @@
-"""The analyst views of migration 4 on the known-answer load: exact without FINAL or aggregate states."""
+"""The analyst views (migrations 4, 8, 10) on the known-answer load: exact without FINAL or aggregate
+states, the same figures as the API."""
 
 from __future__ import annotations
 
@@ -28,18 +29,28 @@ def test_stats_daily_per_domains(loaded: tuple[ClickHouseStore, list[ka.Message]
     store, plan = loaded
     rows = store.client.query(
         f"SELECT provider, sender_domain, recipient_domain, delivered, undelivered, opened, outcomes,"
-        f" failure_rate, open_rate FROM {store.database}.stats_daily WHERE day = {{day:Date}}",
+        f" delivered_outcomes, bounced_outcomes, failed_outcomes, canceled_outcomes, delivery_rate,"
+        f" bounce_rate, failed_rate, canceled_rate, failure_rate, open_rate, click_rate"
+        f" FROM {store.database}.stats_daily WHERE day = {{day:Date}}",
         parameters={"day": DAY.date()},
-    ).result_rows
-    assert len(rows) > 10
-    for provider, sender, recipient, delivered, undelivered, opened, outcomes, failure, open_rate in rows:
-        filters = {"provider": provider, "sender_domain": sender, "recipient_domain": recipient}
+    ).named_results()
+    found = 0
+    for row in rows:
+        found += 1
+        filters = {k: row[k] for k in ("provider", "sender_domain", "recipient_domain")}
         want = ka.summary(plan, filters, DAY, DAY + timedelta(days=1))
-        assert (delivered, undelivered, opened, outcomes) == (
+        assert (row["delivered"], row["undelivered"], row["opened"]) == (
             want["volumes"]["DELIVERED"], want["volumes"]["UNDELIVERED"], want["volumes"]["OPENED"],
-            want["outcomes"],
         )  # fmt: skip
-        assert (failure, open_rate) == (want["failure_rate"], want["open_rate"])
+        assert row["outcomes"] == want["messages"]
+        counts, rates = want["counts"], want["rates"]
+        for name in ("delivered", "bounced", "failed", "canceled"):
+            assert row[f"{name}_outcomes"] == counts[name]
+        columns = {"delivered": "delivery_rate", "bounced": "bounce_rate", "failed": "failed_rate",
+                   "canceled": "canceled_rate", "failure": "failure_rate", "opened": "open_rate",
+                   "clicked": "click_rate"}  # fmt: skip
+        assert {name: row[column] for name, column in columns.items()} == rates
+    assert found > 10
 
 
 def test_stats_hourly_and_by_tag_sum_to_the_known_answer(
@@ -52,7 +63,7 @@ def test_stats_hourly_and_by_tag_sum_to_the_known_answer(
         {"h": hour.replace(tzinfo=None)},
     )
     # Distinct per (provider, domains) group: a message belongs to exactly one, so the sum is exact.
-    assert outcomes == ka.summary(plan, {}, hour, hour + timedelta(hours=1))["outcomes"] > 0
+    assert outcomes == ka.summary(plan, {}, hour, hour + timedelta(hours=1))["messages"] > 0
     tags = dict(store.query(f"SELECT tag, delivered FROM {store.database}.stats_daily_by_tag"))
     for tag in ("campaign=a", "campaign=b", "env=prod"):
         assert (

@@ -107,7 +107,9 @@ def traffic() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
             outcome = "DELIVERED"
             if minute in SPIKE and i < 6:
                 outcome = "UNDELIVERED" if i % 2 else "FAILED"
-            tw += twilio(n, "shop.example", ["QUEUED", "SENT", outcome], start)
+            # FAILED ends a message that never went out (after SENT it would lose to SENT: pending).
+            lifecycle = ["QUEUED", outcome] if outcome == "FAILED" else ["QUEUED", "SENT", outcome]
+            tw += twilio(n, "shop.example", lifecycle, start)
             n += 1
             other = "UNDELIVERED" if i == 0 and minute % 4 == 0 else "DELIVERED"  # 1 of 32: normal noise
             tw += twilio(n, "other.example", ["QUEUED", "SENT", other], start)

@@ -113,6 +113,7 @@ def test_a_database_from_before_migrations_is_upgraded_and_backfilled(store: Cli
         "0007_drop_coarse_rollups",
         "0008_views_on_message_minute",
         "0009_alert_outbox",
+        "0010_outcome_views",
     ]
     rollup, truth = rollup_vs_events(store)
     assert rollup == truth and truth
