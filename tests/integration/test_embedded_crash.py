@@ -154,7 +154,7 @@ def loaded_messages(run: Run) -> int:
         ).json()
     except (httpx.TransportError, ValueError):
         return 0
-    return int(summary.get("outcomes") or 0)
+    return int(summary.get("messages") or 0)
 
 
 def read_back(run: Run, tmp: Path) -> Tables:

@@ -66,10 +66,10 @@ def test_run_serves_every_role_until_sigterm(tmp_path: Path) -> None:
                 ).json()
             except httpx.TransportError:
                 summary = {}
-            if summary.get("outcomes"):
+            if summary.get("messages"):
                 break
             time.sleep(0.5)
-        assert summary.get("outcomes") == 1, (summary, lines)
+        assert summary.get("messages") == 1, (summary, lines)
         assert proc.poll() is None
     finally:
         proc.send_signal(signal.SIGTERM)
