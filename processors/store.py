@@ -7,6 +7,7 @@ embedded default and production share every line below.
 from __future__ import annotations
 
 import logging
+import re
 from collections import defaultdict
 from collections.abc import Collection, Iterator, Sequence
 from datetime import UTC, datetime
@@ -15,6 +16,7 @@ from typing import Any
 import clickhouse_connect
 from clickhouse_connect.driver.binding import escape_str, must_escape
 from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import DatabaseError
 
 from processors.columns import Columns
 from processors.rows import Row, event_from_row
@@ -36,6 +38,67 @@ log = logging.getLogger(__name__)
 # and 5,000 ids of 53+ bytes already passed the limit.
 _LOOKUP_CHUNK = 5_000
 _LOOKUP_BYTES = 200_000
+
+
+# ClickHouse error codes that blame the inserted data, not the server: parse and conversion failures,
+# an unknown enum value, a violated constraint of the landing table (schemas/migrations/m0010).
+BAD_INPUT_CODES: frozenset[int] = frozenset({
+    6,  # CANNOT_PARSE_TEXT
+    7,  # INCORRECT_NUMBER_OF_COLUMNS
+    25,  # CANNOT_PARSE_ESCAPE_SEQUENCE
+    26,  # CANNOT_PARSE_QUOTED_STRING
+    27,  # CANNOT_PARSE_INPUT_ASSERTION_FAILED
+    32,  # ATTEMPT_TO_READ_AFTER_EOF
+    33,  # CANNOT_READ_ALL_DATA
+    38,  # CANNOT_PARSE_DATE
+    41,  # CANNOT_PARSE_DATETIME
+    53,  # TYPE_MISMATCH
+    70,  # CANNOT_CONVERT_TYPE
+    72,  # CANNOT_PARSE_NUMBER
+    117,  # INCORRECT_DATA
+    130,  # CANNOT_READ_ARRAY_FROM_TEXT
+    131,  # TOO_LARGE_STRING_SIZE
+    321,  # VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE
+    346,  # CANNOT_CONVERT_CHARSET
+    395,  # FUNCTION_THROW_IF_VALUE_IS_NON_ZERO
+    467,  # CANNOT_PARSE_BOOL
+    469,  # VIOLATED_CONSTRAINT
+    563,  # CANNOT_READ_MAP_FROM_TEXT
+    632,  # UNEXPECTED_DATA_AFTER_PARSED_VALUE
+    691,  # UNKNOWN_ELEMENT_OF_ENUM
+})  # fmt: skip
+_CODE = re.compile(r"\bCode:\s*(\d+)")
+
+# The parse of the landing table: strict (no row skipped, an unknown enum value or a bad time fails the
+# insert), ISO times with "Z" and fractions, a field added to v2 later ignored rather than refused.
+LOAD_SETTINGS: dict[str, Any] = {
+    "date_time_input_format": "best_effort",
+    "input_format_skip_unknown_fields": 1,
+    "input_format_allow_errors_num": 0,
+    "input_format_allow_errors_ratio": 0,
+    "input_format_null_as_default": 1,
+    "input_format_json_read_objects_as_strings": 1,
+    "input_format_json_empty_as_default": 0,
+    # Retries of a batch carry the same token: dropped by the landing insert and by every view's.
+    "insert_deduplicate": 1,
+    "deduplicate_blocks_in_dependent_materialized_views": 1,
+}
+
+
+class BadInput(ValueError):
+    """ClickHouse refused an insert because of the data in it (ClickHouse's message as the text)."""
+
+    def __init__(self, message: str, code: int | None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def error_code(exc: BaseException) -> int | None:
+    code = getattr(exc, "code", None)
+    if isinstance(code, int):
+        return code
+    found = _CODE.search(str(exc))
+    return int(found.group(1)) if found else None
 
 
 def connect(dsn: str) -> Client:
@@ -87,6 +150,26 @@ class ClickHouseStore:
         """version -> checksum of every recorded migration."""
         rows = self.query(f"SELECT version, checksum FROM {self.database}.schema_migrations FINAL")
         return {int(version): str(checksum) for version, checksum in rows}
+
+    def load(self, values: Sequence[bytes], token: str) -> None:
+        """Insert raw envelope v2 values (Kafka record values) as one block into ``email_events_in``;
+        its views fill events, state and rollups. A retry with the same ``token`` adds nothing. Raises
+        BadInput when ClickHouse blames the data (nothing of the block is stored then); other errors
+        (server unreachable...) propagate as they are."""
+        if not values:
+            return
+        try:
+            self.client.raw_insert(
+                f"{self.database}.email_events_in",
+                insert_block=b"\n".join(values),
+                fmt="JSONEachRow",
+                settings={**LOAD_SETTINGS, "insert_deduplication_token": token},
+            )
+        except DatabaseError as exc:
+            code = error_code(exc)
+            if code in BAD_INPUT_CODES:
+                raise BadInput(str(exc), code) from exc
+            raise
 
     def load_events(self, message_ids: Collection[str]) -> dict[str, list[CanonicalEvent]]:
         """Every stored event of these messages (duplicates possible before merges; callers fold)."""
