@@ -7,8 +7,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from schemas.event import Provider, Source
-from schemas.status import EmailStatus, EventKind
-from schemas.tables import on_cluster
+from schemas.status import FAILURE_STATUSES, PRECEDENCE, EmailStatus, EventKind
+from schemas.tables import dedup_settings, fed_by_events, on_cluster, table_engine
 
 if TYPE_CHECKING:
     from enum import StrEnum
@@ -85,11 +85,184 @@ EVENTS_SELECT = """SELECT
 FROM {source}"""
 
 
+_TS = "DateTime64(3, 'UTC')"
+_STATUSES = tuple(EmailStatus)
+_FAILURES = ", ".join(f"'{s.value}'" for s in _STATUSES if s in FAILURE_STATUSES)
+_NON_EMAIL = ", ".join(f"'{k.value}'" for k in (EventKind.OPERATION, EventKind.ACCOUNT_STATUS_CHANGE))
+# The dedupe key's 16 bytes as one number: uniqExact keeps UInt128 values as they are (no hashing), so
+# a count is of distinct keys, exactly.
+_KEY = "reinterpretAsUInt128(unhex(dedupe_key))"
+_RICHNESS = "(isNotNull(recipient) + isNotNull(sender) + notEmpty(tags) + isNotNull(operation_id))"
+_DESCRIBING = "tuple(provider, operation_id, recipient, recipient_domain, sender, sender_domain, tags)"
+_DESCRIBING_TYPE = (
+    "Tuple(LowCardinality(String), Nullable(String), Nullable(String), LowCardinality(String), "
+    "Nullable(String), LowCardinality(String), Map(String, String))"
+)
+_COUNTS = {  # column -> the events it counts (distinct dedupe keys)
+    "open_keys": "status = 'OPENED'",
+    "machine_open_keys": "status = 'OPENED' AND ifNull(machine_open, false)",
+    "click_keys": "kind = 'click'",
+    "deferred_keys": "kind = 'deferred'",
+}
+
+# What a block of email_events rows adds to email_state_agg, per message: the view runs it on every
+# insert into email_events, the backfill on the whole table. Every column is idempotent (min, max,
+# uniqExact of keys, argMin under a total order), so a row seen twice changes nothing.
+# Non-email kinds (operation, account status change) count as events of their id but describe nothing
+# and give no message on their own (``has_email``), as in the pure core the processor used.
+STATE_SELECT = f"""SELECT
+  message_id,
+  max(kind NOT IN ({_NON_EMAIL})) AS has_email,
+  argMinIfState(
+    CAST({_DESCRIBING}, '{_DESCRIBING_TYPE}'),
+    tuple(-{_RICHNESS}, occurred_at, dedupe_key),
+    kind NOT IN ({_NON_EMAIL})
+  ) AS describing,
+  {", ".join(f"minIfOrNull(occurred_at, status = '{s.value}') AS {s.value.lower()}_at" for s in _STATUSES)},
+  {", ".join(f"uniqExactIfState({_KEY}, {c}) AS {name}" for name, c in _COUNTS.items())},
+  uniqExactState({_KEY}) AS event_keys,
+  min(occurred_at) AS first_event_at,
+  max(occurred_at) AS last_event_at,
+  argMinIfState(
+    tuple(reason, bounce_type), tuple(occurred_at, dedupe_key), status IN ({_FAILURES})
+  ) AS failure
+FROM {{source}}
+GROUP BY message_id"""
+
+
+def state_table(db: str, cluster: str | None) -> str:
+    engine = table_engine(db, "email_state_agg", "AggregatingMergeTree", cluster)
+    times = ",\n  ".join(
+        f"{s.value.lower()}_at SimpleAggregateFunction(min, Nullable({_TS}))" for s in _STATUSES
+    )
+    counts = ",\n  ".join(
+        f"{name} AggregateFunction(uniqExact, UInt128)" for name in (*_COUNTS, "event_keys")
+    )
+    return f"""CREATE TABLE IF NOT EXISTS {db}.email_state_agg{on_cluster(cluster)} (
+  message_id String,
+  has_email SimpleAggregateFunction(max, Bool),
+  describing AggregateFunction(argMin, {_DESCRIBING_TYPE}, Tuple(Int64, {_TS}, String)),
+  {times},
+  {counts},
+  first_event_at SimpleAggregateFunction(min, {_TS}),
+  last_event_at SimpleAggregateFunction(max, {_TS}),
+  failure AggregateFunction(argMin, Tuple(Nullable(String), Nullable(String)), Tuple({_TS}, String))
+) ENGINE = {engine}
+ORDER BY message_id{dedup_settings(cluster)}"""
+
+
+# Current status: the highest-precedence status seen, i.e. the first one with a time, from the top.
+_BY_PRECEDENCE = sorted(_STATUSES, key=PRECEDENCE.__getitem__, reverse=True)
+_CURRENT = (
+    "multiIf(" + ", ".join(f"{s.value.lower()}_at IS NOT NULL, '{s.value}'" for s in _BY_PRECEDENCE) + ", '')"
+)
+
+
+def messages_view(db: str, cluster: str | None) -> str:
+    """``messages``: one merged row per message, email_state's columns and types (STATE_COLUMNS)."""
+    times = ",\n    ".join(f"min({s.value.lower()}_at) AS {s.value.lower()}_at" for s in _STATUSES)
+    time_columns = ", ".join(f"{s.value.lower()}_at" for s in _STATUSES)
+    return f"""CREATE OR REPLACE VIEW {db}.messages{on_cluster(cluster)} AS
+SELECT
+  message_id,
+  CAST(d.1, 'LowCardinality(String)') AS provider,
+  CAST({_CURRENT}, 'LowCardinality(String)') AS status,
+  d.2 AS operation_id,
+  d.3 AS recipient,
+  d.4 AS recipient_domain,
+  d.5 AS sender,
+  d.6 AS sender_domain,
+  d.7 AS tags,
+  {time_columns},
+  toUInt32(opens) AS open_count,
+  toUInt32(machine_opens) AS machine_open_count,
+  toUInt32(clicks) AS click_count,
+  toUInt32(deferrals) AS deferred_count,
+  toUInt32(events) AS event_count,
+  first_event_at,
+  last_event_at,
+  f.1 AS failure_reason,
+  f.2 AS bounce_type,
+  toUInt64(events) AS version
+FROM (
+  SELECT
+    message_id,
+    max(has_email) AS email,
+    argMinMerge(describing) AS d,
+    {times},
+    uniqExactMerge(open_keys) AS opens,
+    uniqExactMerge(machine_open_keys) AS machine_opens,
+    uniqExactMerge(click_keys) AS clicks,
+    uniqExactMerge(deferred_keys) AS deferrals,
+    uniqExactMerge(event_keys) AS events,
+    min(first_event_at) AS first_event_at,
+    max(last_event_at) AS last_event_at,
+    argMinMerge(failure) AS f
+  FROM {db}.email_state_agg
+  GROUP BY message_id
+)
+WHERE email"""
+
+
+_RANK = (
+    "transform(status, ["
+    + ", ".join(f"'{s.value}'" for s in _STATUSES)
+    + "], ["
+    + ", ".join(str(PRECEDENCE[s]) for s in _STATUSES)
+    + "], 0)"
+)
+_STATUS_OF_RANK = (
+    "transform({rank}, ["
+    + ", ".join(str(PRECEDENCE[s]) for s in _STATUSES)
+    + "], ["
+    + ", ".join(f"'{s.value}'" for s in _STATUSES)
+    + "], '')"
+)
+
+
+def transitions_view(db: str, cluster: str | None) -> str:
+    """``transitions``: every distinct status event of a message in event-time order (ties by dedupe
+    key) with the status before and after it, computed from the stored events: exact whatever the
+    arrival order. ``late``: a status event that follows it in that order was received before it."""
+    return f"""CREATE OR REPLACE VIEW {db}.transitions{on_cluster(cluster)} AS
+SELECT
+  message_id, occurred_at, dedupe_key, event_id, status,
+  CAST({_STATUS_OF_RANK.format(rank="before")}, 'LowCardinality(String)') AS previous_status,
+  CAST({_STATUS_OF_RANK.format(rank="greatest(before, rank)")}, 'LowCardinality(String)') AS current_status,
+  received_at > ifNull(received_after, received_at) AS late,
+  provider, source, kafka_partition, kafka_offset
+FROM (
+  SELECT *, {_RANK} AS rank,
+    ifNull(max(rank) OVER (PARTITION BY message_id ORDER BY occurred_at, dedupe_key
+      ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS before,
+    minOrNull(received_at) OVER (PARTITION BY message_id ORDER BY occurred_at, dedupe_key
+      ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING) AS received_after
+  FROM {db}.email_events FINAL
+  WHERE kind = 'status'
+)"""
+
+
 def statements(opts: SchemaOptions) -> list[str]:
     db, on = opts.database, on_cluster(opts.cluster)
     landing = f"{db}.email_events_in"
     return [
         landing_table(db, opts.cluster),
+        state_table(db, opts.cluster),
+        # Before the landing view exists nothing reaches email_events through it: the backfill of the
+        # state below sees every event loaded the old way, the view every event loaded from now on.
+        *fed_by_events(db, opts.cluster, "email_state_agg", STATE_SELECT, STATE_SELECT + BACKFILL_SETTINGS),
         f"CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.email_events_in_mv{on} TO {db}.email_events AS "
         + EVENTS_SELECT.format(source=landing),
+        messages_view(db, opts.cluster),
+        transitions_view(db, opts.cluster),
+        f"""CREATE OR REPLACE VIEW {db}.message_latency{on} AS
+SELECT message_id, provider, sender_domain, recipient_domain, tags, status,
+  queued_at, sent_at, delivered_at, opened_at,
+  dateDiff('millisecond', coalesce(sent_at, queued_at), delivered_at) AS time_to_deliver_ms,
+  dateDiff('millisecond', delivered_at, opened_at) AS time_to_open_ms
+FROM {db}.messages""",
     ]
+
+
+# email_events is sorted by message_id: grouping in that order streams, one message at a time.
+BACKFILL_SETTINGS = "\nSETTINGS optimize_aggregation_in_order = 1"
