@@ -10,8 +10,10 @@ from typing import Any
 
 import orjson
 from hypothesis import strategies as st
+from pydantic import TypeAdapter
 
 from schemas.event import CanonicalEvent, Provider, Source, domain_of
+from schemas.inbound import Attachment, InboundDetails
 from schemas.sendgrid import parse_sendgrid_event
 from schemas.status import FAILURE_STATUSES as FAILURES
 from schemas.status import EmailStatus, EventKind
@@ -167,3 +169,27 @@ def sample_events() -> list[CanonicalEvent]:
         *(parse_sendgrid_event(raw, received) for raw in sendgrid),
         *(parse_cloud_event(raw, received) for raw in twilio),
     ]
+
+
+_ATTACHMENTS: TypeAdapter[tuple[Attachment, ...]] = TypeAdapter(tuple[Attachment, ...])
+
+
+def inbound_values(inbound: InboundDetails | None) -> tuple[Any, ...]:
+    """email_events' inbound columns for ``inbound``; ``attachments`` is '' exactly when there is none."""
+    if inbound is None:
+        return ([], None, None, None, None, "")
+    i = inbound
+    attachments = _ATTACHMENTS.dump_json(i.attachments).decode()
+    return (list(i.recipients), i.subject, i.spam_score, i.spf, i.dkim, attachments)
+
+
+def old_event_row(e: CanonicalEvent, partition: int, offset: int) -> tuple[Any, ...]:
+    """An email_events row (EVENT_COLUMNS order) as the processor wrote it before envelope v2."""
+    return (
+        e.message_id, e.dedupe_key, e.event_id, e.provider_message_id, e.operation_id, e.kind.value,
+        e.status.value if e.status else "", e.raw_type, e.occurred_at, e.received_at, e.source.value,
+        e.provider.value, e.recipient, e.recipient_domain or "", e.sender, e.sender_domain or "",
+        dict(e.tags), dict(e.custom_args), list(e.categories), e.reason, e.smtp_status, e.bounce_type,
+        e.bounce_classification, e.attempt, e.machine_open, e.url, partition, offset,
+        *inbound_values(e.inbound),
+    )  # fmt: skip
