@@ -169,6 +169,10 @@ class ClickHouseStore:
             code = error_code(exc)
             if code in BAD_INPUT_CODES:
                 raise BadInput(str(exc), code) from exc
+            if isinstance(exc.__cause__, UnicodeDecodeError):
+                # chDB takes the insert's data inside its query text, which must be UTF-8: bytes that
+                # are not are the data's fault (a server would fail to parse them as JSON instead).
+                raise BadInput(f"not UTF-8 text: {exc.__cause__}", None) from exc
             raise
 
     def load_events(self, message_ids: Collection[str]) -> dict[str, list[CanonicalEvent]]:
