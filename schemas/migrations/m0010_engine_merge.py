@@ -89,15 +89,24 @@ _TS = "DateTime64(3, 'UTC')"
 _STATUSES = tuple(EmailStatus)
 _FAILURES = ", ".join(f"'{s.value}'" for s in _STATUSES if s in FAILURE_STATUSES)
 _NON_EMAIL = ", ".join(f"'{k.value}'" for k in (EventKind.OPERATION, EventKind.ACCOUNT_STATUS_CHANGE))
+_FILL = {"ts": _TS, "failures": _FAILURES, "non_email": _NON_EMAIL}
 # The dedupe key's 16 bytes as one number: uniqExact keeps UInt128 values as they are (no hashing), so
 # a count is of distinct keys, exactly.
 _KEY = "reinterpretAsUInt128(unhex(dedupe_key))"
 _RICHNESS = "(isNotNull(recipient) + isNotNull(sender) + notEmpty(tags) + isNotNull(operation_id))"
-_DESCRIBING = "tuple(provider, operation_id, recipient, recipient_domain, sender, sender_domain, tags)"
-_DESCRIBING_TYPE = (
-    "Tuple(LowCardinality(String), Nullable(String), Nullable(String), LowCardinality(String), "
-    "Nullable(String), LowCardinality(String), Map(String, String))"
+# "The value of the smallest event" as a plain min over tuples that start with the event's order: no
+# aggregate state to (de)serialize, a comparison to merge. The first element sorts the events that may
+# be chosen first (0), so a message none qualify for keeps 1 there.
+_DESCRIBING = (
+    f"tuple(kind IN ({{non_email}}), -{_RICHNESS}, occurred_at, dedupe_key, "
+    "provider, operation_id, recipient, recipient_domain, sender, sender_domain, tags)"
 )
+_DESCRIBING_TYPE = (
+    "Tuple(UInt8, Int8, {ts}, String, String, Nullable(String), Nullable(String), String, "
+    "Nullable(String), String, Map(String, String))"
+)
+_FAILURE = "tuple(status NOT IN ({failures}), occurred_at, dedupe_key, reason, bounce_type)"
+_FAILURE_TYPE = "Tuple(UInt8, {ts}, String, Nullable(String), Nullable(String))"
 _COUNTS = {  # column -> the events it counts (distinct dedupe keys)
     "open_keys": "status = 'OPENED'",
     "machine_open_keys": "status = 'OPENED' AND ifNull(machine_open, false)",
@@ -107,25 +116,18 @@ _COUNTS = {  # column -> the events it counts (distinct dedupe keys)
 
 # What a block of email_events rows adds to email_state_agg, per message: the view runs it on every
 # insert into email_events, the backfill on the whole table. Every column is idempotent (min, max,
-# uniqExact of keys, argMin under a total order), so a row seen twice changes nothing.
+# uniqExact of keys, min of tuples led by a total order), so a row seen twice changes nothing.
 # Non-email kinds (operation, account status change) count as events of their id but describe nothing
-# and give no message on their own (``has_email``), as in the pure core the processor used.
+# and give no message on their own (``describing`` keeps 1 first), as in the pure core the processor used.
 STATE_SELECT = f"""SELECT
   message_id,
-  max(kind NOT IN ({_NON_EMAIL})) AS has_email,
-  argMinIfState(
-    CAST({_DESCRIBING}, '{_DESCRIBING_TYPE}'),
-    tuple(-{_RICHNESS}, occurred_at, dedupe_key),
-    kind NOT IN ({_NON_EMAIL})
-  ) AS describing,
+  min(CAST({_DESCRIBING.format(**_FILL)} AS {_DESCRIBING_TYPE.format(**_FILL)})) AS describing,
   {", ".join(f"minIfOrNull(occurred_at, status = '{s.value}') AS {s.value.lower()}_at" for s in _STATUSES)},
   {", ".join(f"uniqExactIfState({_KEY}, {c}) AS {name}" for name, c in _COUNTS.items())},
   uniqExactState({_KEY}) AS event_keys,
   min(occurred_at) AS first_event_at,
   max(occurred_at) AS last_event_at,
-  argMinIfState(
-    tuple(reason, bounce_type), tuple(occurred_at, dedupe_key), status IN ({_FAILURES})
-  ) AS failure
+  min(CAST({_FAILURE.format(**_FILL)} AS {_FAILURE_TYPE.format(**_FILL)})) AS failure
 FROM {{source}}
 GROUP BY message_id"""
 
@@ -140,13 +142,12 @@ def state_table(db: str, cluster: str | None) -> str:
     )
     return f"""CREATE TABLE IF NOT EXISTS {db}.email_state_agg{on_cluster(cluster)} (
   message_id String,
-  has_email SimpleAggregateFunction(max, Bool),
-  describing AggregateFunction(argMin, {_DESCRIBING_TYPE}, Tuple(Int64, {_TS}, String)),
+  describing SimpleAggregateFunction(min, {_DESCRIBING_TYPE.format(**_FILL)}),
   {times},
   {counts},
   first_event_at SimpleAggregateFunction(min, {_TS}),
   last_event_at SimpleAggregateFunction(max, {_TS}),
-  failure AggregateFunction(argMin, Tuple(Nullable(String), Nullable(String)), Tuple({_TS}, String))
+  failure SimpleAggregateFunction(min, {_FAILURE_TYPE.format(**_FILL)})
 ) ENGINE = {engine}
 ORDER BY message_id{dedup_settings(cluster)}"""
 
@@ -159,49 +160,35 @@ _CURRENT = (
 
 
 def messages_view(db: str, cluster: str | None) -> str:
-    """``messages``: one merged row per message, email_state's columns and types (STATE_COLUMNS)."""
-    times = ",\n    ".join(f"min({s.value.lower()}_at) AS {s.value.lower()}_at" for s in _STATUSES)
+    """``messages``: one merged row per message, email_state's columns and types (STATE_COLUMNS). FINAL
+    merges the rows of a message at read time, in key order, streaming: an order of magnitude faster
+    than a GROUP BY over message ids, and a filter on message_id still reads only its granules."""
     time_columns = ", ".join(f"{s.value.lower()}_at" for s in _STATUSES)
+    events = "finalizeAggregation(event_keys)"
     return f"""CREATE OR REPLACE VIEW {db}.messages{on_cluster(cluster)} AS
 SELECT
   message_id,
-  CAST(d.1, 'LowCardinality(String)') AS provider,
+  CAST(describing.5, 'LowCardinality(String)') AS provider,
   CAST({_CURRENT}, 'LowCardinality(String)') AS status,
-  d.2 AS operation_id,
-  d.3 AS recipient,
-  d.4 AS recipient_domain,
-  d.5 AS sender,
-  d.6 AS sender_domain,
-  d.7 AS tags,
+  describing.6 AS operation_id,
+  describing.7 AS recipient,
+  CAST(describing.8, 'LowCardinality(String)') AS recipient_domain,
+  describing.9 AS sender,
+  CAST(describing.10, 'LowCardinality(String)') AS sender_domain,
+  describing.11 AS tags,
   {time_columns},
-  toUInt32(opens) AS open_count,
-  toUInt32(machine_opens) AS machine_open_count,
-  toUInt32(clicks) AS click_count,
-  toUInt32(deferrals) AS deferred_count,
-  toUInt32(events) AS event_count,
+  toUInt32(finalizeAggregation(open_keys)) AS open_count,
+  toUInt32(finalizeAggregation(machine_open_keys)) AS machine_open_count,
+  toUInt32(finalizeAggregation(click_keys)) AS click_count,
+  toUInt32(finalizeAggregation(deferred_keys)) AS deferred_count,
+  toUInt32({events}) AS event_count,
   first_event_at,
   last_event_at,
-  f.1 AS failure_reason,
-  f.2 AS bounce_type,
-  toUInt64(events) AS version
-FROM (
-  SELECT
-    message_id,
-    max(has_email) AS email,
-    argMinMerge(describing) AS d,
-    {times},
-    uniqExactMerge(open_keys) AS opens,
-    uniqExactMerge(machine_open_keys) AS machine_opens,
-    uniqExactMerge(click_keys) AS clicks,
-    uniqExactMerge(deferred_keys) AS deferrals,
-    uniqExactMerge(event_keys) AS events,
-    min(first_event_at) AS first_event_at,
-    max(last_event_at) AS last_event_at,
-    argMinMerge(failure) AS f
-  FROM {db}.email_state_agg
-  GROUP BY message_id
-)
-WHERE email"""
+  if(failure.1 = 0, failure.4, NULL) AS failure_reason,
+  if(failure.1 = 0, failure.5, NULL) AS bounce_type,
+  toUInt64({events}) AS version
+FROM {db}.email_state_agg FINAL
+WHERE describing.1 = 0  -- the message has an email event"""
 
 
 _RANK = (

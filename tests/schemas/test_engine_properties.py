@@ -8,7 +8,7 @@ from __future__ import annotations
 import itertools
 import uuid
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from processors.store import ClickHouseStore
 from schemas.event import CanonicalEvent, envelope_json
-from schemas.status import PRECEDENCE, EmailStatus
+from schemas.status import PRECEDENCE, EmailStatus, EventKind
 from schemas.tables import STATE_COLUMNS
 from tests.schemas.events import event_sets, sample_events, semantic_copy
 from tests.schemas.reference_state import NON_EMAIL_KINDS, fold
@@ -160,3 +160,24 @@ def test_a_retried_batch_adds_no_rows(engine: ClickHouseStore) -> None:
     engine.load(values, "retry|0")
     assert rows() == first
     assert first[0] == len(values)
+
+
+def test_non_email_events_count_but_never_make_a_message(engine: ClickHouseStore) -> None:
+    """An operation event under an email's id, loaded in a batch of its own (another part, merged only
+    at read time), counts as one of its events and can be its first, as in the reference fold."""
+    email = sample_events()[0].model_copy(update={"message_id": "mixed-1"})
+    operation = email.model_copy(
+        update={
+            "kind": EventKind.OPERATION,
+            "status": None,
+            "raw_type": "com.twilio.comms-api.operation.completed",
+            "occurred_at": email.occurred_at - timedelta(hours=1),
+        }
+    )
+    alone = operation.model_copy(update={"message_id": "mixed-2"})
+    engine.load([envelope_json(email)], "mixed|0")
+    engine.load([envelope_json(operation), envelope_json(alone)], "mixed|1")
+    got = messages(engine, "mixed-")
+    assert got == expected_messages([email, operation, alone], "mixed-")
+    assert set(got) == {"1"}
+    assert got["1"][STATE_COLUMNS.index("event_count") - 1] == 2
