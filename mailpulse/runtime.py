@@ -316,6 +316,7 @@ async def processor(
     config = ProcessorConfig(
         topic=settings.status_topic,
         deadletter_topic=settings.deadletter_topic,
+        consumer_group=settings.consumer_group,
         batch_max_records=settings.batch_max_records,
         batch_wait_ms=settings.batch_wait_ms,
         stuck_after_s=settings.stuck_after_s,

@@ -1,16 +1,16 @@
 """The status processor: fetch record values, hand them to ClickHouse as one insert, commit.
 
-Per batch: getmany -> the values of owned partitions -> record the batch's offset ranges (the commit
-metadata of each partition, its offset unchanged) -> one insert into the landing table, whose
+Per batch: getmany -> the values of owned partitions -> record the batch's offset ranges (in
+ClickHouse, ``processors.recorded``) -> one insert into the landing table, whose
 materialized views parse and merge -> commit each partition's next offset. Python touches each event
 only to put its value in a list: ClickHouse parses, deduplicates and merges.
 
 The insert's deduplication token derives from the batch's Kafka positions, never from its contents.
-A crash before the commit makes the next owner (this processor again after a restart) read the ranges
-from the commit metadata and load exactly that batch again, under the same token: ClickHouse drops it
-if it had landed. A load that fails for another reason than its input is retried with the same batch
+A crash before the commit makes the next owner (this processor again after a restart) read the
+recorded ranges and load exactly that batch again, under the same token: ClickHouse drops it if it
+had landed. A load that fails for another reason than its input is retried with the same batch
 (same token) before anything new is fetched. A value ClickHouse cannot parse is found by bisection
-and dead-lettered (``processors.bisect``).
+and dead-lettered (``processors.load``).
 
 Rebalances: the processor loads and commits only partitions it owns, i.e. adopted (assigned, its
 recorded batch read) and not since revoked. Records of any other partition are dropped unread:
@@ -28,11 +28,10 @@ from dataclasses import dataclass, field
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
-from aiokafka.structs import OffsetAndMetadata
 
 from ingest.batcher import value_room
-from processors import metrics
-from processors.load import Ranges, Rejected, dedup_token, load_or_bisect, parse_ranges, ranges_metadata
+from processors import metrics, recorded
+from processors.load import Ranges, Rejected, dedup_token, load_or_bisect
 from processors.stall import StallDetector
 from processors.store import ClickHouseStore
 from schemas.deadletter import dead_letter
@@ -61,6 +60,7 @@ class ProcessorStats:
 class ProcessorConfig:
     topic: str
     deadletter_topic: str
+    consumer_group: str
     batch_max_records: int
     batch_wait_ms: int
     stuck_after_s: float = 120.0
@@ -79,7 +79,7 @@ class _Batch:
     ranges: Ranges
     records: list[ConsumerRecord]
     token: str
-    recorded: bool = False  # the ranges are in the commit metadata
+    recorded: bool = False  # the ranges are in processor_batches
     loaded: bool = False
     rejected: list[Rejected] = field(default_factory=list)
 
@@ -275,8 +275,9 @@ class StatusProcessor:
             if not batch.recorded:
                 # Before the insert, so that whoever reads the partitions next loads exactly this batch
                 # again: same ranges, same token.
-                await self._commit_offsets(
-                    {p: (start, ranges_metadata(batch.ranges)) for p, (start, _) in batch.ranges.items()}
+                config = self.config
+                await asyncio.to_thread(
+                    recorded.record, self.store, config.consumer_group, config.topic, batch.ranges
                 )
                 batch.recorded = True
             if not batch.loaded:
@@ -301,35 +302,30 @@ class StatusProcessor:
         self.stats.bisections += rejected > 0
         metrics.LOADED.inc(len(batch.records) - rejected)
         metrics.DEAD_LETTERS.inc(rejected)
-        await self._commit_offsets({p: (end, "") for p, (_, end) in batch.ranges.items()}, settled=True)
+        await self._commit(batch.ranges)
 
-    async def _commit_offsets(self, offsets: dict[int, tuple[int, str]], settled: bool = False) -> None:
-        """Commit the owned partitions among ``offsets`` that the consumer still holds (a commit naming
-        a partition it does not hold fails as a whole, and would stall the others). ``settled``: the
-        batch is loaded, so a refused commit only means the next owner loads it again (same token);
-        otherwise a refused commit raises (the batch must not be loaded unrecorded)."""
+    async def _commit(self, ranges: Ranges) -> None:
+        """Commit each loaded partition's next offset, for the owned partitions the consumer still holds
+        (a commit naming a partition it does not hold fails as a whole, and would stall the others)."""
         assigned = self.consumer.assignment()
         topic = self.config.topic
-        chosen = {
-            TopicPartition(topic, p): OffsetAndMetadata(offset, meta)
-            for p, (offset, meta) in offsets.items()
+        offsets = {
+            TopicPartition(topic, p): end
+            for p, (_, end) in ranges.items()
             if p in self._owned and TopicPartition(topic, p) in assigned
         }
-        if not chosen:
+        if not offsets:
             return
         try:
-            await self.consumer.commit(chosen)
+            await self.consumer.commit(offsets)
         except KafkaError as exc:
             # The group moved on (rebalance, expired member): what was loaded stays loaded, and
-            # whoever owns the partitions next replays from the last commit.
+            # whoever owns the partitions next loads the recorded batch again (same token).
             self.stats.commit_failures += 1
             metrics.COMMIT_FAILURES.inc()
-            log.warning("commit of %s failed (%s); the next owner replays from the last commit", chosen, exc)
-            if not settled:
-                raise
+            log.warning("commit of %s failed (%s); the next owner replays from the last commit", offsets, exc)
             return
-        if settled:
-            self._committed.update({tp.partition: meta.offset for tp, meta in chosen.items()})
+        self._committed.update({tp.partition: offset for tp, offset in offsets.items()})
 
     async def _dead_letter_all(self, batch: _Batch) -> None:
         """Dead letters of every refused record, acknowledged before the commit passes them."""
@@ -400,24 +396,33 @@ class StatusProcessor:
                 self.stall.forget(partitions)
 
     async def adopt(self, assigned: list[TopicPartition]) -> None:
-        """New partitions: each one's commit metadata may hold the ranges of a batch its previous owner
-        recorded and may have loaded; that batch is loaded again first, exactly (``_replay``).
+        """New partitions: a batch recorded for them that starts at their commit (its insert may have
+        landed) is loaded again first, exactly (``_replay``).
 
         Not under the lock: aiokafka does not heartbeat during this callback, so it must not wait for a
-        batch. Ownership begins at once after the one await, and until then a batch re-reads the
-        records it fetched of these partitions (``_sort_out``)."""
+        batch. Ownership begins at once after the awaits, and until then a batch re-reads the records
+        it fetched of these partitions (``_sort_out``)."""
         mine = [tp for tp in assigned if tp.topic == self.config.topic]
-        try:  # aiokafka's public committed() drops the metadata; its coordinator returns it
-            committed = await self.consumer._coordinator.fetch_committed_offsets(mine)
+        try:
+            # One request for all of them (the public committed() asks partition by partition).
+            offsets = await self.consumer._coordinator.fetch_committed_offsets(mine)
+            committed = {tp.partition: meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
+            found = await asyncio.to_thread(
+                recorded.recorded,
+                self.store,
+                self.config.consumer_group,
+                self.config.topic,
+                committed,
+                [tp.partition for tp in mine],
+            )
         except Exception:
-            log.warning("could not read commit metadata; recorded batches are not replayed", exc_info=True)
-            committed = {}
+            # Without them a batch that landed uncommitted may be loaded again under another token: its
+            # events are merged once all the same, and copies in email_events fold at merges.
+            log.warning("could not read recorded batches; going on without them", exc_info=True)
+            found = {}
         for tp in mine:
-            meta = committed.get(tp)
-            ranges = parse_ranges(meta.metadata) if meta is not None else None
-            # Valid only while the commit stands at the batch's start: a later commit settled it.
-            if ranges is not None and ranges.get(tp.partition, (None, None))[0] == meta.offset:
-                self._recorded[tp.partition] = ranges
+            if tp.partition in found:
+                self._recorded[tp.partition] = found[tp.partition]
             self._owned.add(tp.partition)
             self._committed.pop(tp.partition, None)
 

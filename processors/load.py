@@ -20,7 +20,6 @@ from schemas.event import upgrade_v1
 # partition -> (first offset, last offset + 1)
 Ranges = Mapping[int, tuple[int, int]]
 
-_METADATA = "batch:"
 # What ingest wrote before envelope v2 (orjson and pydantic both write the version first).
 _V1_PREFIX = b'{"schema_version":1'
 # A refusal's reason is kept to this many characters: ClickHouse's messages may quote the data.
@@ -41,19 +40,16 @@ def dedup_token(topic: str, ranges: Ranges) -> str:
     return f"{topic}|{digest.hexdigest()}"
 
 
-def ranges_metadata(ranges: Ranges) -> str:
-    """The commit metadata that records a batch before its insert (every partition of it carries all
-    its ranges: the next owner forms exactly this batch again)."""
-    return _METADATA + ",".join(f"{p}:{start}-{end}" for p, (start, end) in sorted(ranges.items()))
+def format_ranges(ranges: Ranges) -> str:
+    """``"partition:start-end,..."`` in partition order."""
+    return ",".join(f"{p}:{start}-{end}" for p, (start, end) in sorted(ranges.items()))
 
 
-def parse_ranges(metadata: str | None) -> dict[int, tuple[int, int]] | None:
-    """``ranges_metadata``'s ranges, or None for any other metadata (none, or another writer's)."""
-    if not metadata or not metadata.startswith(_METADATA):
-        return None
+def parse_ranges(text: str) -> dict[int, tuple[int, int]] | None:
+    """``format_ranges``'s ranges, or None for text it did not write."""
     ranges: dict[int, tuple[int, int]] = {}
     try:
-        for item in metadata[len(_METADATA) :].split(","):
+        for item in text.split(","):
             partition, span = item.split(":")
             start, end = span.split("-")
             ranges[int(partition)] = (int(start), int(end))
