@@ -13,8 +13,8 @@ from ingest.publisher import KafkaPublisher, create_producer
 from mailpulse.replay import Format, ReplayStats, dump_line, replay_file
 from mailpulse.runtime import ingest_config, kafka, open_store, processor
 from mailpulse.settings import Settings
-from processors.rows import event_from_row
 from schemas.event import CanonicalEvent
+from schemas.rows import event_from_row
 from schemas.tables import EVENT_COLUMNS
 from schemas.times import EARLIEST
 

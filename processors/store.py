@@ -8,19 +8,14 @@ from __future__ import annotations
 
 import logging
 import re
-from collections import defaultdict
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import clickhouse_connect
-from clickhouse_connect.driver.binding import escape_str, must_escape
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError
 
-from processors.columns import Columns
-from processors.rows import Row, event_from_row
-from schemas.event import CanonicalEvent
 from schemas.migrations import (
     Retention,
     SchemaOptions,
@@ -29,16 +24,11 @@ from schemas.migrations import (
     pending,
     ttl_changes,
 )
-from schemas.tables import EVENT_COLUMNS, STATE_COLUMNS, TRANSITION_COLUMNS
 
 log = logging.getLogger(__name__)
 
-# ClickHouse refuses a query longer than max_query_size (262,144 bytes by default) before parsing it,
-# so IN-lists are cut by size as well as by count: a SendGrid message id holds the recipient's address,
-# and 5,000 ids of 53+ bytes already passed the limit.
-_LOOKUP_CHUNK = 5_000
-_LOOKUP_BYTES = 200_000
-
+Row = tuple[Any, ...]
+Columns = list[list[Any]]
 
 # ClickHouse error codes that blame the inserted data, not the server: parse and conversion failures,
 # an unknown enum value, a violated constraint of the landing table (schemas/migrations/m0010).
@@ -175,34 +165,6 @@ class ClickHouseStore:
                 raise BadInput(f"not UTF-8 text: {exc.__cause__}", None) from exc
             raise
 
-    def load_events(self, message_ids: Collection[str]) -> dict[str, list[CanonicalEvent]]:
-        """Every stored event of these messages (duplicates possible before merges; callers fold)."""
-        found: dict[str, list[CanonicalEvent]] = defaultdict(list)
-        sql = f"SELECT {', '.join(EVENT_COLUMNS)} FROM {self.database}.email_events WHERE message_id IN "
-        for literal in string_lists(list(message_ids), _LOOKUP_CHUNK, _LOOKUP_BYTES):
-            result = self.client.query(sql + literal)
-            for row in result.named_results():
-                found[row["message_id"]].append(event_from_row(row))
-        return dict(found)
-
-    def write(
-        self, events: Sequence[Row], states: Sequence[Row], transitions: Sequence[Row], token: str
-    ) -> None:
-        """``write_columns`` for rows (processors.rows)."""
-        self.write_columns(_columns(events), _columns(states), _columns(transitions), token)
-
-    def write_columns(self, events: Columns, states: Columns, transitions: Columns, token: str) -> None:
-        """Insert one batch, given column by column (processors.columns). ``token`` derives from Kafka
-        positions, so a retried batch is dropped by ClickHouse's insert deduplication. email_events goes
-        last: an event found there proves that the state and transitions of its batch were written too
-        (replays rely on it)."""
-        if transitions and transitions[0]:
-            self._insert("email_transitions", TRANSITION_COLUMNS, transitions, f"transitions|{token}")
-        if states and states[0]:
-            self._insert("email_state", STATE_COLUMNS, states, f"state|{token}")
-        if events and events[0]:
-            self._insert("email_events", EVENT_COLUMNS, events, f"events|{token}")
-
     def insert(self, table: str, columns: Sequence[str], rows: Sequence[Row], token: str) -> None:
         """Insert into one of mailpulse's tables; a retry with the same ``token`` adds nothing."""
         self._insert(table, columns, _columns(rows), token)
@@ -240,28 +202,6 @@ class ClickHouseStore:
 
     def query(self, sql: str, parameters: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
         return [tuple(r) for r in self.client.query(sql, parameters=parameters).result_rows]
-
-
-def string_lists(values: list[str], most: int, most_bytes: int) -> Iterator[str]:
-    """``('a','b',...)`` literals holding ``values`` in order, each of at most ``most`` values and
-    ``most_bytes`` bytes of UTF-8 (one value longer than that gets a literal of its own)."""
-    # A brand-new message's id goes through here once per batch, and the driver's parameter binding
-    # escapes character by character in Python (~1.5 us an id); ids rarely need it.
-    everything = "".join(values)  # joined once, not once per character checked
-    if any(c in everything for c in must_escape):
-        values = [escape_str(v) for v in values]
-    ascii_only = everything.isascii()  # escaping adds ASCII only
-    chunk: list[str] = []
-    size = 2  # the parentheses
-    for value in values:
-        grown = (len(value) if ascii_only else len(value.encode())) + 3  # quotes and comma
-        if chunk and (len(chunk) == most or size + grown > most_bytes):
-            yield "('" + "','".join(chunk) + "')"
-            chunk, size = [], 2
-        chunk.append(value)
-        size += grown
-    if chunk:
-        yield "('" + "','".join(chunk) + "')"
 
 
 def _columns(rows: Sequence[Row]) -> Columns:
