@@ -249,7 +249,7 @@ async def _run_traffic(
             f"  API {sim.clock.now():%H:%M}  webhook events sent {sent.delivered_events:>6} "
             f"dropped {plan.dropped:>5}  poller requests {p.requests:>5} (429: {p.throttled}) "
             f"published {p.published:>6}  "
-            f"loaded {s.loaded_events:>6} duplicates {s.duplicates:>6}"
+            f"records loaded {s.loaded:>6} dead-lettered {s.dead_letters:>4}"
         )
 
     try:
