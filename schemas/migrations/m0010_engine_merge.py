@@ -94,69 +94,97 @@ _FILL = {"ts": _TS, "failures": _FAILURES, "non_email": _NON_EMAIL}
 # a count is of distinct keys, exactly.
 _KEY = "reinterpretAsUInt128(unhex(dedupe_key))"
 _RICHNESS = "(isNotNull(recipient) + isNotNull(sender) + notEmpty(tags) + isNotNull(operation_id))"
-# "The value of the smallest event" as a plain min over tuples that start with the event's order: no
-# aggregate state to (de)serialize, a comparison to merge. The first element sorts the events that may
-# be chosen first (0), so a message none qualify for keeps 1 there.
-_DESCRIBING = (
-    f"tuple(kind IN ({{non_email}}), -{_RICHNESS}, occurred_at, dedupe_key, "
-    "provider, operation_id, recipient, recipient_domain, sender, sender_domain, tags)"
+# "The value of the smallest event" as a plain min over (order, value) tuples: no aggregate state to
+# (de)serialize, a comparison to merge. The order is packed into two numbers with the same order as
+# the pure core's tuple: the high bit sorts the events that may be chosen at all first, then what the
+# order puts before the time (4 - richness for the describing event), then epoch milliseconds (< 2^44
+# up to year 2200); the dedupe key's 32 hex digits read big-endian sort as the text does.
+_TIE = "reinterpretAsUInt128(reverse(unhex(dedupe_key)))"
+_MS = "toUInt64(toUnixTimestamp64Milli(occurred_at))"
+_DESCRIBING_ORDER = (
+    f"tuple(bitShiftLeft(toUInt64(kind IN ({_NON_EMAIL})), 63) + bitShiftLeft(toUInt64(4 - {_RICHNESS}), 56)"
+    f" + {_MS}, {_TIE})"
 )
-_DESCRIBING_TYPE = (
-    "Tuple(UInt8, Int8, {ts}, String, String, Nullable(String), Nullable(String), String, "
-    "Nullable(String), String, Map(String, String))"
-)
-_FAILURE = "tuple(status NOT IN ({failures}), occurred_at, dedupe_key, reason, bounce_type)"
-_FAILURE_TYPE = "Tuple(UInt8, {ts}, String, Nullable(String), Nullable(String))"
+_FAILURE_ORDER = f"tuple(bitShiftLeft(toUInt64(status NOT IN ({_FAILURES})), 63) + {_MS}, {_TIE})"
+# One column per describing field that queries filter on, so a query reads only the ones it needs;
+# every column takes its value from the same event (the order is the same).
+_DESCRIBED = {  # column -> (value, type)
+    "provider_of": ("provider", "String"),
+    "recipient_domain_of": ("recipient_domain", "String"),
+    "sender_domain_of": ("sender_domain", "String"),
+    "tags_of": ("tags", "Map(String, String)"),
+    "parties_of": (
+        "tuple(operation_id, recipient, sender)",
+        "Tuple(Nullable(String), Nullable(String), Nullable(String))",
+    ),
+}
 _COUNTS = {  # column -> the events it counts (distinct dedupe keys)
     "open_keys": "status = 'OPENED'",
     "machine_open_keys": "status = 'OPENED' AND ifNull(machine_open, false)",
     "click_keys": "kind = 'click'",
     "deferred_keys": "kind = 'deferred'",
 }
+_RANK = (
+    "transform(status, ["
+    + ", ".join(f"'{s.value}'" for s in _STATUSES)
+    + "], ["
+    + ", ".join(str(PRECEDENCE[s]) for s in _STATUSES)
+    + "], 0)"
+)
+
+
+def _of(order: str, value: str, kind: str) -> str:
+    """The (order, value) tuple's type, or given an order and a value, the expression making one."""
+    if not order:
+        return f"Tuple(UInt64, UInt128, {kind})"
+    return f"CAST(tuple({order}.1, {order}.2, {value}) AS Tuple(UInt64, UInt128, {kind}))"
+
 
 # What a block of email_events rows adds to email_state_agg, per message: the view runs it on every
 # insert into email_events, the backfill on the whole table. Every column is idempotent (min, max,
-# uniqExact of keys, min of tuples led by a total order), so a row seen twice changes nothing.
-# Non-email kinds (operation, account status change) count as events of their id but describe nothing
-# and give no message on their own (``describing`` keeps 1 first), as in the pure core the processor used.
+# uniqExact of keys, min of (order, value) tuples), so a row seen twice changes nothing. Non-email
+# kinds (operation, account status change) count as events of their id but describe nothing and give
+# no message on their own (``has_email``), as in the pure core the processor used.
 STATE_SELECT = f"""SELECT
   message_id,
-  min(CAST({_DESCRIBING.format(**_FILL)} AS {_DESCRIBING_TYPE.format(**_FILL)})) AS describing,
+  max(kind NOT IN ({_NON_EMAIL})) AS has_email,
+  max(toUInt8({_RANK})) AS status_rank,
+  {", ".join(f"min({_of(_DESCRIBING_ORDER, v, k)}) AS {name}" for name, (v, k) in _DESCRIBED.items())},
   {", ".join(f"minIfOrNull(occurred_at, status = '{s.value}') AS {s.value.lower()}_at" for s in _STATUSES)},
   {", ".join(f"uniqExactIfState({_KEY}, {c}) AS {name}" for name, c in _COUNTS.items())},
   uniqExactState({_KEY}) AS event_keys,
   min(occurred_at) AS first_event_at,
   max(occurred_at) AS last_event_at,
-  min(CAST({_FAILURE.format(**_FILL)} AS {_FAILURE_TYPE.format(**_FILL)})) AS failure
+  min({_of(_FAILURE_ORDER, "tuple(reason, bounce_type)", "Tuple(Nullable(String), Nullable(String))")})
+    AS failure
 FROM {{source}}
 GROUP BY message_id"""
 
 
 def state_table(db: str, cluster: str | None) -> str:
     engine = table_engine(db, "email_state_agg", "AggregatingMergeTree", cluster)
+    described = ",\n  ".join(
+        f"{name} SimpleAggregateFunction(min, {_of('', '', k)})" for name, (_, k) in _DESCRIBED.items()
+    )
     times = ",\n  ".join(
         f"{s.value.lower()}_at SimpleAggregateFunction(min, Nullable({_TS}))" for s in _STATUSES
     )
     counts = ",\n  ".join(
         f"{name} AggregateFunction(uniqExact, UInt128)" for name in (*_COUNTS, "event_keys")
     )
+    failure = _of("", "", "Tuple(Nullable(String), Nullable(String))")
     return f"""CREATE TABLE IF NOT EXISTS {db}.email_state_agg{on_cluster(cluster)} (
   message_id String,
-  describing SimpleAggregateFunction(min, {_DESCRIBING_TYPE.format(**_FILL)}),
+  has_email SimpleAggregateFunction(max, UInt8),
+  status_rank SimpleAggregateFunction(max, UInt8),
+  {described},
   {times},
   {counts},
   first_event_at SimpleAggregateFunction(min, {_TS}),
   last_event_at SimpleAggregateFunction(max, {_TS}),
-  failure SimpleAggregateFunction(min, {_FAILURE_TYPE.format(**_FILL)})
+  failure SimpleAggregateFunction(min, {failure})
 ) ENGINE = {engine}
 ORDER BY message_id{dedup_settings(cluster)}"""
-
-
-# Current status: the highest-precedence status seen, i.e. the first one with a time, from the top.
-_BY_PRECEDENCE = sorted(_STATUSES, key=PRECEDENCE.__getitem__, reverse=True)
-_CURRENT = (
-    "multiIf(" + ", ".join(f"{s.value.lower()}_at IS NOT NULL, '{s.value}'" for s in _BY_PRECEDENCE) + ", '')"
-)
 
 
 def messages_view(db: str, cluster: str | None) -> str:
@@ -168,14 +196,14 @@ def messages_view(db: str, cluster: str | None) -> str:
     return f"""CREATE OR REPLACE VIEW {db}.messages{on_cluster(cluster)} AS
 SELECT
   message_id,
-  CAST(describing.5, 'LowCardinality(String)') AS provider,
-  CAST({_CURRENT}, 'LowCardinality(String)') AS status,
-  describing.6 AS operation_id,
-  describing.7 AS recipient,
-  CAST(describing.8, 'LowCardinality(String)') AS recipient_domain,
-  describing.9 AS sender,
-  CAST(describing.10, 'LowCardinality(String)') AS sender_domain,
-  describing.11 AS tags,
+  CAST(provider_of.3, 'LowCardinality(String)') AS provider,
+  CAST({_STATUS_OF_RANK.format(rank="status_rank")}, 'LowCardinality(String)') AS status,
+  parties_of.3.1 AS operation_id,
+  parties_of.3.2 AS recipient,
+  CAST(recipient_domain_of.3, 'LowCardinality(String)') AS recipient_domain,
+  parties_of.3.3 AS sender,
+  CAST(sender_domain_of.3, 'LowCardinality(String)') AS sender_domain,
+  tags_of.3 AS tags,
   {time_columns},
   toUInt32(finalizeAggregation(open_keys)) AS open_count,
   toUInt32(finalizeAggregation(machine_open_keys)) AS machine_open_count,
@@ -184,20 +212,13 @@ SELECT
   toUInt32({events}) AS event_count,
   first_event_at,
   last_event_at,
-  if(failure.1 = 0, failure.4, NULL) AS failure_reason,
-  if(failure.1 = 0, failure.5, NULL) AS bounce_type,
+  if(failure.1 < 9223372036854775808, failure.3.1, NULL) AS failure_reason,  -- high bit: no failure
+  if(failure.1 < 9223372036854775808, failure.3.2, NULL) AS bounce_type,
   toUInt64({events}) AS version
 FROM {db}.email_state_agg FINAL
-WHERE describing.1 = 0  -- the message has an email event"""
+WHERE has_email"""
 
 
-_RANK = (
-    "transform(status, ["
-    + ", ".join(f"'{s.value}'" for s in _STATUSES)
-    + "], ["
-    + ", ".join(str(PRECEDENCE[s]) for s in _STATUSES)
-    + "], 0)"
-)
 _STATUS_OF_RANK = (
     "transform({rank}, ["
     + ", ".join(str(PRECEDENCE[s]) for s in _STATUSES)

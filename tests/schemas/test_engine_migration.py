@@ -72,7 +72,7 @@ def test_migration_rebuilds_the_state_from_events_and_keeps_messages(store: Clic
     before = _messages(store)
     assert len(before) > 100
 
-    assert store.migrate() == ["0010_engine_merge"]
+    assert store.migrate()[0] == "0010_engine_merge"  # then any later ones
     [(query,)] = store.query(
         f"SELECT create_table_query FROM system.tables WHERE database = '{store.database}' "
         "AND name = 'messages'"
