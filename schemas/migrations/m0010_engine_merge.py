@@ -61,7 +61,9 @@ def landing_table(db: str, cluster: str | None) -> str:
   CONSTRAINT envelope_v2 CHECK v = 2,
   CONSTRAINT dedupe_key_hex CHECK length(dedupe_key) = 32,
   CONSTRAINT ids CHECK message_id != '' AND event_id != '' AND raw_type != '',
-  CONSTRAINT status_iff_kind_status CHECK (kind = 'status') = isNotNull(status)
+  CONSTRAINT status_iff_kind_status CHECK (kind = 'status') = isNotNull(status),
+  -- A missing time reads as the column default, the epoch: no real event is stamped with it.
+  CONSTRAINT times_present CHECK occurred_at != 0 AND received_at != 0
 ) ENGINE = Null"""
 
 

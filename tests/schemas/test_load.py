@@ -41,6 +41,8 @@ def _spoilt(event: CanonicalEvent, **change: object) -> bytes:
         {"message_id": ""},
         {"attempt": "many"},
         {"tags": ["a"]},
+        {"occurred_at": None},
+        {"v": None},
     ],
 )
 def test_bad_values_are_bad_input(
