@@ -8,7 +8,7 @@ from __future__ import annotations
 import itertools
 import uuid
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from processors.store import ClickHouseStore
-from schemas.event import CanonicalEvent, envelope_json
+from schemas.event import CanonicalEvent, Provider, Source, envelope_json
 from schemas.status import PRECEDENCE, EmailStatus, EventKind
 from schemas.tables import STATE_COLUMNS
 from tests.schemas.events import event_sets, sample_events, semantic_copy
@@ -181,3 +181,30 @@ def test_non_email_events_count_but_never_make_a_message(engine: ClickHouseStore
     assert got == expected_messages([email, operation, alone], "mixed-")
     assert set(got) == {"1"}
     assert got["1"][STATE_COLUMNS.index("event_count") - 1] == 2
+
+
+def test_a_day_late_sent_never_follows_delivered(engine: ClickHouseStore) -> None:
+    """Received a day after DELIVERED, a SENT that happened before it comes first in transitions."""
+    base = datetime(2026, 11, 23, 10, tzinfo=UTC)
+
+    def event(status: EmailStatus, at: datetime, received: datetime) -> CanonicalEvent:
+        return CanonicalEvent(
+            event_id=f"late-{status}", message_id="late-1", kind=EventKind.STATUS, status=status,
+            raw_type=status.value, occurred_at=at, received_at=received, source=Source.WEBHOOK,
+            provider=Provider.TWILIO, recipient="ann@example.org", recipient_domain="example.org",
+        )  # fmt: skip
+
+    queued = event(EmailStatus.QUEUED, base, base)
+    delivered = event(EmailStatus.DELIVERED, base + timedelta(seconds=5), base + timedelta(seconds=6))
+    sent = event(EmailStatus.SENT, base + timedelta(seconds=1), base + timedelta(days=1))
+    engine.load([envelope_json(queued), envelope_json(delivered)], "late|0")
+    engine.load([envelope_json(sent)], "late|1")
+    rows = engine.query(
+        f"SELECT status, previous_status, current_status, late FROM {engine.database}.transitions "
+        "WHERE message_id = 'late-1' ORDER BY occurred_at, dedupe_key"
+    )
+    assert rows == [
+        ("QUEUED", "", "QUEUED", False),
+        ("SENT", "QUEUED", "SENT", True),  # DELIVERED, after it in time, was received first
+        ("DELIVERED", "SENT", "DELIVERED", False),
+    ]
