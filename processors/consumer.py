@@ -225,8 +225,16 @@ class StatusProcessor:
         fetched_at = self._revocations
         records = await self._gather(ranges, fetched_at)
         async with self.lock:
-            if records is None or any(self._revoked_at.get(p, 0) > fetched_at for p in ranges):
+            if any(self._revoked_at.get(p, 0) > fetched_at for p in ranges):
                 return 0  # revoked meanwhile: the next owner reads the recorded batch
+            if records is None:
+                # Its records did not all come (the log was cut under it, say): read the partitions
+                # again from their starts, as ordinary batches.
+                log.warning("recorded batch %s could not be gathered: loaded as ordinary batches", ranges)
+                for p, (start, _) in ranges.items():
+                    self._recorded.pop(p, None)
+                    self.consumer.seek(TopicPartition(self.config.topic, p), start)
+                return 0
             for p in ranges:
                 self._recorded.pop(p, None)
             batch = _Batch(ranges, [r for p in sorted(records) for r in records[p]], self._token(ranges))
