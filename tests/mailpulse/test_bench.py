@@ -39,6 +39,7 @@ ROWS = (
     "4 bare byte insert",
     "4 composed ceiling",
     "4 plain consumer",
+    "4 (reference) byte insert, Null table",
     "5 processor  ",
     "5 processor, nil sink",
     "5 processor restarted over",
@@ -60,6 +61,7 @@ STABLE_KEYS = (
     "ceiling_events_per_s",
     "plain_consumer_events_per_s",
     "nil_sink_events_per_s",
+    "null_insert_events_per_s",
     "restart_drain_events_per_s",
     "restart_stored_events",
 )
