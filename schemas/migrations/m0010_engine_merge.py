@@ -109,12 +109,20 @@ _DESCRIBING_ORDER = (
 )
 _FAILURE_ORDER = f"tuple(bitShiftLeft(toUInt64(status NOT IN ({_FAILURES})), 63) + {_MS}, {_TIE})"
 # One column per describing field that queries filter on, so a query reads only the ones it needs;
-# every column takes its value from the same event (the order is the same).
-_DESCRIBED = {  # column -> (value, type)
-    "provider_of": ("provider", "String"),
-    "recipient_domain_of": ("recipient_domain", "String"),
-    "sender_domain_of": ("sender_domain", "String"),
-    "tags_of": ("tags", "Map(String, String)"),
+# every column takes its value from the same event (the order is the same). Those analytics filter on
+# are Strings: the order's 24 bytes big-endian (so bytewise order is the order), then the value (tags as
+# JSON). A String min merges far faster than a min of tuples (which compares generic values): a
+# filtered read of messages at 10M events spent most of its time there.
+_ORDER_BYTES = "concat(reverse(reinterpretAsFixedString({order}.1)), unhex(dedupe_key))"
+_ORDER_LENGTH = 24
+_DESCRIBING_BYTES = _ORDER_BYTES.format(order=_DESCRIBING_ORDER)
+_KEYED = {  # column -> the value after the order bytes
+    "provider_of": "provider",
+    "recipient_domain_of": "recipient_domain",
+    "sender_domain_of": "sender_domain",
+    "tags_of": "toJSONString(tags)",
+}
+_DESCRIBED = {  # column -> (value, type): read only with the message's other columns
     "parties_of": (
         "tuple(operation_id, recipient, sender)",
         "Tuple(Nullable(String), Nullable(String), Nullable(String))",
@@ -151,6 +159,7 @@ STATE_SELECT = f"""SELECT
   message_id,
   max(kind NOT IN ({_NON_EMAIL})) AS has_email,
   max(toUInt8({_RANK})) AS status_rank,
+  {", ".join(f"min(concat({_DESCRIBING_BYTES}, {v})) AS {name}" for name, v in _KEYED.items())},
   {", ".join(f"min({_of(_DESCRIBING_ORDER, v, k)}) AS {name}" for name, (v, k) in _DESCRIBED.items())},
   {", ".join(f"minIfOrNull(occurred_at, status = '{s.value}') AS {s.value.lower()}_at" for s in _STATUSES)},
   {", ".join(f"uniqExactIfState({_KEY}, {c}) AS {name}" for name, c in _COUNTS.items())},
@@ -166,7 +175,8 @@ GROUP BY message_id"""
 def state_table(db: str, cluster: str | None) -> str:
     engine = table_engine(db, "email_state_agg", "AggregatingMergeTree", cluster)
     described = ",\n  ".join(
-        f"{name} SimpleAggregateFunction(min, {_of('', '', k)})" for name, (_, k) in _DESCRIBED.items()
+        [f"{name} SimpleAggregateFunction(min, String)" for name in _KEYED]
+        + [f"{name} SimpleAggregateFunction(min, {_of('', '', k)})" for name, (_, k) in _DESCRIBED.items()]
     )
     times = ",\n  ".join(
         f"{s.value.lower()}_at SimpleAggregateFunction(min, Nullable({_TS}))" for s in _STATUSES
@@ -198,14 +208,14 @@ def messages_view(db: str, cluster: str | None) -> str:
     return f"""CREATE OR REPLACE VIEW {db}.messages{on_cluster(cluster)} AS
 SELECT
   message_id,
-  CAST(provider_of.3, 'LowCardinality(String)') AS provider,
+  CAST(substring(provider_of, {_ORDER_LENGTH + 1}), 'LowCardinality(String)') AS provider,
   CAST({_STATUS_OF_RANK.format(rank="status_rank")}, 'LowCardinality(String)') AS status,
   parties_of.3.1 AS operation_id,
   parties_of.3.2 AS recipient,
-  CAST(recipient_domain_of.3, 'LowCardinality(String)') AS recipient_domain,
+  CAST(substring(recipient_domain_of, {_ORDER_LENGTH + 1}), 'LowCardinality(String)') AS recipient_domain,
   parties_of.3.3 AS sender,
-  CAST(sender_domain_of.3, 'LowCardinality(String)') AS sender_domain,
-  tags_of.3 AS tags,
+  CAST(substring(sender_domain_of, {_ORDER_LENGTH + 1}), 'LowCardinality(String)') AS sender_domain,
+  JSONExtract(substring(tags_of, {_ORDER_LENGTH + 1}), 'Map(String, String)') AS tags,
   {time_columns},
   toUInt32(finalizeAggregation(open_keys)) AS open_count,
   toUInt32(finalizeAggregation(machine_open_keys)) AS machine_open_count,
