@@ -129,7 +129,7 @@ def test_the_demo_reaches_the_truth_with_webhooks_and_poller_together(
     # volumes are bounded, not exact. Firing needs bounces only; resolving, as many deliveries.
     assert outcome.spike.fired.value == 1.0 and outcome.spike.fired.volume <= SPIKE_BOUNCES
     resolved = outcome.spike.resolved
-    assert resolved and resolved.value <= resolved.threshold
+    assert resolved and resolved.value is not None and resolved.value <= resolved.threshold
     assert 2 * SPIKE_BOUNCES <= resolved.volume <= SPIKE_BOUNCES + RECOVERY_DELIVERIES
     states = store.query(
         f"SELECT state FROM {store.database}.alerts WHERE key = {{key:String}} ORDER BY at",
