@@ -467,7 +467,7 @@ def build_parser() -> argparse.ArgumentParser:
     ingest = add("ingest", cmd_ingest, "serve the webhook endpoints and publish to Kafka")
     ingest.add_argument("--host", dest="ingest_host", help="bind address (default 127.0.0.1)")
     ingest.add_argument("--port", dest="ingest_port", type=int, help="port (default 8080)")
-    add("process", cmd_process, "consume status events, merge state and load ClickHouse")
+    add("process", cmd_process, "consume status events and load them into ClickHouse, which merges them")
     dashboard = add("dashboard", cmd_dashboard, "serve the /dashboard page and its /api (bearer token)")
     dashboard.add_argument("--host", dest="dashboard_host", help="bind address (default 127.0.0.1)")
     dashboard.add_argument("--port", dest="dashboard_port", type=int, help="port (default 8090)")
