@@ -130,6 +130,7 @@ def test_ttl_follows_the_retention_settings(store: ClickHouseStore) -> None:
     assert "TTL toDateTime(occurred_at) + toIntervalDay(30)" in after["email_events"]
     assert "TTL toDateTime(occurred_at) + toIntervalDay(30)" in after["email_transitions"]
     assert "TTL toDateTime(last_event_at) + toIntervalDay(30)" in after["email_state"]
+    assert "TTL toDateTime(last_event_at) + toIntervalDay(30)" in after["email_state_agg"]
     assert "TTL minute + toIntervalDay(400)" in after["rollup_minute"]
     assert "TTL minute + toIntervalDay(400)" in after["message_minute"]
     store.migrate(retention=Retention(events_days=30, rollup_days=400))  # unchanged: no ALTER fails
