@@ -45,9 +45,7 @@ def _spoilt(event: CanonicalEvent, **change: object) -> bytes:
         {"v": None},
     ],
 )
-def test_bad_values_are_bad_input(
-    store: ClickHouseStore, change: dict[str, object]
-) -> None:
+def test_bad_values_are_bad_input(store: ClickHouseStore, change: dict[str, object]) -> None:
     good = [envelope_json(e) for e in sample_events()]
     bad = _spoilt(sample_events()[0], **change)
     with pytest.raises(BadInput) as refused:
