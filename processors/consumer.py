@@ -206,8 +206,14 @@ class StatusProcessor:
         metrics.RECORDS.inc(len(records))
         return _Batch(ranges, records, self._token(ranges))
 
+    @property
+    def _log_name(self) -> str:
+        """The topic as the embedded broker's incarnation knows it: a new broker's offsets start at 0
+        again, so neither tokens nor recorded batches of an earlier one may apply to it."""
+        return self.config.token_prefix + self.config.topic
+
     def _token(self, ranges: Ranges) -> str:
-        return dedup_token(self.config.token_prefix + self.config.topic, ranges)
+        return dedup_token(self._log_name, ranges)
 
     async def _replay(self) -> int:
         """Gather exactly the batch a previous owner recorded (all its partitions owned here), load it
@@ -285,7 +291,7 @@ class StatusProcessor:
                 # again: same ranges, same token.
                 config = self.config
                 await asyncio.to_thread(
-                    recorded.record, self.store, config.consumer_group, config.topic, batch.ranges
+                    recorded.record, self.store, config.consumer_group, self._log_name, batch.ranges
                 )
                 batch.recorded = True
             if not batch.loaded:
@@ -419,7 +425,7 @@ class StatusProcessor:
                 recorded.recorded,
                 self.store,
                 self.config.consumer_group,
-                self.config.topic,
+                self._log_name,
                 committed,
                 [tp.partition for tp in mine],
             )
