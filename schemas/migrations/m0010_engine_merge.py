@@ -108,11 +108,10 @@ _DESCRIBING_ORDER = (
     f" + {_MS}, {_TIE})"
 )
 _FAILURE_ORDER = f"tuple(bitShiftLeft(toUInt64(status NOT IN ({_FAILURES})), 63) + {_MS}, {_TIE})"
-# One column per describing field that queries filter on, so a query reads only the ones it needs;
-# every column takes its value from the same event (the order is the same). Those analytics filter on
-# are Strings: the order's 24 bytes big-endian (so bytewise order is the order), then the value (tags as
-# JSON). A String min merges far faster than a min of tuples (which compares generic values): a
-# filtered read of messages at 10M events spent most of its time there.
+# Each describing field is a column of its own, so a query reads only the ones it needs; every column
+# takes its value from the same event (the order is the same). All are Strings: the order's 24 bytes
+# big-endian (so bytewise order is the order), then the value (JSON where it is not one string). A
+# String min aggregates and merges far faster than a min of tuples, which compares generic values.
 _ORDER_BYTES = "concat(reverse(reinterpretAsFixedString({order}.1)), unhex(dedupe_key))"
 _ORDER_LENGTH = 24
 _DESCRIBING_BYTES = _ORDER_BYTES.format(order=_DESCRIBING_ORDER)
@@ -121,13 +120,10 @@ _KEYED = {  # column -> the value after the order bytes
     "recipient_domain_of": "recipient_domain",
     "sender_domain_of": "sender_domain",
     "tags_of": "toJSONString(tags)",
+    "parties_of": "toJSONString(tuple(operation_id, recipient, sender))",
 }
-_DESCRIBED = {  # column -> (value, type): read only with the message's other columns
-    "parties_of": (
-        "tuple(operation_id, recipient, sender)",
-        "Tuple(Nullable(String), Nullable(String), Nullable(String))",
-    ),
-}
+_PARTIES = "Tuple(Nullable(String), Nullable(String), Nullable(String))"
+_FAILURE_FIELDS = "Tuple(Nullable(String), Nullable(String))"
 _COUNTS = {  # column -> the events it counts (distinct dedupe keys)
     "open_keys": "status = 'OPENED'",
     "machine_open_keys": "status = 'OPENED' AND ifNull(machine_open, false)",
@@ -143,13 +139,6 @@ _RANK = (
 )
 
 
-def _of(order: str, value: str, kind: str) -> str:
-    """The (order, value) tuple's type, or given an order and a value, the expression making one."""
-    if not order:
-        return f"Tuple(UInt64, UInt128, {kind})"
-    return f"CAST(tuple({order}.1, {order}.2, {value}) AS Tuple(UInt64, UInt128, {kind}))"
-
-
 # What a block of email_events rows adds to email_state_agg, per message: the view runs it on every
 # insert into email_events, the backfill on the whole table. Every column is idempotent (min, max,
 # uniqExact of keys, min of (order, value) tuples), so a row seen twice changes nothing. Non-email
@@ -160,13 +149,12 @@ STATE_SELECT = f"""SELECT
   max(kind NOT IN ({_NON_EMAIL})) AS has_email,
   max(toUInt8({_RANK})) AS status_rank,
   {", ".join(f"min(concat({_DESCRIBING_BYTES}, {v})) AS {name}" for name, v in _KEYED.items())},
-  {", ".join(f"min({_of(_DESCRIBING_ORDER, v, k)}) AS {name}" for name, (v, k) in _DESCRIBED.items())},
   {", ".join(f"minIfOrNull(occurred_at, status = '{s.value}') AS {s.value.lower()}_at" for s in _STATUSES)},
   {", ".join(f"uniqExactIfState({_KEY}, {c}) AS {name}" for name, c in _COUNTS.items())},
   uniqExactState({_KEY}) AS event_keys,
   min(occurred_at) AS first_event_at,
   max(occurred_at) AS last_event_at,
-  min({_of(_FAILURE_ORDER, "tuple(reason, bounce_type)", "Tuple(Nullable(String), Nullable(String))")})
+  min(concat({_ORDER_BYTES.format(order=_FAILURE_ORDER)}, toJSONString(tuple(reason, bounce_type))))
     AS failure
 FROM {{source}}
 GROUP BY message_id"""
@@ -174,17 +162,13 @@ GROUP BY message_id"""
 
 def state_table(db: str, cluster: str | None) -> str:
     engine = table_engine(db, "email_state_agg", "AggregatingMergeTree", cluster)
-    described = ",\n  ".join(
-        [f"{name} SimpleAggregateFunction(min, String)" for name in _KEYED]
-        + [f"{name} SimpleAggregateFunction(min, {_of('', '', k)})" for name, (_, k) in _DESCRIBED.items()]
-    )
+    described = ",\n  ".join(f"{name} SimpleAggregateFunction(min, String)" for name in _KEYED)
     times = ",\n  ".join(
         f"{s.value.lower()}_at SimpleAggregateFunction(min, Nullable({_TS}))" for s in _STATUSES
     )
     counts = ",\n  ".join(
         f"{name} AggregateFunction(uniqExact, UInt128)" for name in (*_COUNTS, "event_keys")
     )
-    failure = _of("", "", "Tuple(Nullable(String), Nullable(String))")
     return f"""CREATE TABLE IF NOT EXISTS {db}.email_state_agg{on_cluster(cluster)} (
   message_id String,
   has_email SimpleAggregateFunction(max, UInt8),
@@ -194,9 +178,16 @@ def state_table(db: str, cluster: str | None) -> str:
   {counts},
   first_event_at SimpleAggregateFunction(min, {_TS}),
   last_event_at SimpleAggregateFunction(max, {_TS}),
-  failure SimpleAggregateFunction(min, {failure})
+  failure SimpleAggregateFunction(min, String)
 ) ENGINE = {engine}
 ORDER BY message_id{dedup_settings(cluster)}"""
+
+
+def _value(column: str, json_type: str = "") -> str:
+    """The value of an (order bytes, value) String column; JSON read as ``json_type`` when given. A high
+    first byte (the may-not-be-chosen bit) means no event qualified: callers check that first."""
+    value = f"substring({column}, {_ORDER_LENGTH + 1})"
+    return f"JSONExtract({value}, '{json_type}')" if json_type else value
 
 
 def messages_view(db: str, cluster: str | None) -> str:
@@ -208,14 +199,14 @@ def messages_view(db: str, cluster: str | None) -> str:
     return f"""CREATE OR REPLACE VIEW {db}.messages{on_cluster(cluster)} AS
 SELECT
   message_id,
-  CAST(substring(provider_of, {_ORDER_LENGTH + 1}), 'LowCardinality(String)') AS provider,
+  CAST({_value("provider_of")}, 'LowCardinality(String)') AS provider,
   CAST({_STATUS_OF_RANK.format(rank="status_rank")}, 'LowCardinality(String)') AS status,
-  parties_of.3.1 AS operation_id,
-  parties_of.3.2 AS recipient,
-  CAST(substring(recipient_domain_of, {_ORDER_LENGTH + 1}), 'LowCardinality(String)') AS recipient_domain,
-  parties_of.3.3 AS sender,
-  CAST(substring(sender_domain_of, {_ORDER_LENGTH + 1}), 'LowCardinality(String)') AS sender_domain,
-  JSONExtract(substring(tags_of, {_ORDER_LENGTH + 1}), 'Map(String, String)') AS tags,
+  {_value("parties_of", _PARTIES)}.1 AS operation_id,
+  {_value("parties_of", _PARTIES)}.2 AS recipient,
+  CAST({_value("recipient_domain_of")}, 'LowCardinality(String)') AS recipient_domain,
+  {_value("parties_of", _PARTIES)}.3 AS sender,
+  CAST({_value("sender_domain_of")}, 'LowCardinality(String)') AS sender_domain,
+  {_value("tags_of", "Map(String, String)")} AS tags,
   {time_columns},
   toUInt32(finalizeAggregation(open_keys)) AS open_count,
   toUInt32(finalizeAggregation(machine_open_keys)) AS machine_open_count,
@@ -224,8 +215,8 @@ SELECT
   toUInt32({events}) AS event_count,
   first_event_at,
   last_event_at,
-  if(failure.1 < 9223372036854775808, failure.3.1, NULL) AS failure_reason,  -- high bit: no failure
-  if(failure.1 < 9223372036854775808, failure.3.2, NULL) AS bounce_type,
+  if(failure < unhex('80'), {_value("failure", _FAILURE_FIELDS)}.1, NULL) AS failure_reason,
+  if(failure < unhex('80'), {_value("failure", _FAILURE_FIELDS)}.2, NULL) AS bounce_type,
   toUInt64({events}) AS version
 FROM {db}.email_state_agg FINAL
 WHERE has_email"""
