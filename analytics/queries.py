@@ -406,7 +406,7 @@ def latency_sql(database: str, window: Window, metric: Latency, bucket: int | No
     text = f"""SELECT k, quantilesExactInclusive({levels})(d) AS q, count(d) AS c
 FROM (
   SELECT {key_sql} AS k, {duration} AS d
-  FROM {database}.email_state FINAL
+  FROM {database}.messages
   WHERE {where}
 )
 GROUP BY k"""
@@ -424,7 +424,7 @@ def latencies_sql(database: str, window: Window) -> Sql:
   quantilesExactInclusiveIf({levels})(o, in_o), countIf(o IS NOT NULL AND in_o)
 FROM (
   SELECT {deliver} AS d, {opened} AS o, {_in_range("delivered_at")} AS in_d, {_in_range("opened_at")} AS in_o
-  FROM {database}.email_state FINAL
+  FROM {database}.messages
   WHERE {where}
 )"""
     return Sql(text, parameters)

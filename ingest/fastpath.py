@@ -22,6 +22,7 @@ from schemas.event import (
     SCHEMA_VERSION,
     UINT32_MAX,
     Provider,
+    dedupe_key_from,
     derived_event_id,
     domain_of,
     stored_utc,
@@ -55,8 +56,13 @@ def received_stamp(now: datetime) -> datetime:
 
 
 def _envelope(event: dict[str, Any]) -> bytes | None:
+    """``schemas.event.envelope_json`` of the event these fields make (in its field order)."""
+    key = dedupe_key_from(
+        event["message_id"], event["occurred_at"], event["kind"], event["status"], event["raw_type"],
+        event["attempt"], event["url"], event["reason"], event["bounce_type"], event["machine_open"],
+    )  # fmt: skip
     try:
-        return orjson.dumps({"schema_version": SCHEMA_VERSION, "event": event}, option=orjson.OPT_UTC_Z)
+        return orjson.dumps({"v": SCHEMA_VERSION, "dedupe_key": key, **event}, option=orjson.OPT_UTC_Z)
     except orjson.JSONEncodeError:  # text orjson refuses (lone surrogates): the canonical path
         return None
 

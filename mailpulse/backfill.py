@@ -13,8 +13,8 @@ from ingest.publisher import KafkaPublisher, create_producer
 from mailpulse.replay import Format, ReplayStats, dump_line, replay_file
 from mailpulse.runtime import ingest_config, kafka, open_store, processor
 from mailpulse.settings import Settings
-from processors.rows import event_from_row
 from schemas.event import CanonicalEvent
+from schemas.rows import event_from_row
 from schemas.tables import EVENT_COLUMNS
 from schemas.times import EARLIEST
 
@@ -74,7 +74,8 @@ async def _replay(
 
 
 async def _load(settings: Settings, bootstrap: str, incarnation: str, records: int) -> int:
-    """Run a processor until it has consumed ``records`` records; events it loaded (new ones only)."""
+    """Run a processor until it has consumed ``records`` records; the records it loaded (ClickHouse
+    merges each event once, however many times it is loaded)."""
     store = open_store(settings)
     async with processor(settings, bootstrap, store, incarnation) as proc:
         stop = asyncio.Event()
@@ -86,7 +87,7 @@ async def _load(settings: Settings, bootstrap: str, incarnation: str, records: i
             await asyncio.sleep(0.2)
         stop.set()
         await running
-        return proc.stats.loaded_events
+        return proc.stats.loaded
 
 
 def dump(settings: Settings, path: Path, since: datetime | None) -> int:

@@ -181,8 +181,17 @@ async def run_demo(
         f"{options.drop_rate:.0%} of webhooks dropped, poller {'on' if options.poller else 'off'}"
     )
     store = store or open_store(settings)
-    # Compare one run with its truth; the alert history and rollup start afresh too.
-    for table in ("email_events", "email_state", "email_transitions", *DERIVED_TABLES, "alerts"):
+    # Compare one run with its truth; the alert history and rollup start afresh too, and no batch
+    # recorded by an earlier run is loaded again.
+    tables = (
+        "email_events",
+        "email_state",
+        "email_transitions",
+        *DERIVED_TABLES,
+        "alerts",
+        "processor_batches",
+    )
+    for table in tables:
         store.client.command(f"TRUNCATE TABLE IF EXISTS {store.database}.{table}")
     reset_checkpoint(settings)  # the poller starts from scratch too
     forget_segments(settings.journal_dir)  # and nothing of an earlier demo is published again
@@ -251,7 +260,7 @@ async def _run_traffic(
             f"  API {sim.clock.now():%H:%M}  webhook events sent {sent.delivered_events:>6} "
             f"dropped {plan.dropped:>5}  poller requests {p.requests:>5} (429: {p.throttled}) "
             f"published {p.published:>6}  "
-            f"loaded {s.loaded_events:>6} duplicates {s.duplicates:>6}"
+            f"records loaded {s.loaded:>6} dead-lettered {s.dead_letters:>4}"
         )
 
     try:

@@ -26,7 +26,7 @@ from typing import Any, Literal
 import orjson
 from pydantic import ValidationError
 
-from schemas.event import CanonicalEvent, Envelope
+from schemas.event import CanonicalEvent, Envelope, EnvelopeV1, envelope_json
 from schemas.problems import InvalidEvent, problems_from
 from schemas.sendgrid import parse_sendgrid_event
 
@@ -55,7 +55,9 @@ def detect(path: Path, first_line: str) -> Format:
         first = orjson.loads(first_line) if first_line.strip() else None
     except orjson.JSONDecodeError:
         return "csv" if "," in first_line else "jsonl"
-    if isinstance(first, dict) and "schema_version" in first and "event" in first:
+    if isinstance(first, dict) and (
+        ("v" in first and "dedupe_key" in first) or ("schema_version" in first and "event" in first)
+    ):
         return "dump"
     return "jsonl"
 
@@ -103,7 +105,9 @@ def to_event(raw: Any, fmt: Format, received_at: datetime) -> CanonicalEvent:
     """Raises InvalidEvent listing every problem."""
     if fmt == "dump":
         try:
-            return Envelope.model_validate(raw).event
+            # A dump written before envelope v2 nests the event under "event".
+            model = EnvelopeV1 if isinstance(raw, dict) and "event" in raw else Envelope
+            return model.model_validate(raw).event
         except ValidationError as exc:
             raise InvalidEvent(problems_from(exc)) from None
     return parse_sendgrid_event(raw, received_at)
@@ -138,7 +142,7 @@ def open_lines(path: Path, fmt: Format) -> tuple[Format, io.TextIOWrapper]:
 
 
 def dump_line(event: CanonicalEvent) -> bytes:
-    return Envelope(event=event).model_dump_json().encode() + b"\n"
+    return envelope_json(event) + b"\n"
 
 
 @dataclass(slots=True)

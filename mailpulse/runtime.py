@@ -316,12 +316,9 @@ async def processor(
     config = ProcessorConfig(
         topic=settings.status_topic,
         deadletter_topic=settings.deadletter_topic,
-        transitions_topic=settings.transitions_topic,
+        consumer_group=settings.consumer_group,
         batch_max_records=settings.batch_max_records,
         batch_wait_ms=settings.batch_wait_ms,
-        cache_messages=settings.state_cache_messages,
-        lateness=settings.reorder_lateness,
-        max_wait_s=settings.reorder_max_wait_ms / 1000,
         stuck_after_s=settings.stuck_after_s,
         token_prefix=incarnation,
     )

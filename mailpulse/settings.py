@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
@@ -30,9 +29,6 @@ class Settings(BaseSettings):
     )
     status_topic: str = Field("mailpulse.email-status", description="Topic of canonical status events.")
     deadletter_topic: str = Field("mailpulse.deadletter", description="Topic of undecodable/invalid input.")
-    transitions_topic: str = Field(
-        "mailpulse.email-transitions", description="Topic of status transitions in canonical order."
-    )
     partitions: int = Field(6, ge=1, description="Partitions of the topics mailpulse creates.")
     replication_factor: int = Field(1, ge=1, description="Replication factor of created topics.")
     topic_retention_ms: int = Field(
@@ -132,15 +128,6 @@ class Settings(BaseSettings):
     )
     batch_max_records: int = Field(20_000, ge=1, description="Most records loaded in one batch.")
     batch_wait_ms: int = Field(1000, ge=1, description="Longest wait to fill a batch (about 1 insert/s).")
-    reorder_lateness_ms: int = Field(
-        5000, ge=0, description="Event-time lateness the reorder buffer waits for before emitting."
-    )
-    reorder_max_wait_ms: int = Field(
-        5000, ge=0, description="Longest processing time an event waits in the reorder buffer."
-    )
-    state_cache_messages: int = Field(
-        100_000, ge=1, description="Message states kept in memory (about 1 KB each); others are rebuilt."
-    )
     alerts_rules_file: Path | None = Field(
         None, description="TOML file of alert rules (see README Alerting); unset = the default rules."
     )
@@ -286,8 +273,4 @@ class Settings(BaseSettings):
 
     @property
     def topics(self) -> list[str]:
-        return [self.status_topic, self.deadletter_topic, self.transitions_topic, self.alerts_topic]
-
-    @property
-    def reorder_lateness(self) -> timedelta:
-        return timedelta(milliseconds=self.reorder_lateness_ms)
+        return [self.status_topic, self.deadletter_topic, self.alerts_topic]

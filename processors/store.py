@@ -7,18 +7,15 @@ embedded default and production share every line below.
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
-from collections.abc import Collection, Iterator, Sequence
+import re
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import clickhouse_connect
-from clickhouse_connect.driver.binding import escape_str, must_escape
 from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import DatabaseError
 
-from processors.columns import Columns
-from processors.rows import Row, event_from_row
-from schemas.event import CanonicalEvent
 from schemas.migrations import (
     Retention,
     SchemaOptions,
@@ -27,15 +24,71 @@ from schemas.migrations import (
     pending,
     ttl_changes,
 )
-from schemas.tables import EVENT_COLUMNS, STATE_COLUMNS, TRANSITION_COLUMNS
 
 log = logging.getLogger(__name__)
 
-# ClickHouse refuses a query longer than max_query_size (262,144 bytes by default) before parsing it,
-# so IN-lists are cut by size as well as by count: a SendGrid message id holds the recipient's address,
-# and 5,000 ids of 53+ bytes already passed the limit.
-_LOOKUP_CHUNK = 5_000
-_LOOKUP_BYTES = 200_000
+Row = tuple[Any, ...]
+Columns = list[list[Any]]
+
+# ClickHouse error codes that blame the inserted data, not the server: parse and conversion failures,
+# an unknown enum value, a violated constraint of the landing table (schemas/migrations/m0011).
+BAD_INPUT_CODES: frozenset[int] = frozenset({
+    6,  # CANNOT_PARSE_TEXT
+    7,  # INCORRECT_NUMBER_OF_COLUMNS
+    25,  # CANNOT_PARSE_ESCAPE_SEQUENCE
+    26,  # CANNOT_PARSE_QUOTED_STRING
+    27,  # CANNOT_PARSE_INPUT_ASSERTION_FAILED
+    32,  # ATTEMPT_TO_READ_AFTER_EOF
+    33,  # CANNOT_READ_ALL_DATA
+    38,  # CANNOT_PARSE_DATE
+    41,  # CANNOT_PARSE_DATETIME
+    53,  # TYPE_MISMATCH
+    70,  # CANNOT_CONVERT_TYPE
+    72,  # CANNOT_PARSE_NUMBER
+    117,  # INCORRECT_DATA
+    130,  # CANNOT_READ_ARRAY_FROM_TEXT
+    131,  # TOO_LARGE_STRING_SIZE
+    321,  # VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE
+    346,  # CANNOT_CONVERT_CHARSET
+    395,  # FUNCTION_THROW_IF_VALUE_IS_NON_ZERO
+    467,  # CANNOT_PARSE_BOOL
+    469,  # VIOLATED_CONSTRAINT
+    563,  # CANNOT_READ_MAP_FROM_TEXT
+    632,  # UNEXPECTED_DATA_AFTER_PARSED_VALUE
+    691,  # UNKNOWN_ELEMENT_OF_ENUM
+})  # fmt: skip
+_CODE = re.compile(r"\bCode:\s*(\d+)")
+
+# The parse of the landing table: strict (no row skipped, an unknown enum value or a bad time fails the
+# insert), ISO times with "Z" and fractions, a field added to v2 later ignored rather than refused.
+LOAD_SETTINGS: dict[str, Any] = {
+    "date_time_input_format": "best_effort",
+    "input_format_skip_unknown_fields": 1,
+    "input_format_allow_errors_num": 0,
+    "input_format_allow_errors_ratio": 0,
+    "input_format_null_as_default": 1,
+    "input_format_json_read_objects_as_strings": 1,
+    "input_format_json_empty_as_default": 0,
+    # Retries of a batch carry the same token: dropped by the landing insert and by every view's.
+    "insert_deduplicate": 1,
+    "deduplicate_blocks_in_dependent_materialized_views": 1,
+}
+
+
+class BadInput(ValueError):
+    """ClickHouse refused an insert because of the data in it (ClickHouse's message as the text)."""
+
+    def __init__(self, message: str, code: int | None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def error_code(exc: BaseException) -> int | None:
+    code = getattr(exc, "code", None)
+    if isinstance(code, int):
+        return code
+    found = _CODE.search(str(exc))
+    return int(found.group(1)) if found else None
 
 
 def connect(dsn: str) -> Client:
@@ -88,33 +141,29 @@ class ClickHouseStore:
         rows = self.query(f"SELECT version, checksum FROM {self.database}.schema_migrations FINAL")
         return {int(version): str(checksum) for version, checksum in rows}
 
-    def load_events(self, message_ids: Collection[str]) -> dict[str, list[CanonicalEvent]]:
-        """Every stored event of these messages (duplicates possible before merges; callers fold)."""
-        found: dict[str, list[CanonicalEvent]] = defaultdict(list)
-        sql = f"SELECT {', '.join(EVENT_COLUMNS)} FROM {self.database}.email_events WHERE message_id IN "
-        for literal in string_lists(list(message_ids), _LOOKUP_CHUNK, _LOOKUP_BYTES):
-            result = self.client.query(sql + literal)
-            for row in result.named_results():
-                found[row["message_id"]].append(event_from_row(row))
-        return dict(found)
-
-    def write(
-        self, events: Sequence[Row], states: Sequence[Row], transitions: Sequence[Row], token: str
-    ) -> None:
-        """``write_columns`` for rows (processors.rows)."""
-        self.write_columns(_columns(events), _columns(states), _columns(transitions), token)
-
-    def write_columns(self, events: Columns, states: Columns, transitions: Columns, token: str) -> None:
-        """Insert one batch, given column by column (processors.columns). ``token`` derives from Kafka
-        positions, so a retried batch is dropped by ClickHouse's insert deduplication. email_events goes
-        last: an event found there proves that the state and transitions of its batch were written too
-        (replays rely on it)."""
-        if transitions and transitions[0]:
-            self._insert("email_transitions", TRANSITION_COLUMNS, transitions, f"transitions|{token}")
-        if states and states[0]:
-            self._insert("email_state", STATE_COLUMNS, states, f"state|{token}")
-        if events and events[0]:
-            self._insert("email_events", EVENT_COLUMNS, events, f"events|{token}")
+    def load(self, values: Sequence[bytes], token: str) -> None:
+        """Insert raw envelope v2 values (Kafka record values) as one block into ``email_events_in``;
+        its views fill events, state and rollups. A retry with the same ``token`` adds nothing. Raises
+        BadInput when ClickHouse blames the data (nothing of the block is stored then); other errors
+        (server unreachable...) propagate as they are."""
+        if not values:
+            return
+        try:
+            self.client.raw_insert(
+                f"{self.database}.email_events_in",
+                insert_block=b"\n".join(values),
+                fmt="JSONEachRow",
+                settings={**LOAD_SETTINGS, "insert_deduplication_token": token},
+            )
+        except DatabaseError as exc:
+            code = error_code(exc)
+            if code in BAD_INPUT_CODES:
+                raise BadInput(str(exc), code) from exc
+            if isinstance(exc.__cause__, UnicodeDecodeError):
+                # chDB takes the insert's data inside its query text, which must be UTF-8: bytes that
+                # are not are the data's fault (a server would fail to parse them as JSON instead).
+                raise BadInput(f"not UTF-8 text: {exc.__cause__}", None) from exc
+            raise
 
     def insert(self, table: str, columns: Sequence[str], rows: Sequence[Row], token: str) -> None:
         """Insert into one of mailpulse's tables; a retry with the same ``token`` adds nothing."""
@@ -153,28 +202,6 @@ class ClickHouseStore:
 
     def query(self, sql: str, parameters: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
         return [tuple(r) for r in self.client.query(sql, parameters=parameters).result_rows]
-
-
-def string_lists(values: list[str], most: int, most_bytes: int) -> Iterator[str]:
-    """``('a','b',...)`` literals holding ``values`` in order, each of at most ``most`` values and
-    ``most_bytes`` bytes of UTF-8 (one value longer than that gets a literal of its own)."""
-    # A brand-new message's id goes through here once per batch, and the driver's parameter binding
-    # escapes character by character in Python (~1.5 us an id); ids rarely need it.
-    everything = "".join(values)  # joined once, not once per character checked
-    if any(c in everything for c in must_escape):
-        values = [escape_str(v) for v in values]
-    ascii_only = everything.isascii()  # escaping adds ASCII only
-    chunk: list[str] = []
-    size = 2  # the parentheses
-    for value in values:
-        grown = (len(value) if ascii_only else len(value.encode())) + 3  # quotes and comma
-        if chunk and (len(chunk) == most or size + grown > most_bytes):
-            yield "('" + "','".join(chunk) + "')"
-            chunk, size = [], 2
-        chunk.append(value)
-        size += grown
-    if chunk:
-        yield "('" + "','".join(chunk) + "')"
 
 
 def _columns(rows: Sequence[Row]) -> Columns:

@@ -45,14 +45,11 @@ def settings(broker: EmbeddedBroker, chdb_dir: Path, tmp_path: Path) -> Settings
         clickhouse_database=f"t_{suffix}",
         status_topic=f"status-{suffix}",
         deadletter_topic=f"dead-{suffix}",
-        transitions_topic=f"transitions-{suffix}",
         alerts_topic=f"alerts-{suffix}",
         consumer_group=f"group-{suffix}",
         partitions=3,
         batch_wait_ms=200,
         consumer_session_timeout_ms=2000,
-        reorder_lateness_ms=1000,
-        reorder_max_wait_ms=300,
     )
 
 

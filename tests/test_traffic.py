@@ -22,11 +22,11 @@ from mailpulse.traffic import (
     generate,
     status_counts,
 )
-from processors.state import fold
 from schemas.event import CanonicalEvent, tag_problems
 from schemas.sendgrid import parse_sendgrid_event
 from schemas.status import EmailStatus
 from schemas.twilio import parse_cloud_event
+from tests.schemas.reference_state import fold
 
 S = EmailStatus
 RECEIVED_AT = datetime(2026, 11, 24, 0, 0, tzinfo=UTC)

@@ -1,5 +1,8 @@
-"""Measurement 5: the real StatusProcessor (dedupe and reorder on) draining a pre-filled topic into
-ClickHouse. Timed from the group assignment until every record is loaded and committed."""
+"""Measurement 5: the real StatusProcessor draining a pre-filled topic into ClickHouse, timed from the
+group assignment until every record is loaded and committed. Three sinks: a migrated, empty database;
+one whose landing table is a Null table without views (what the processor costs when a ClickHouse server
+does the engine's work elsewhere); a migrated one that already holds many stored events (a restart over
+a full database)."""
 
 from __future__ import annotations
 
@@ -7,12 +10,17 @@ import asyncio
 import gc
 import time
 import uuid
+from collections.abc import Sequence
 from typing import Any, Self
+
+from clickhouse_connect.driver.client import Client
 
 from mailpulse.runtime import processor
 from mailpulse.settings import Settings
 from processors.consumer import ProcessorStats, StatusProcessor
 from processors.store import ClickHouseStore
+from schemas.migrations import SchemaOptions, m0012_processor_batches
+from schemas.migrations.m0011_engine_merge import landing_table
 
 
 async def wait_assigned(proc: StatusProcessor, timeout_s: float = 30.0) -> None:
@@ -68,7 +76,66 @@ async def drain(
         await wait_assigned(proc)
         with CollectorClock() as collector:
             started = time.perf_counter()
-            while proc.stats.records < records:
+            while not proc.drained(records):
                 await proc.run_once()
-            await proc.flush()
             return time.perf_counter() - started, proc.stats, collector
+
+
+def nil_sink(client: Client, database: str) -> ClickHouseStore:
+    """A store whose landing table is the engine's (same DDL, a Null table) with no view behind it:
+    ClickHouse parses each insert and keeps nothing. The processor's own table of recorded batches is
+    there as usual: writing it is the processor's work, not the engine's."""
+    client.command(f"CREATE DATABASE IF NOT EXISTS {database}")
+    client.command(landing_table(database, None))
+    for statement in m0012_processor_batches.statements(SchemaOptions(database, None)):
+        client.command(statement)
+    return ClickHouseStore(client, database)
+
+
+def fill(store: ClickHouseStore, values: Sequence[bytes], copies: int, batch: int) -> int:
+    """Store ``copies`` copies of ``values`` through the landing table (so every view fills), each copy
+    under message and event ids of its own: new messages, not duplicates. Loaded once as bytes into a
+    seed table, then copied by ClickHouse (an INSERT ... SELECT), which is much faster than sending the
+    JSON ``copies`` times. Waits for the merges they start to finish; returns the events stored then."""
+    client, db, seed = store.client, store.database, f"{store.database}_seed"
+    client.command(f"CREATE DATABASE IF NOT EXISTS {seed}")
+    client.command(
+        f"CREATE TABLE IF NOT EXISTS {seed}.email_events_in AS {db}.email_events_in "
+        "ENGINE = MergeTree ORDER BY tuple()"
+    )
+    seeded = ClickHouseStore(client, seed)
+    for start in range(0, len(values), batch):
+        seeded.load(values[start : start + batch], f"seed|{start}")
+    names = [
+        str(name)
+        for (name,) in client.query(
+            "SELECT name FROM system.columns WHERE database = {db:String} AND table = 'email_events_in' "
+            "ORDER BY position",
+            parameters={"db": db},
+        ).result_rows
+    ]
+    renamed = {
+        "message_id": "concat(message_id, '~', toString(copy))",
+        "event_id": "concat(event_id, '~', toString(copy))",
+        "dedupe_key": "lower(hex(MD5(concat(dedupe_key, '~', toString(copy)))))",
+    }
+    select = ", ".join(renamed.get(name, name) for name in names)
+    client.command(
+        f"INSERT INTO {db}.email_events_in ({', '.join(names)}) "
+        f"SELECT {select} FROM {seed}.email_events_in ARRAY JOIN range({copies}) AS copy"
+    )
+    client.command(f"DROP DATABASE {seed} SYNC")
+    settle(client, db)
+    return int(client.query(f"SELECT count() FROM {db}.email_events").result_rows[0][0])
+
+
+def settle(client: Client, database: str, timeout_s: float = 300.0) -> None:
+    """Wait until no merge runs in ``database``: the drain measured next would share the core with them."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        running = client.query(
+            "SELECT count() FROM system.merges WHERE database = {db:String}", parameters={"db": database}
+        ).result_rows[0][0]
+        if int(running) == 0:
+            return
+        time.sleep(0.5)

@@ -20,7 +20,9 @@ async def produce(bootstrap: str, topic: str, records: Sequence[tuple[bytes, byt
     producer = create_producer(bootstrap, enable_idempotence=False)
     await producer.start()
     try:
-        await (await producer.send(topic, b"warm-up", key=b"warm-up"))  # metadata, connections
+        # Metadata and connections. A real record: every drain of the topic reads this one too (a copy of
+        # the first, dropped as a duplicate), and none of them pays for a value it cannot parse.
+        await (await producer.send(topic, records[0][1], key=records[0][0]))
         started = time.perf_counter()
         for start in range(0, len(records), WINDOW):
             futures = [

@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import gc
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import orjson
 from clickhouse_connect.driver.client import Client
 
-from mailpulse.bench import e2e, flood, http, loading, processor, producer, stages, workload
+from mailpulse.bench import ceiling, e2e, flood, http, plain, processor, producer, workload
 from mailpulse.bench.layout import LOAD_CORE, SERVER_CORE, describe, pin
 from mailpulse.bench.report import Row, render
-from mailpulse.broker import EmbeddedBroker, die_with_parent
+from mailpulse.broker import EmbeddedBroker
 from mailpulse.settings import Settings
 from mailpulse.topics import ensure_topics
 from processors.store import ClickHouseStore, connect
@@ -27,17 +26,21 @@ PARTITIONS = 6
 
 @dataclass(frozen=True, slots=True)
 class Sizes:
-    events: int  # records for the producer ceiling, the loading ceiling and the processor
+    events: (
+        int  # records for the producer ceiling, the composed ceiling, the plain consumer and the processor
+    )
     http_seconds: float  # measured time of each HTTP run (after the warm-up)
     warmup_seconds: float
     connections: int
     e2e_rate: float  # events/s offered in the end-to-end run
     e2e_seconds: float
-    memory_messages: int
+    stored_events: int  # events already stored when the restarted processor drains (about: whole copies)
 
 
-FULL = Sizes(200_000, 10.0, 2.0, 16, 10_000.0, 10.0, 1_000_000)
+FULL = Sizes(200_000, 10.0, 2.0, 16, 10_000.0, 10.0, 2_000_000)
 QUICK = Sizes(10_000, 2.0, 0.5, 16, 2_000.0, 2.0, 20_000)
+
+Figures = dict[str, float]
 
 
 def set_aside() -> None:
@@ -62,43 +65,61 @@ def _ratio(value: float, reference: float) -> float:
     return value / reference if reference > 0 else 0.0
 
 
-async def _memory(messages: int, workdir: Path) -> dict[str, int]:
-    out = workdir / "memory.json"
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "mailpulse.bench.memory", str(messages), str(out), preexec_fn=die_with_parent
-    )
-    if await process.wait() != 0:
-        raise RuntimeError(f"memory measurement exited with {process.returncode}")
-    result: dict[str, int] = orjson.loads(out.read_bytes())
-    return result
-
-
-def _ingest_rows(
+def _ingest_figures(
     ceiling: float, batches_ceiling: float, runs: dict[tuple[str, str], http.HttpFigures]
-) -> list[Row]:
+) -> Figures:
     og, ot = runs["ours", "sendgrid"], runs["ours", "twilio"]
     bg, bt = runs["baseline", "sendgrid"], runs["baseline", "twilio"]
-    of_ceiling, over_base = _ratio(og.events_per_s, ceiling), _ratio(og.events_per_s, bg.events_per_s)
-    single = _ratio(ot.requests_per_s, bt.requests_per_s)
-    cpu_event, cpu_request = bg.cpu_us_per_event, bt.cpu_us_per_request
-    cpu_batch = f"baseline {cpu_event:.1f} us ({_ratio(cpu_event, og.cpu_us_per_event):.1f}x ours)"
-    cpu_single = f"baseline {cpu_request:.0f} us ({_ratio(cpu_request, ot.cpu_us_per_request):.1f}x ours)"
+    return {
+        "producer_events_per_s": ceiling,
+        "producer_own_batches_events_per_s": batches_ceiling,
+        "ingest_batched_events_per_s": og.events_per_s,
+        "ingest_batched_vs_ceiling": _ratio(og.events_per_s, ceiling),
+        "ingest_batched_vs_baseline": _ratio(og.events_per_s, bg.events_per_s),
+        "ingest_batched_p50_ms": og.p50_ms,
+        "ingest_batched_p99_ms": og.p99_ms,
+        "ingest_single_requests_per_s": ot.requests_per_s,
+        "ingest_single_vs_baseline": _ratio(ot.requests_per_s, bt.requests_per_s),
+        "ingest_single_p50_ms": ot.p50_ms,
+        "ingest_single_p99_ms": ot.p99_ms,
+        "baseline_batched_events_per_s": bg.events_per_s,
+        "baseline_batched_p99_ms": bg.p99_ms,
+        "baseline_single_requests_per_s": bt.requests_per_s,
+        "baseline_single_p99_ms": bt.p99_ms,
+        "ingest_batched_cpu_us_per_event": og.cpu_us_per_event,
+        "baseline_batched_cpu_us_per_event": bg.cpu_us_per_event,
+        "ingest_single_cpu_us_per_request": ot.cpu_us_per_request,
+        "baseline_single_cpu_us_per_request": bt.cpu_us_per_request,
+    }
+
+
+def _ingest_rows(f: Figures) -> list[Row]:
+    of_ceiling, over_base = f["ingest_batched_vs_ceiling"], f["ingest_batched_vs_baseline"]
+    single = f["ingest_single_vs_baseline"]
+    cpu_event, cpu_request = f["baseline_batched_cpu_us_per_event"], f["baseline_single_cpu_us_per_request"]
+    ours_event, ours_request = f["ingest_batched_cpu_us_per_event"], f["ingest_single_cpu_us_per_request"]
+    cpu_batch = f"baseline {cpu_event:.1f} us ({_ratio(cpu_event, ours_event):.1f}x ours)"
+    cpu_single = f"baseline {cpu_request:.0f} us ({_ratio(cpu_request, ours_request):.1f}x ours)"
+    batches_ceiling = f["producer_own_batches_events_per_s"]
     return [
-        Row("1 Kafka producer ceiling (aiokafka, acks=all)", ceiling, "events/s"),
+        Row("1 Kafka producer ceiling (aiokafka, acks=all)", f["producer_events_per_s"], "events/s"),
         Row("1 (reference) producer, own record batches", batches_ceiling, "events/s",
-            f"{_ratio(batches_ceiling, ceiling):.1f}x the send() loop"),
-        Row("2 ingest SendGrid x100 throughput", og.events_per_s, "events/s",
+            f"{_ratio(batches_ceiling, f['producer_events_per_s']):.1f}x the send() loop"),
+        Row("2 ingest SendGrid x100 throughput", f["ingest_batched_events_per_s"], "events/s",
             f"{of_ceiling:.2f} of ceiling, {over_base:.1f}x baseline", ">= 0.80, >= 3x",
             of_ceiling >= 0.8 and over_base >= 3),
-        Row("2 ingest SendGrid x100 latency p50", og.p50_ms, "ms", f"p99 {og.p99_ms:.1f} ms"),
-        Row("2 ingest Twilio single throughput", ot.requests_per_s, "requests/s",
+        Row("2 ingest SendGrid x100 latency p50", f["ingest_batched_p50_ms"], "ms",
+            f"p99 {f['ingest_batched_p99_ms']:.1f} ms"),
+        Row("2 ingest Twilio single throughput", f["ingest_single_requests_per_s"], "requests/s",
             f"{single:.1f}x baseline", ">= 1.5x", single >= 1.5),
-        Row("2 ingest Twilio single latency p99", ot.p99_ms, "ms", f"p50 {ot.p50_ms:.1f} ms", "< 50 ms",
-            ot.p99_ms < 50),
-        Row("3 baseline SendGrid x100", bg.events_per_s, "events/s", f"p99 {bg.p99_ms:.1f} ms"),
-        Row("3 baseline Twilio single", bt.requests_per_s, "requests/s", f"p99 {bt.p99_ms:.1f} ms"),
-        Row("2/3 server CPU, SendGrid x100", og.cpu_us_per_event, "us/event", cpu_batch),
-        Row("2/3 server CPU, Twilio single", ot.cpu_us_per_request, "us/request", cpu_single),
+        Row("2 ingest Twilio single latency p99", f["ingest_single_p99_ms"], "ms",
+            f"p50 {f['ingest_single_p50_ms']:.1f} ms", "< 50 ms", f["ingest_single_p99_ms"] < 50),
+        Row("3 baseline SendGrid x100", f["baseline_batched_events_per_s"], "events/s",
+            f"p99 {f['baseline_batched_p99_ms']:.1f} ms"),
+        Row("3 baseline Twilio single", f["baseline_single_requests_per_s"], "requests/s",
+            f"p99 {f['baseline_single_p99_ms']:.1f} ms"),
+        Row("2/3 server CPU, SendGrid x100", f["ingest_batched_cpu_us_per_event"], "us/event", cpu_batch),
+        Row("2/3 server CPU, Twilio single", f["ingest_single_cpu_us_per_request"], "us/request", cpu_single),
     ]  # fmt: skip
 
 
@@ -111,8 +132,42 @@ def _flood_rows(figures: list[flood.FloodFigures]) -> list[Row]:
     ]  # fmt: skip
 
 
-async def run(sizes: Sizes, workdir: Path, ingest_only: bool = False) -> list[Row]:
-    """Every measurement; ``ingest_only``: measurements 1-3 (producer ceiling, ingest, baseline)."""
+def _flood_figures(figures: list[flood.FloodFigures]) -> Figures:
+    return {"flood_longest_stall_ms": max((f.longest_wait_ms for f in figures), default=0.0)}
+
+
+def _processor_rows(f: Figures) -> list[Row]:
+    of_ceiling, over_plain = f["processor_vs_ceiling"], f["processor_vs_plain_consumer"]
+    own, restart = f["processor_own_vs_bare_drain"], f["restart_drain_vs_fresh"]
+    p99 = f["e2e_p99_ms"]
+    seen = f"{f['e2e_visible']:,.0f}/{f['e2e_acknowledged']:,.0f} seen"
+    all_seen = f["e2e_visible"] == f["e2e_acknowledged"] > 0
+    return [
+        Row("4 bare Kafka drain (getmany, commit)", f["bare_drain_events_per_s"], "events/s"),
+        Row("4 bare byte insert (landing table, views)", f["byte_insert_events_per_s"], "events/s"),
+        Row("4 composed ceiling, one core", f["ceiling_events_per_s"], "events/s",
+            "1 / (1/drain + 1/insert)"),
+        Row("4 (reference) byte insert, Null table, no views", f["null_insert_events_per_s"], "events/s",
+            "the parse an embedded ClickHouse still does for the nil sink"),
+        Row("4 plain consumer (pydantic, one table)", f["plain_consumer_events_per_s"], "events/s",
+            f"{_ratio(f['plain_consumer_events_per_s'], f['ceiling_events_per_s']):.2f} of ceiling"),
+        Row("5 processor", f["processor_events_per_s"], "events/s",
+            f"{of_ceiling:.2f} of ceiling, {over_plain:.2f}x plain consumer; "
+            f"{f['processor_records_per_batch']:,.0f} records a batch", ">= 0.80, >= 1.25x",
+            of_ceiling >= 0.8 and over_plain >= 1.25),
+        Row("5 processor, nil sink (Null table, no views)", f["nil_sink_events_per_s"], "events/s",
+            f"{own:.2f} of bare drain; {f['nil_sink_vs_drain_and_null_insert']:.2f} of drain and "
+            "Null insert composed", ">= 0.80", own >= 0.8),
+        Row(f"5 processor restarted over {f['restart_stored_events']:,.0f} stored events",
+            f["restart_drain_events_per_s"], "events/s", f"{restart:.2f} of a fresh one", ">= 0.90",
+            restart >= 0.9),
+        Row(f"6 end to end p99 at {f['e2e_offered_per_s']:,.0f}/s", p99, "ms",
+            f"p50 {f['e2e_p50_ms']:.0f} ms, {seen}", "< 1,000 ms", p99 < 1000 and all_seen),
+    ]  # fmt: skip
+
+
+async def run(sizes: Sizes, workdir: Path, ingest_only: bool = False) -> tuple[list[Row], Figures]:
+    """Every measurement; ``ingest_only``: measurements 1-3 (producer ceiling, ingest, baseline) and 8."""
     pin(SERVER_CORE)
     log(describe())
     with EmbeddedBroker(log_path=workdir / "tansu.log") as broker:
@@ -123,11 +178,12 @@ async def run(sizes: Sizes, workdir: Path, ingest_only: bool = False) -> list[Ro
         log(f"building ~{sizes.events:,} events")
         work = workload.build(sizes.events)
         n = len(work.records)
+        values = [value for _, value in work.records]
         set_aside()
 
         log(f"1 producer ceiling: {n:,} records")
         ceiling_s = await producer.produce(bootstrap, "bench.status", work.records)
-        ceiling = n / ceiling_s
+        producer_rate = n / ceiling_s
         batches_ceiling = n / await producer.produce_batches(bootstrap, "bench.batches", work.records)
 
         sendgrid = work.sendgrid_bodies()
@@ -149,10 +205,14 @@ async def run(sizes: Sizes, workdir: Path, ingest_only: bool = False) -> list[Ro
             )  # fmt: skip
         log("8 floods of invalid elements, a /healthz probe measuring the loop's stalls")
         pin(LOAD_CORE)  # the probe must not wait for the server's core, only for its loop
-        floods = _flood_rows(await flood.measure(bootstrap, "bench.flood", Settings().max_batch_elements))
+        flood_figures = await flood.measure(bootstrap, "bench.flood", Settings().max_batch_elements)
         pin(SERVER_CORE)
+        figures = {
+            **_ingest_figures(producer_rate, batches_ceiling, runs),
+            **_flood_figures(flood_figures),
+        }
         if ingest_only:
-            return [*_ingest_rows(ceiling, batches_ceiling, runs), *floods]
+            return [*_ingest_rows(figures), *_flood_rows(flood_figures)], figures
 
         settings = Settings(
             data_dir=workdir, kafka_bootstrap=bootstrap, clickhouse_url=f"chdb://{workdir / 'chdb'}",
@@ -160,34 +220,46 @@ async def run(sizes: Sizes, workdir: Path, ingest_only: bool = False) -> list[Ro
         )  # fmt: skip
         client = connect(settings.clickhouse_dsn())
         stores = {}
-        for database in (
-            "bench_ceiling",
-            "bench_ceiling_arrow",
-            "bench_processor",
-            "bench_stages",
-            "bench_e2e",
-        ):
+        for database in ("bench_ceiling", "bench_processor", "bench_restart", "bench_e2e"):
             stores[database] = ClickHouseStore(client, database)
             stores[database].migrate()
         proc_settings = processor.bench_settings(settings, "bench.status")
+        batch, wait_ms = proc_settings.batch_max_records, proc_settings.batch_wait_ms
 
-        log(f"4 loading ceiling: {n:,} events in batches of {proc_settings.batch_max_records:,}")
-        prepared = loading.batches(work.events, proc_settings.batch_max_records)
-        set_aside()
-        native_ceiling = n / loading.insert(client, "bench_ceiling", prepared)
+        log(f"4 bare drain: {n:,} records, batches of {batch:,}")
+        drain_rate = n / await ceiling.bare_drain(bootstrap, "bench.status", n, batch, wait_ms)
+        log(f"4 bare byte insert: {n:,} values")
+        insert_rate = n / ceiling.byte_insert(stores["bench_ceiling"], values, batch)
         discard(client, "bench_ceiling")
-        log(f"4 loading ceiling, Arrow: {n:,} events")
-        arrow_ceiling = n / loading.insert_arrow(client, "bench_ceiling_arrow", prepared)
-        discard(client, "bench_ceiling_arrow")
-        insert_ceiling = max(native_ceiling, arrow_ceiling)  # the honest ceiling: the faster bare method
+        log(f"4 plain consumer: {n:,} records")
+        plain.create_table(client, "bench_plain", like="bench_processor")
+        plain_rate = n / await plain.drain(
+            client, "bench_plain", bootstrap, "bench.status", n, batch, wait_ms
+        )
+        discard(client, "bench_plain")
 
         log(f"5 processor: draining {n:,} records")
-        drain_s, _, collector = await processor.drain(proc_settings, bootstrap, stores["bench_processor"], n)
+        drain_s, stats, collector = await processor.drain(
+            proc_settings, bootstrap, stores["bench_processor"], n
+        )
         proc_rate = n / drain_s
         discard(client, "bench_processor")
-        log(f"5 processor by stage: {n:,} records, in process")
-        by_stage = stages.measure(work.records, stores["bench_stages"], proc_settings.batch_max_records)
-        discard(client, "bench_stages")
+        log(f"4 bare byte insert, Null table without views: {n:,} values")
+        null_rate = n / ceiling.byte_insert(processor.nil_sink(client, "bench_null"), values, batch)
+        discard(client, "bench_null")
+        log(f"5 processor, nil sink: draining {n:,} records")
+        nil = processor.nil_sink(client, "bench_nil")
+        nil_settings = processor.bench_settings(settings, "bench.status")
+        nil_s, nil_stats, _ = await processor.drain(nil_settings, bootstrap, nil, n)
+        nil_rate = n / nil_s
+        discard(client, "bench_nil")
+        copies = max(1, round(sizes.stored_events / n))
+        log(f"5 restart: storing {copies} copies of the {n:,} events")
+        stored = processor.fill(stores["bench_restart"], values, copies, batch)
+        log(f"5 restart: draining {n:,} records over {stored:,} stored events")
+        restart_settings = processor.bench_settings(settings, "bench.status")
+        restart_rate = n / (await processor.drain(restart_settings, bootstrap, stores["bench_restart"], n))[0]
+        discard(client, "bench_restart")
 
         log(f"6 end to end: {sizes.e2e_rate:,.0f} events/s for {sizes.e2e_seconds}s")
         pin(LOAD_CORE)  # the processor shares the load core; ingest has the server core
@@ -197,35 +269,38 @@ async def run(sizes: Sizes, workdir: Path, ingest_only: bool = False) -> list[Ro
         )
         pin(SERVER_CORE)
 
-    log(f"7 memory: {sizes.memory_messages:,} messages in state")
-    memory = await _memory(sizes.memory_messages, workdir)
-    per_message = memory["retained_bytes"] / memory["messages"]
+    composed = ceiling.composed(drain_rate, insert_rate)
+    figures.update({
+        "bare_drain_events_per_s": drain_rate,
+        "byte_insert_events_per_s": insert_rate,
+        "ceiling_events_per_s": composed,
+        "plain_consumer_events_per_s": plain_rate,
+        "processor_events_per_s": proc_rate,
+        "processor_vs_ceiling": _ratio(proc_rate, composed),
+        "processor_vs_plain_consumer": _ratio(proc_rate, plain_rate),
+        "processor_gc_collections": collector.collections,
+        "processor_gc_ms": collector.seconds * 1000,
+        "processor_records_per_batch": _ratio(stats.records, stats.batches),
+        "nil_sink_records_per_batch": _ratio(nil_stats.records, nil_stats.batches),
+        "null_insert_events_per_s": null_rate,
+        "nil_sink_events_per_s": nil_rate,
+        "nil_sink_vs_drain_and_null_insert": _ratio(nil_rate, ceiling.composed(drain_rate, null_rate)),
+        "processor_own_vs_bare_drain": _ratio(nil_rate, drain_rate),
+        "restart_stored_events": stored,
+        "restart_drain_events_per_s": restart_rate,
+        "restart_drain_vs_fresh": _ratio(restart_rate, proc_rate),
+        "e2e_offered_per_s": latency.offered_per_s,
+        "e2e_p50_ms": latency.p50_ms,
+        "e2e_p99_ms": latency.p99_ms,
+        "e2e_acknowledged": latency.acknowledged,
+        "e2e_visible": latency.visible,
+    })  # fmt: skip
+    rows = [*_ingest_rows(figures), *_flood_rows(flood_figures), *_processor_rows(figures)]
+    return rows, figures
 
-    of_insert = _ratio(proc_rate, insert_ceiling)
-    return [
-        *_ingest_rows(ceiling, batches_ceiling, runs),
-        *floods,
-        Row("4 ClickHouse insert ceiling (Native)", native_ceiling, "events/s",
-            f"{_ratio(native_ceiling, insert_ceiling):.2f} of ceiling"),
-        Row("4 ClickHouse insert ceiling (Arrow)", arrow_ceiling, "events/s",
-            f"{_ratio(arrow_ceiling, insert_ceiling):.2f} of ceiling"),
-        Row("5 processor (dedupe + reorder)", proc_rate, "events/s",
-            f"{of_insert:.2f} of insert ceiling; collector {collector.collections} runs, "
-            f"{collector.seconds * 1000:.0f} ms, {collector.freed:,} freed in cycles",
-            ">= 100,000/s, >= 0.70", proc_rate >= 100_000 and of_insert >= 0.7),
-        Row("5 processor stages, in process", sum(by_stage.values()), "us/event",
-            ", ".join(f"{stage} {us:.1f}" for stage, us in by_stage.items())
-            + f"; the drain: {_ratio(1e6, proc_rate):.0f} us/event"),
-        Row(f"6 end to end p99 at {latency.offered_per_s:,.0f}/s", latency.p99_ms, "ms",
-            f"p50 {latency.p50_ms:.0f} ms, {latency.visible:,}/{latency.acknowledged:,} seen", "< 2,000 ms",
-            latency.p99_ms < 2000 and latency.visible == latency.acknowledged > 0),
-        Row(f"7 processor state, {memory['messages']:,} messages", per_message, "bytes/message",
-            f"peak {memory['peak_bytes'] / memory['messages']:,.0f} B/msg (RSS)", "<= 1,024",
-            per_message <= 1024),
-    ]  # fmt: skip
 
-
-def main(sizes: Sizes, keep: bool = False, ingest_only: bool = False) -> int:
+def main(sizes: Sizes, keep: bool = False, ingest_only: bool = False, json_path: Path | None = None) -> int:
+    """Run the bench, print the table; ``json_path``: also write every figure there (stable keys)."""
     from mailpulse.runtime import run_async
 
     with contextlib.ExitStack() as stack:
@@ -235,12 +310,21 @@ def main(sizes: Sizes, keep: bool = False, ingest_only: bool = False) -> int:
             else Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mailpulse-bench-")))
         )
         started = time.monotonic()
-        rows = run_async(run(sizes, workdir, ingest_only))
+        rows, figures = run_async(run(sizes, workdir, ingest_only))
+        took = time.monotonic() - started
         print(render(rows))
         print(
             f"\n{describe()}."
-            "\nProcesses: this runner (producer loop, inserts, processor), one server under test at a time,"
-            " the load generator, the Tansu broker, the memory probe."
-            f" Took {time.monotonic() - started:.0f}s."
+            "\nProcesses: this runner (producer loop, drains, inserts, processor), one server under test at a"
+            f" time, the load generator, the Tansu broker. Took {took:.0f}s."
         )
+    if json_path is not None:
+        document = {
+            **figures,
+            "sizes": asdict(sizes),
+            "cores": describe(),
+            "took_s": took,
+            "rows": [asdict(row) for row in rows],
+        }
+        json_path.write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
     return 0

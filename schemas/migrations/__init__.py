@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from schemas.tables import on_cluster, table_engine
 
 # Tables derived from email_events by materialized views: whatever empties email_events empties these.
-DERIVED_TABLES: tuple[str, ...] = ("rollup_minute", "message_minute")
+DERIVED_TABLES: tuple[str, ...] = ("rollup_minute", "message_minute", "email_state_agg")
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +93,7 @@ _TTL_COLUMNS: dict[str, tuple[str, str]] = {
     "email_events": ("toDateTime(occurred_at)", "events_days"),
     "email_transitions": ("toDateTime(occurred_at)", "events_days"),
     "email_state": ("toDateTime(last_event_at)", "events_days"),
+    "email_state_agg": ("toDateTime(last_event_at)", "events_days"),
     "rollup_minute": ("minute", "rollup_days"),
     "message_minute": ("minute", "rollup_days"),
 }

@@ -13,9 +13,8 @@ from alerting.engine import Sample
 from alerting.evaluate import Evaluator
 from alerting.query import Counts, counts_from_rows, rates_query, window
 from alerting.rules import AlertRule, Dimension
-from processors.rows import event_row
 from processors.store import ClickHouseStore
-from schemas.event import CanonicalEvent, Provider, Source
+from schemas.event import CanonicalEvent, Provider, Source, envelope_json
 from schemas.status import EmailStatus, EventKind
 
 pytestmark = [pytest.mark.clickhouse]
@@ -45,9 +44,9 @@ def event(
 
 
 def load(store: ClickHouseStore, events: list[CanonicalEvent]) -> None:
-    rows = [event_row(e, 0, i) for i, e in enumerate(events)]
-    store.write(rows, [], [], "alerts-a")
-    store.write(rows, [], [], "alerts-b")  # every row physically twice: states must not double
+    values = [envelope_json(e) for e in events]
+    store.load(values, "alerts-a")
+    store.load(values, "alerts-b")  # every row physically twice: states must not double
 
 
 def at(minutes: int, seconds: int = 0) -> datetime:

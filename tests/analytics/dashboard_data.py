@@ -9,10 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from processors.rows import event_row, state_row
-from processors.state import fold
 from processors.store import ClickHouseStore
-from schemas.event import CanonicalEvent, Provider, Source
+from schemas.event import CanonicalEvent, Provider, Source, envelope_json
 from schemas.status import EmailStatus, EventKind
 
 # domain -> how many of every 10 messages to it bounce (UNDELIVERED) and fail (FAILED)
@@ -75,14 +73,11 @@ def message_events(i: int, start: datetime) -> list[CanonicalEvent]:
 
 
 def load(store: ClickHouseStore, now: datetime, messages: int = 240) -> Loaded:
-    """Write ``messages`` messages ending before ``now`` (events, states) and two alert rows."""
+    """Load ``messages`` messages ending before ``now`` and write two alert rows."""
     start = now.replace(second=0, microsecond=0) - timedelta(minutes=50)
     per_message = [message_events(i, start) for i in range(messages)]
     events = [e for evs in per_message for e in evs]
-    states = [state_row(fold(evs[0].message_id, evs)) for evs in per_message]
-    store.write(
-        [event_row(e, 0, n) for n, e in enumerate(events)], states, [], f"dashboard-{now.isoformat()}"
-    )
+    store.load([envelope_json(e) for e in events], f"dashboard-{now.isoformat()}")
     statuses = [{e.status for e in evs} for evs in per_message]
     outcomes = sum(
         bool(s & {EmailStatus.DELIVERED, EmailStatus.UNDELIVERED, EmailStatus.FAILED}) for s in statuses

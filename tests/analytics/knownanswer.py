@@ -20,10 +20,8 @@ from typing import Any
 import pytest
 
 from analytics.queries import ESTIMATOR
-from processors.rows import event_row, state_row
-from processors.state import fold
 from processors.store import ClickHouseStore
-from schemas.event import CanonicalEvent, Provider, Source
+from schemas.event import CanonicalEvent, Provider, Source, envelope_json
 from schemas.status import EmailStatus, EventKind
 
 FROM = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
@@ -128,19 +126,17 @@ def canonical(m: Message) -> list[CanonicalEvent]:
 
 
 def load(store: ClickHouseStore, messages: list[Message]) -> None:
-    """Events with retries (same event under a new id) and a whole replay; message states as the
-    processor writes them: a partial version, the final one, and a stale version arriving last."""
+    """Events with retries (same event under a new id) and a whole replay (another token: every row
+    physically twice), loaded as the processor loads them; ClickHouse merges the message states."""
     per_message = [canonical(m) for m in messages]
     events: list[CanonicalEvent] = []
     for evs in per_message:
         events += evs
         events += [e.model_copy(update={"event_id": e.event_id + "-retry"}) for e in evs[:1]]
-    rows = [event_row(e, 0, n) for n, e in enumerate(events)]
-    partial = [state_row(fold(evs[0].message_id, evs[:-1])) for evs in per_message if len(evs) > 1]
-    final = [state_row(fold(evs[0].message_id, evs)) for evs in per_message]
-    store.write(rows, partial, [], "batch-1")
-    store.write(rows, final, [], "batch-2-replay")
-    store.write([], partial[::2], [], "batch-3-stale-state")
+    values = [envelope_json(e) for e in events]
+    store.load(values[: len(values) // 2], "batch-1")
+    store.load(values[len(values) // 2 :], "batch-2")
+    store.load(values, "batch-3-replay")
 
 
 # ---------------------------------------------------------------- the expected answers, from the plan

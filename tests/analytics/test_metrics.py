@@ -66,8 +66,9 @@ def test_the_load_really_holds_duplicates(loaded: ClickHouseStore, plan: list[ka
         f"SELECT count(), uniqExact(message_id, dedupe_key) FROM {db}.email_events"
     )
     assert rows > distinct == sum(len(m.events) for m in plan)
-    [(states, messages)] = loaded.query(f"SELECT count(), uniqExact(message_id) FROM {db}.email_state")
-    assert states > messages == len(plan)
+    # State rows of one message from several inserts, until a merge (which may already have run).
+    [(states, messages)] = loaded.query(f"SELECT count(), uniqExact(message_id) FROM {db}.email_state_agg")
+    assert states >= messages == len(plan)
 
 
 @pytest.mark.parametrize(

@@ -59,11 +59,11 @@ async def _scenario(settings: Settings) -> None:
         await asyncio.gather(*(publisher.publish(events) for events in requests))
     expected = {e.event_id: e.message_id for events in requests for e in events}
     records = await read_topic(bootstrap, settings.status_topic, len(expected), 15.0)
-    ids = [orjson.loads(r.value)["event"]["event_id"] for r in records]
+    ids = [orjson.loads(r.value)["event_id"] for r in records]
     assert sorted(ids) == sorted(expected)  # each once
     partitions = list(range(settings.partitions))
     for record in records:
-        key = expected[orjson.loads(record.value)["event"]["event_id"]].encode()
+        key = expected[orjson.loads(record.value)["event_id"]].encode()
         assert record.key == key
         assert record.partition == DefaultPartitioner()(key, partitions, partitions)
 
@@ -88,7 +88,7 @@ async def _oversized(settings: Settings) -> None:
     assert isinstance(outcomes[1], PublishFailed)
     assert "MessageSizeTooLarge" in str(outcomes[1])
     records = await read_topic(bootstrap, settings.status_topic, len(normal), 15.0)
-    assert {e.event_id for e in normal} <= {orjson.loads(r.value)["event"]["event_id"] for r in records}
+    assert {e.event_id for e in normal} <= {orjson.loads(r.value)["event_id"] for r in records}
 
 
 def test_bytes_of_a_failed_request_are_released_once_kafka_settles_them(settings: Settings) -> None:

@@ -55,7 +55,7 @@ def sendgrid_headers(key: ec.EllipticCurvePrivateKey, body: bytes, at: float | N
 
 
 def event_ids(records: list[dict[str, Any]]) -> list[str]:
-    return [r["event"]["event_id"] for r in records]
+    return [r["event_id"] for r in records]
 
 
 def test_sendgrid_signatures(one_partition: Settings, sendgrid_key: ec.EllipticCurvePrivateKey) -> None:
@@ -149,8 +149,7 @@ def test_inbound_parse_with_allowed_disallowed_and_inline_attachments(settings: 
             }
         return await published(settings, 1)
 
-    [record] = asyncio.run(scenario())
-    event = record["event"]
+    [event] = asyncio.run(scenario())  # envelope v2: the event's fields at top level
     assert (event["status"], event["source"], event["provider"]) == ("INBOUND", "inbound", "sendgrid")
     assert (event["sender"], event["recipient"]) == ("ana.silva@gmail.com", "support@parse.example")
     inbound = event["inbound"]
@@ -166,7 +165,7 @@ def test_inbound_parse_with_allowed_disallowed_and_inline_attachments(settings: 
         ("logo.png", 800, "ii_139db99fdb3c4dc7", False),
     ]
     assert "'.exe' is not supported" in inbound["attachments"][1]["reason"]
-    stored = orjson.dumps(record).decode()  # metadata only: never the bytes nor the bodies
+    stored = orjson.dumps(event).decode()  # metadata only: never the bytes nor the bodies
     assert "A" * 100 not in stored and "B" * 100 not in stored and "invoice attached" not in stored
 
 
@@ -211,7 +210,7 @@ def test_inbound_refusals_are_only_for_mail_that_must_never_be_stored(
         return await published(settings, 1)
 
     [only] = asyncio.run(scenario())
-    assert only["event"]["message_id"] == f"inbound:{MESSAGE_ID}"
+    assert only["message_id"] == f"inbound:{MESSAGE_ID}"
 
 
 def test_every_problem_is_listed_and_bad_elements_go_to_dead_letters(settings: Settings) -> None:
@@ -309,7 +308,7 @@ def test_privacy_is_applied_before_publishing(settings: Settings, mode: str) -> 
         return events, await published(settings, 1, settings.deadletter_topic)
 
     events, [dead] = asyncio.run(scenario())
-    by_source = {e["event"]["source"]: e["event"] for e in events}
+    by_source = {e["source"]: e for e in events}
     webhook, inbound = by_source["webhook"], by_source["inbound"]
     stored = {
         "plain": "ana@example.com",

@@ -63,7 +63,7 @@ class Rig:
         return len(await self.read(topic))
 
     async def events(self) -> list[dict[str, Any]]:
-        return [orjson.loads(r.value)["event"] for r in await self.read()]
+        return [orjson.loads(r.value) for r in await self.read()]
 
     async def read(self, topic: str | None = None) -> list[ConsumerRecord]:
         assert self.settings.kafka_bootstrap is not None

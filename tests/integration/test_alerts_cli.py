@@ -29,7 +29,6 @@ def env_for(settings: Settings, tmp_path: Path, **extra: str) -> dict[str, str]:
         "MAILPULSE_ALERTS_TOPIC": settings.alerts_topic,
         "MAILPULSE_STATUS_TOPIC": settings.status_topic,
         "MAILPULSE_DEADLETTER_TOPIC": settings.deadletter_topic,
-        "MAILPULSE_TRANSITIONS_TOPIC": settings.transitions_topic,
         "MAILPULSE_DATA_DIR": str(tmp_path),  # its own chDB directory: one per process
         **extra,
     }

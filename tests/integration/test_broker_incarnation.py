@@ -55,8 +55,6 @@ async def load_one(settings: Settings, store: ClickHouseStore, value: bytes, inc
 def test_a_new_broker_first_batch_is_loaded_though_its_positions_were_seen(
     settings: Settings, store: ClickHouseStore
 ) -> None:
-    settings = settings.model_copy(update={"reorder_lateness_ms": 0, "reorder_max_wait_ms": 0})
-
     async def scenario() -> None:
         await load_one(settings, store, envelope(1), "first-broker")
         await load_one(settings, store, envelope(2), "second-broker")

@@ -67,8 +67,6 @@ class Run:
             "MAILPULSE_API_TOKEN": TOKEN,
             "MAILPULSE_ALLOW_UNSIGNED": "true",
             "MAILPULSE_BATCH_WAIT_MS": "200",
-            "MAILPULSE_REORDER_LATENESS_MS": "200",
-            "MAILPULSE_REORDER_MAX_WAIT_MS": "300",
             "MAILPULSE_CONSUMER_SESSION_TIMEOUT_MS": "2000",
             "MAILPULSE_JOURNAL_SEAL_S": "0.5",  # segments sealed and trimmed while the test runs
             "MAILPULSE_ALERTS_INTERVAL_S": "60",

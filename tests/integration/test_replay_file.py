@@ -91,7 +91,11 @@ def test_replaying_exports_twice_lands_the_truth_once(
     assert replay(settings, first, "csv", process=True) == 0  # again: nothing changes
     assert replay(settings, second, "jsonl", process=True) == 1
     again = read_tables(clickhouse, store.database)
-    assert again.messages == tables.messages and again.counts == tables.counts
+    assert again.messages == tables.messages and sorted(again.events) == sorted(tables.events)
+    # The replayed records are new records: email_events keeps their copies until a merge, the
+    # deduplicated views do not change.
+    views = ("events", "transitions", "late_transitions")
+    assert {v: again.counts[v] for v in views} == {v: tables.counts[v] for v in views}
 
     # A dump of this database, replayed into an empty one, reproduces it.
     dumped = tmp_path / "dump.jsonl"

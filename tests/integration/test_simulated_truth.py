@@ -126,8 +126,12 @@ def test_the_demo_reaches_the_truth_with_webhooks_and_poller_together(
     # The failure spike after the comparison: its alert fired once, then resolved, as the demo says.
     assert outcome.spike is not None and outcome.spike.ok, "\n".join(said)
     assert outcome.spike.fired and outcome.spike.fired.key == SPIKE_DOMAIN
-    assert outcome.spike.fired.value == 1.0 and outcome.spike.fired.volume == SPIKE_BOUNCES
-    assert outcome.spike.resolved and outcome.spike.resolved.volume == SPIKE_BOUNCES + RECOVERY_DELIVERIES
+    # The processor loads what has arrived: an evaluation may see part of a posted burst, so the
+    # volumes are bounded, not exact. Firing needs bounces only; resolving, as many deliveries.
+    assert outcome.spike.fired.value == 1.0 and outcome.spike.fired.volume <= SPIKE_BOUNCES
+    resolved = outcome.spike.resolved
+    assert resolved and resolved.value is not None and resolved.value <= resolved.threshold
+    assert 2 * SPIKE_BOUNCES <= resolved.volume <= SPIKE_BOUNCES + RECOVERY_DELIVERIES
     states = store.query(
         f"SELECT state FROM {store.database}.alerts WHERE key = {{key:String}} ORDER BY at",
         {"key": SPIKE_DOMAIN},

@@ -34,8 +34,6 @@ def test_run_serves_every_role_until_sigterm(tmp_path: Path) -> None:
         "MAILPULSE_API_TOKEN": TOKEN,
         "MAILPULSE_ALERTS_INTERVAL_S": "1",
         "MAILPULSE_BATCH_WAIT_MS": "200",
-        "MAILPULSE_REORDER_LATENESS_MS": "200",
-        "MAILPULSE_REORDER_MAX_WAIT_MS": "300",
         "MAILPULSE_CONSUMER_SESSION_TIMEOUT_MS": "2000",
     }
     proc, lines = start_cli(["run"], env, "Ctrl-C stops")

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import hashlib
 
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from schemas.event import CanonicalEvent
 from schemas.status import FAILURE_STATUSES, EmailStatus
-from tests.processors.test_state_properties import PROPS, canonical_events
+from tests.schemas.events import canonical_events
+
+PROPS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def reference_key(e: CanonicalEvent) -> str:

@@ -6,16 +6,18 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
+import orjson
 import pytest
 
 from mailpulse.settings import Settings
-from processors.rows import event_row
 from processors.store import ClickHouseStore
+from schemas.event import envelope_json
 from schemas.sendgrid_inbound import InboundPost, UploadedFile, parse_inbound
 from schemas.tables import INBOUND_COLUMNS
 from tests.ingest.mail import ATTACHMENTS, MESSAGE_ID, attachment_files, inbound_fields, multipart
 from tests.integration.pipeline import running_pipeline, wait_for_records
 from tests.integration.test_slice import sendgrid_event
+from tests.schemas.events import inbound_values
 
 pytestmark = [pytest.mark.clickhouse]
 
@@ -40,9 +42,18 @@ def test_older_tables_gain_the_inbound_columns_and_events_round_trip(store: Clic
     files = [UploadedFile(part, name, ctype, size) for part, name, ctype, size, _ in ATTACHMENTS]
     mail = parse_inbound(InboundPost(inbound_fields(), files), RECEIVED)
     outbound = mail.model_copy(update={"inbound": None, "message_id": "other", "event_id": "e2"})
-    store.write([event_row(mail, 0, 1), event_row(outbound, 0, 2)], [], [], "round-trip")
-    loaded = store.load_events([mail.message_id, "other"])
-    assert loaded == {mail.message_id: [mail], "other": [outbound]}
+    store.load([envelope_json(mail), envelope_json(outbound)], "round-trip")
+    for event in (mail, outbound):
+        [row] = store.query(
+            f"SELECT {', '.join(INBOUND_COLUMNS)} FROM {db}.events WHERE message_id = {{m:String}}",
+            {"m": event.message_id},
+        )
+        *columns, attachments = row
+        *expected, expected_attachments = inbound_values(event.inbound)
+        assert columns == expected
+        assert (orjson.loads(attachments) if attachments else "") == (
+            orjson.loads(expected_attachments) if expected_attachments else ""
+        )
     [(subject, score, spf, rejected)] = store.query(
         f"SELECT subject, spam_score, spf, JSONExtractBool(attachments, 2, 'rejected') FROM {db}.events "
         "WHERE attachments != ''"

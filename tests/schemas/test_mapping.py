@@ -6,7 +6,6 @@ specification (DESIGN.md "Statuses and precedence", FACTS.md), not a copy of sch
 
 from __future__ import annotations
 
-import copy
 import json
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -18,11 +17,14 @@ from pydantic import ValidationError
 from schemas.event import (
     CanonicalEvent,
     Envelope,
+    EnvelopeV1,
     Provider,
     Source,
     derived_event_id,
     domain_of,
+    envelope_json,
     tag_problems,
+    upgrade_v1,
 )
 from schemas.problems import InvalidEvent
 from schemas.sendgrid import parse_sendgrid_event
@@ -693,24 +695,38 @@ def test_envelope_json_round_trip(
     sendgrid_events: list[CanonicalEvent], twilio_events: list[CanonicalEvent]
 ) -> None:
     for event in [*sendgrid_events, *twilio_events]:
-        envelope = Envelope(event=event)
-        back = Envelope.model_validate_json(envelope.model_dump_json())
+        envelope = Envelope.of(event)
+        back = Envelope.model_validate_json(envelope.to_json())
         assert back == envelope
-        assert back.event.dedupe_key == event.dedupe_key
-        assert back.schema_version == 1
+        assert back.event == event
+        assert back.dedupe_key == event.dedupe_key
+        assert back.v == 2
 
 
-def test_envelope_rejects_other_versions_and_extra_fields(sendgrid_events: list[CanonicalEvent]) -> None:
-    payload = json.loads(Envelope(event=sendgrid_events[0]).model_dump_json())
-    assert payload["schema_version"] == 1
+def test_envelope_rejects_other_versions_extra_fields_and_foreign_keys(
+    sendgrid_events: list[CanonicalEvent],
+) -> None:
+    payload = json.loads(Envelope.of(sendgrid_events[0]).to_json())
+    assert payload["v"] == 2
+    assert payload["dedupe_key"] == sendgrid_events[0].dedupe_key
+    Envelope.model_validate(payload)
     with pytest.raises(ValidationError):
-        Envelope.model_validate({**payload, "schema_version": 2})
+        Envelope.model_validate({**payload, "v": 1})
     with pytest.raises(ValidationError):
         Envelope.model_validate({**payload, "surprise": True})
-    bad_event = copy.deepcopy(payload)
-    bad_event["event"]["surprise"] = True
-    with pytest.raises(ValidationError):
-        Envelope.model_validate(bad_event)
+    with pytest.raises(ValidationError):  # a key that is not the event's
+        Envelope.model_validate({**payload, "dedupe_key": sendgrid_events[1].dedupe_key})
+
+
+def test_v1_envelopes_upgrade_to_v2(sendgrid_events: list[CanonicalEvent]) -> None:
+    event = sendgrid_events[0]
+    v1 = EnvelopeV1(event=event).model_dump_json().encode()
+    assert upgrade_v1(v1) == envelope_json(event)
+    payload = json.loads(v1)
+    payload["event"]["surprise"] = True
+    for bad in (json.dumps(payload).encode(), b"{", envelope_json(event)):
+        with pytest.raises(ValueError):
+            upgrade_v1(bad)
 
 
 @pytest.mark.parametrize("attempt", ["-1", str(2**32)])

@@ -1,21 +1,25 @@
-"""Inbound Parse posts -> INBOUND canonical events (pure), and their email_events rows."""
+"""Inbound Parse posts -> INBOUND canonical events (pure), and their email_events columns (chDB)."""
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime
+from typing import Any
 
+import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from processors.rows import event_from_row, event_row
-from schemas.event import Provider, Source
+from processors.store import ClickHouseStore
+from schemas.event import Provider, Source, envelope_json
 from schemas.inbound import Attachment, InboundDetails
 from schemas.problems import InvalidEvent
 from schemas.sendgrid_inbound import InboundPost, UploadedFile, parse_inbound
 from schemas.status import EmailStatus, EventKind
-from schemas.tables import EVENT_COLUMNS
+from schemas.tables import INBOUND_COLUMNS
 from tests.ingest.mail import ATTACHMENTS, HEADERS, MESSAGE_ID, inbound_fields
+from tests.schemas.events import inbound_values
 
 RECEIVED = datetime(2026, 11, 23, 10, 0, 9, 250_000, tzinfo=UTC)
 
@@ -154,16 +158,6 @@ def test_a_form_that_is_no_inbound_post_is_invalid() -> None:
 # --------------------------------------------------------------------------- rows
 
 
-def returned(row: tuple[object, ...]) -> dict[str, object]:
-    """A row as chDB hands it back: naive UTC datetimes, lists for arrays."""
-    d = dict(zip(EVENT_COLUMNS, row, strict=True))
-    for name in ("occurred_at", "received_at"):
-        value = d[name]
-        assert isinstance(value, datetime)
-        d[name] = value.replace(tzinfo=None)
-    return d
-
-
 texts = st.none() | st.text(max_size=30)
 attachments = st.builds(
     Attachment,
@@ -186,16 +180,37 @@ details = st.builds(
 )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+_examples = itertools.count()
+
+
+def stored_inbound(store: ClickHouseStore, message_id: str) -> tuple[Any, ...]:
+    [row] = store.query(
+        f"SELECT {', '.join(INBOUND_COLUMNS)} FROM {store.database}.events WHERE message_id = {{m:String}}",
+        {"m": message_id},
+    )
+    return row
+
+
+@pytest.mark.clickhouse
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(details)
-def test_inbound_event_row_round_trip(inbound: InboundDetails) -> None:
-    event = parse_inbound(post(), RECEIVED).model_copy(update={"inbound": inbound})
-    back = event_from_row(returned(event_row(event, 1, 7)))
-    assert back == event and back.dedupe_key == event.dedupe_key
+def test_inbound_details_reach_their_columns(store: ClickHouseStore, inbound: InboundDetails) -> None:
+    """Through the landing table's view (JSON of the nested object -> columns), real chDB."""
+    message_id = f"inbound-{next(_examples)}"
+    event = parse_inbound(post(), RECEIVED).model_copy(update={"inbound": inbound, "message_id": message_id})
+    store.load([envelope_json(event)], message_id)
+    *columns, attachments = stored_inbound(store, message_id)
+    *expected, expected_attachments = inbound_values(inbound)
+    assert columns == expected
+    assert orjson.loads(attachments) == orjson.loads(expected_attachments)  # the same JSON value
 
 
-def test_events_without_inbound_details_keep_them_absent() -> None:
+@pytest.mark.clickhouse
+def test_events_without_inbound_details_keep_them_absent(store: ClickHouseStore) -> None:
     event = parse_inbound(post(), RECEIVED).model_copy(update={"inbound": None})
-    row = dict(zip(EVENT_COLUMNS, event_row(event, 0, 0), strict=True))
-    assert row["attachments"] == "" and row["inbound_recipients"] == []
-    assert event_from_row(returned(event_row(event, 0, 0))).inbound is None
+    store.load([envelope_json(event)], "absent")
+    assert stored_inbound(store, event.message_id) == ([], None, None, None, None, "")

@@ -1,13 +1,9 @@
-"""Per-message state as a merge of the set of distinct events. Pure: no I/O.
+"""The per-message state of the pure core the processor used before ClickHouse merged it, kept as the
+reference the engine's state is tested against (tests/schemas/test_engine_properties.py). Pure.
 
 Every field is a semilattice join over the events seen (min, max, set-union, or "value of the
 smallest event"), so ``apply`` is commutative, associative and idempotent: any permutation or
 duplication of the same events yields an equal state.
-
-Compact on purpose (the processor caches up to ``state_cache_messages`` of them): the dedupe keys seen
-are 16-byte digests in one bytes object, times and counts are integers in one array, and of the
-describing and failure events only the fields the state row needs are kept, in small tuples with
-interned strings for values many messages share (see `mailpulse bench`, measurement 7).
 """
 
 from __future__ import annotations
