@@ -347,6 +347,9 @@ def settings_for(total: int) -> hypothesis_settings:
         max_examples=-(-total // BURST),
         deadline=None,
         database=None,
+        # The same examples on every run: one full-suite run on a loaded machine ended in a
+        # RecursionError inside hypothesis's own reporting that no standalone run reproduced.
+        derandomize=True,
         suppress_health_check=[
             HealthCheck.too_slow,
             HealthCheck.data_too_large,

@@ -236,7 +236,7 @@ def test_a_batch_over_the_element_bound_is_refused_before_validation(settings: S
             assert [e["index"] for e in answer["errors"][:3]] == [0, 1, 2]
             dead = await published(settings, 1, settings.deadletter_topic)
             # Elements 100-104 and 9,995-9,999 were validated in different chunks, received at once.
-            received = {e["event"]["received_at"] for e in await published(settings, 10)}
+            received = {e["received_at"] for e in await published(settings, 10)}
             assert len(received) == 1, received
             return (
                 await records_in(settings, settings.status_topic, 10),
