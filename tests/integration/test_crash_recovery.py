@@ -35,7 +35,7 @@ from tests.integration.groundtruth import (
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
 
 REPO = Path(__file__).resolve().parents[2]
-MESSAGES = 14_000  # about 53,000 deliveries
+MESSAGES = 22_000  # about 83,000 deliveries
 PARTITIONS = 6
 KILLS = 12
 SEED = 31337
@@ -45,7 +45,7 @@ SEED = 31337
 # so a restart commits ~5 s after it starts.
 KILL_AFTER_FIRST_COMMIT_S = (0.3, 0.8)
 # Small batches: many load cycles (record the ranges, insert, commit) per second to land in, and the
-# ~53,000 records outlast the kills (about 5,000 records/s are loaded).
+# ~83,000 records outlast the kills (about 10,000 records/s are loaded).
 BATCH_MAX_RECORDS = 500
 FIRST_COMMIT_TIMEOUT_S = 30.0
 CATCH_UP_TIMEOUT_S = 120.0
@@ -73,11 +73,13 @@ class ProcessorProcess:
         self.cwd = cwd
         self.log = log
         self.popen: subprocess.Popen[bytes] | None = None
+        self.started_at = 0  # where this incarnation's output starts in the log
 
     def start(self, label: str) -> None:
         with self.log.open("ab") as out:
             out.write(f"\n=== {label} ===\n".encode())
             out.flush()
+            self.started_at = out.tell()
             self.popen = subprocess.Popen(
                 [sys.executable, "-m", "mailpulse.cli", "-v", "process"],
                 env=self.env,
@@ -86,6 +88,15 @@ class ProcessorProcess:
                 stderr=subprocess.STDOUT,
                 preexec_fn=die_with_parent,
             )
+
+    async def ready(self, timeout_s: float = 120.0) -> None:
+        """Until this incarnation printed its banner: its SIGTERM handler is in place from then on (a
+        SIGTERM before it would kill it, as for any process that has not set one up yet)."""
+        deadline = time.monotonic() + timeout_s
+        while b"processing " not in self.log.read_bytes()[self.started_at :]:
+            self.alive()
+            assert time.monotonic() < deadline, f"no banner in {timeout_s}s; see {self.log}"
+            await asyncio.sleep(0.1)
 
     def alive(self) -> None:
         assert self.popen is not None
@@ -200,6 +211,7 @@ def test_sigkill_while_loading_loses_and_doubles_nothing(broker: EmbeddedBroker,
                 kills.append(Kill(loading, killed, before, await committed(group), total))
             process.start("final run: until caught up, then SIGTERM")
             try:
+                await process.ready()  # the killed ones may have loaded everything already
                 await group.wait_caught_up(end, CATCH_UP_TIMEOUT_S, process.alive)
                 assert process.terminate() == 0, f"see {log}"
             finally:

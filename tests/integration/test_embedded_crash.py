@@ -30,9 +30,7 @@ pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
 
 REPO = Path(__file__).resolve().parents[2]
 T0 = 1_763_900_000
-MESSAGES = 3_000  # two events each, posted 4 events a post by 4 concurrent senders
-EVENTS_PER_POST = 4
-SENDERS = 4
+SENDERS = 4  # each posts two messages' events (4 events) at a time, until the kills are done
 KILLS = 5
 KILL_AFTER_S = (0.3, 1.5)  # after the restarted process answered its first post
 TOKEN = "embedded-crash-token"
@@ -48,10 +46,9 @@ def message_events(n: int) -> list[dict[str, Any]]:
     ]
 
 
-def posts() -> list[list[dict[str, Any]]]:
-    events = [e for n in range(MESSAGES) for e in message_events(n)]
-    random.Random(7).shuffle(events)  # a message's two events land in different posts, any order
-    return [events[i : i + EVENTS_PER_POST] for i in range(0, len(events), EVENTS_PER_POST)]
+def post(index: int) -> list[dict[str, Any]]:
+    """Post ``index``: two messages' events, each delivered before processed (out of order)."""
+    return [e for n in (2 * index, 2 * index + 1) for e in reversed(message_events(n))]
 
 
 class Run:
@@ -93,51 +90,58 @@ class Run:
         return sorted((Path(self.env["MAILPULSE_DATA_DIR"]) / "journal").glob("*.journal"))
 
 
-async def send_all(run: Run, todo: list[list[dict[str, Any]]], acknowledged: list[int]) -> None:
-    """Post every batch until each was answered 200, re-posting what failed (refused, or cut off by a
-    kill). Another task kills and restarts the server meanwhile."""
-    queue: asyncio.Queue[int] = asyncio.Queue()
-    for index in range(len(todo)):
-        queue.put_nowait(index)
-    url = f"http://127.0.0.1:{run.ingest_port}/webhooks/sendgrid/events"
+class Traffic:
+    """SendGrid posts, new ones until the kills are done, every one re-posted until answered 200 (a
+    post cut off by a kill, or refused, is retried as SendGrid retries)."""
 
-    async def sender(client: httpx.AsyncClient) -> None:
-        while not queue.empty():
-            index = queue.get_nowait()
-            try:
-                answer = await client.post(url, json=todo[index])
-                ok = answer.status_code == 200
-                if not ok:
-                    assert answer.status_code == 503, answer.text  # only "retry later" is expected
-            except httpx.TransportError:
-                ok = False
-            if ok:
-                acknowledged.append(index)
-            else:
-                queue.put_nowait(index)
-                await asyncio.sleep(0.2)
+    def __init__(self) -> None:
+        self.issued = 0
+        self.acknowledged: set[int] = set()
+        self.retry: list[int] = []
+        self.kills_done = asyncio.Event()
 
-    async with httpx.AsyncClient(timeout=10) as client:
-        await asyncio.gather(*(sender(client) for _ in range(SENDERS)))
+    def take(self) -> int | None:
+        if self.retry:
+            return self.retry.pop()
+        if self.kills_done.is_set():
+            return None
+        self.issued += 1
+        return self.issued - 1
 
+    async def send(self, run: Run) -> None:
+        url = f"http://127.0.0.1:{run.ingest_port}/webhooks/sendgrid/events"
 
-async def kill_repeatedly(run: Run, acknowledged: list[int], total: int) -> int:
-    """Kill the server KILLS times, each a random moment after it acknowledged its first post."""
-    rng = random.Random(11)
-    kills = 0
-    while kills < KILLS and len(acknowledged) < total:
-        seen = len(acknowledged)
-        for _ in range(600):  # bounded: the restarted process answers its first post
-            if len(acknowledged) > seen:
-                break
-            await asyncio.sleep(0.05)
-        await asyncio.sleep(rng.uniform(*KILL_AFTER_S))
-        if len(acknowledged) >= total:
-            break
-        run.kill()
-        kills += 1
-        await asyncio.to_thread(run.start)
-    return kills
+        async def sender(client: httpx.AsyncClient) -> None:
+            while (index := self.take()) is not None:
+                try:
+                    answer = await client.post(url, json=post(index))
+                    ok = answer.status_code == 200
+                    if not ok:
+                        assert answer.status_code == 503, answer.text  # only "retry later" is expected
+                except httpx.TransportError:
+                    ok = False
+                if ok:
+                    self.acknowledged.add(index)
+                else:
+                    self.retry.append(index)
+                    await asyncio.sleep(0.2)
+
+        async with httpx.AsyncClient(timeout=10) as client:
+            await asyncio.gather(*(sender(client) for _ in range(SENDERS)))
+
+    async def kill_repeatedly(self, run: Run) -> None:
+        """Kill the server KILLS times, each a random moment after it acknowledged its first post."""
+        rng = random.Random(11)
+        for _ in range(KILLS):
+            seen = len(self.acknowledged)
+            for _ in range(600):  # bounded: the restarted process answers its first post
+                if len(self.acknowledged) > seen:
+                    break
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(rng.uniform(*KILL_AFTER_S))
+            run.kill()
+            await asyncio.to_thread(run.start)
+        self.kills_done.set()
 
 
 def loaded_messages(run: Run) -> int:
@@ -168,24 +172,22 @@ def read_back(run: Run, tmp: Path) -> Tables:
 
 
 def test_sigkilled_run_loses_nothing_it_acknowledged(tmp_path: Path) -> None:
-    todo = posts()
     run = Run(tmp_path)
     run.start()
-    acknowledged: list[int] = []
+    traffic = Traffic()
 
-    async def traffic() -> int:
+    async def send_and_kill() -> None:
         async with asyncio.timeout(DEADLINE_S):
-            sending = asyncio.create_task(send_all(run, todo, acknowledged))
-            kills = await kill_repeatedly(run, acknowledged, len(todo))
+            sending = asyncio.create_task(traffic.send(run))
+            await traffic.kill_repeatedly(run)
             await sending
-            return kills
 
     try:
-        kills = asyncio.run(traffic())
-        assert kills == KILLS, f"traffic ended after {kills} kills: send more or kill sooner"
-        assert sorted(acknowledged) == list(range(len(todo)))
+        asyncio.run(send_and_kill())
+        assert traffic.acknowledged == set(range(traffic.issued))  # every post answered 200 in the end
+        messages = 2 * traffic.issued
         deadline = time.monotonic() + 120
-        while loaded_messages(run) < MESSAGES and time.monotonic() < deadline:
+        while loaded_messages(run) < messages and time.monotonic() < deadline:
             time.sleep(0.5)
     finally:
         run.stop()
@@ -193,11 +195,11 @@ def test_sigkilled_run_loses_nothing_it_acknowledged(tmp_path: Path) -> None:
     tables = read_back(run, tmp_path)
     expected = {
         (f"crashtest{n:06d}:user{n}@example.com", label)
-        for n in range(MESSAGES)
+        for n in range(messages)
         for label in ("QUEUED", "DELIVERED")
     }
     loaded = [(m, label) for m, label, _ in tables.events]
     assert len(loaded) == len(set(loaded)), "an event was loaded twice"
     assert set(loaded) == expected
     assert {row[0] for row in tables.messages.values()} == {"DELIVERED"}
-    assert len(tables.messages) == MESSAGES
+    assert len(tables.messages) == messages
