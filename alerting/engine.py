@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import Literal
 
-from alerting.rules import AlertRule
+from schemas.alert_rules import AlertRule
 
 
 class Phase(Enum):

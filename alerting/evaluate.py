@@ -8,7 +8,7 @@ from typing import Any
 
 from alerting.engine import Sample
 from alerting.query import counts_from_rows, measurement_groups, rates_query, window
-from alerting.rules import AlertRule
+from schemas.alert_rules import AlertRule
 
 QueryFn = Callable[[str, dict[str, Any]], list[tuple[Any, ...]]]
 

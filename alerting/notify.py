@@ -16,12 +16,12 @@ import httpx
 import orjson
 from aiokafka import AIOKafkaProducer
 
+from adapters.clickhouse import ClickHouseStore
+from adapters.retry import Backoff, parse_retry_after, retriable
 from alerting.engine import KeyState, Notification, restored
 from alerting.metrics import NOTIFICATIONS
-from alerting.rules import AlertRule
 from alerting.urls import webhook_url_problem
-from ingest.poll_core import Backoff, parse_retry_after, retriable
-from processors.store import ClickHouseStore
+from schemas.alert_rules import AlertRule
 
 log = logging.getLogger(__name__)
 

@@ -18,8 +18,8 @@ from typing import Literal
 
 import orjson
 
+from adapters.clickhouse import ClickHouseStore
 from alerting.engine import Notification
-from processors.store import ClickHouseStore
 
 OUTBOX_COLUMNS = (
     "at", "rule", "key", "state", "channel", "attempt", "outcome", "recorded_at", "notification", "error",

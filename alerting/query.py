@@ -14,8 +14,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from alerting.engine import Sample
-from alerting.rules import AlertRule, Dimension, Metric
 from schemas import outcomes as oc
+from schemas.alert_rules import AlertRule, Dimension, Metric
 from schemas.migrations.m0006_message_minute import STATUS_BITS
 
 # Identifiers come from this allow-list only; everything else is a bound parameter.

@@ -22,7 +22,7 @@ from alerting.evaluate import Evaluator
 from alerting.metrics import ALERT_STATE, EVALUATIONS, LAST_EVALUATION, NOTIFICATIONS, TRANSITIONS
 from alerting.notify import AlertHistory, Notifier
 from alerting.outbox import Delivery, Outbox, Step
-from alerting.rules import AlertRule
+from schemas.alert_rules import AlertRule
 
 log = logging.getLogger(__name__)
 

@@ -25,9 +25,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from adapters.clickhouse import ClickHouseStore, connect
 from analytics import queries as q
 from analytics.service import AnalyticsService
-from processors.store import ClickHouseStore, connect
 from schemas.migrations import DERIVED_TABLES
 
 DAY = datetime(2026, 11, 1, tzinfo=UTC)

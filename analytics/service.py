@@ -10,9 +10,9 @@ from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
-from alerting.rules import AlertRule
 from analytics import queries as q
 from analytics.queries import Breakdown, Sql, Window
+from schemas.alert_rules import AlertRule
 
 FUNNEL_RULE = (
     "each message counts at every stage it reached at least, judged from its final status: "

@@ -20,15 +20,10 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import MessageSizeTooLargeError
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
-RECORD_OVERHEAD = 128  # more than a record's framing: below it, no exact size estimate is needed
+from adapters.kafka import RECORD_OVERHEAD
+
 # Resolves to the batch's delivery future once the producer took the batch.
 Handoff = asyncio.Future[asyncio.Future[Any]]
-
-
-def value_room(producer: AIOKafkaProducer, key: bytes | None = None) -> int:
-    """The most bytes of value that ``producer`` certainly sends in one record with ``key`` (without
-    a key: the most bytes of key and value together)."""
-    return int(producer._max_request_size) - RECORD_OVERHEAD - len(key or b"")
 
 
 class _Open:

@@ -33,20 +33,18 @@ from typing import Any
 
 import httpx
 
+from adapters.retry import Backoff, parse_retry_after, retriable
 from ingest import poll_metrics as metrics
 from ingest.checkpoint import EMAILS, OPERATIONS, Checkpoint
 from ingest.poll_core import (
     RETENTION,
-    Backoff,
     Observed,
     RetentionRisk,
     from_ms,
     observe_emails,
     observe_operation,
-    parse_retry_after,
     plan_reconcile,
     retention_risk,
-    retriable,
     to_ms,
 )
 from ingest.privacy import RecipientPrivacy

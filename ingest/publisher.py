@@ -14,7 +14,8 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 from aiokafka.structs import RecordMetadata
 
-from ingest.batcher import Handoff, PartitionBatcher, last_record, value_room
+from adapters.kafka import value_room
+from ingest.batcher import Handoff, PartitionBatcher, last_record
 from ingest.fastpath import Record
 from ingest.journal import Entry, Journal
 from ingest.metrics import QUEUED_BYTES, UNACKNOWLEDGED

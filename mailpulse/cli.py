@@ -201,11 +201,11 @@ def cmd_sql(args: argparse.Namespace) -> int:
 def cmd_config(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from mailpulse.config_doc import settings_table, update_readme
+    from mailpulse.config_doc import settings_table, update_table
 
-    if args.write_readme:
-        changed = update_readme(Path("README.md"))
-        print("README.md updated" if changed else "README.md already up to date")
+    if args.write_docs:
+        changed = update_table(Path("docs/configuration.md"))
+        print("docs/configuration.md updated" if changed else "docs/configuration.md already up to date")
     else:
         print(settings_table())
     return 0
@@ -353,8 +353,8 @@ def cmd_poll(args: argparse.Namespace) -> int:
 
 
 def cmd_alerts(args: argparse.Namespace) -> int:
-    from alerting.rules import RulesError, load_rules
     from mailpulse.runtime import alerts_runner, kafka, open_store, serve_alerts_health
+    from schemas.alert_rules import RulesError, load_rules
 
     settings = _settings(args)
     try:
@@ -388,10 +388,10 @@ def cmd_alerts(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
-    from alerting.rules import load_rules
     from analytics.report import report
     from analytics.service import AnalyticsService
     from mailpulse.runtime import open_store
+    from schemas.alert_rules import load_rules
 
     settings = _settings(args)
     store = open_store(settings)
@@ -538,7 +538,7 @@ def build_parser() -> argparse.ArgumentParser:
     config_help = "print the settings reference: every MAILPULSE_* variable, its default and meaning"
     config = sub.add_parser("config", help=config_help, description=config_help)
     config.set_defaults(func=cmd_config)
-    config.add_argument("--write-readme", action="store_true", help="regenerate README.md's table")
+    config.add_argument("--write-docs", action="store_true", help="regenerate docs/configuration.md's table")
     return parser
 
 

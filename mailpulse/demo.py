@@ -23,6 +23,7 @@ from pathlib import Path
 
 import httpx
 
+from adapters.clickhouse import ClickHouseStore
 from ingest.journal import Journal, forget_segments
 from ingest.poller import Poller
 from mailpulse.broker import free_port
@@ -49,7 +50,6 @@ from mailpulse.simulator.server import SimulatorConfig, SimulatorServer
 from mailpulse.simulator.truth import Comparison, Seen, compare, status_counts, webhook_misses
 from mailpulse.simulator.webhooks import WebhookPolicy, WebhookTarget
 from processors.consumer import StatusProcessor
-from processors.store import ClickHouseStore
 from schemas import outcomes
 from schemas.migrations import DERIVED_TABLES
 from schemas.outcomes import Figures

@@ -13,11 +13,11 @@ from typing import Any
 
 import httpx
 
+from adapters.clickhouse import ClickHouseStore
 from alerting.engine import Notification
 from alerting.runner import AlertRunner
 from mailpulse.runtime import alerts_runner
 from mailpulse.settings import Settings
-from processors.store import ClickHouseStore
 
 SPIKE_DOMAIN = "spike.example.net"
 SPIKE_BOUNCES = 200  # every one fails: the domain's failure rate is 100%

@@ -24,17 +24,17 @@ from prometheus_client import make_asgi_app
 from pydantic import SecretStr
 from starlette.types import ASGIApp
 
+from adapters.clickhouse import ClickHouseStore, connect
+from adapters.retry import Backoff
 from alerting.evaluate import Evaluator
 from alerting.notify import AlertHistory, KafkaNotifier, Notifier, WebhookNotifier
 from alerting.outbox import Outbox
-from alerting.rules import load_rules
 from alerting.runner import AlertRunner, utc_now
 from analytics.dashboard import dashboard_app
 from analytics.service import AnalyticsService
 from ingest.app import IngestConfig, create_app
 from ingest.checkpoint import Checkpoint
 from ingest.journal import Journal, read_segment
-from ingest.poll_core import Backoff
 from ingest.poller import Poller, PollerConfig
 from ingest.privacy import RecipientPrivacy
 from ingest.publisher import KafkaPublisher, create_producer, publish_tracked
@@ -45,7 +45,7 @@ from mailpulse.security import warn_unsigned
 from mailpulse.settings import Settings
 from mailpulse.topics import ensure_topics
 from processors.consumer import ProcessorConfig, StatusProcessor, create_consumer
-from processors.store import ClickHouseStore, connect
+from schemas.alert_rules import load_rules
 from schemas.migrations import Retention
 
 log = logging.getLogger(__name__)

@@ -29,11 +29,11 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
 
-from ingest.batcher import value_room
+from adapters.clickhouse import ClickHouseStore
+from adapters.kafka import value_room
 from processors import metrics, recorded
 from processors.load import Ranges, Rejected, dedup_token, load_or_bisect
 from processors.stall import StallDetector
-from processors.store import ClickHouseStore
 from schemas.deadletter import dead_letter
 
 log = logging.getLogger(__name__)

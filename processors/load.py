@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from processors.store import BadInput
+from adapters.clickhouse import BadInput
 from schemas.event import upgrade_v1
 
 # partition -> (first offset, last offset + 1)

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Collection
 from datetime import UTC, datetime
 
+from adapters.clickhouse import ClickHouseStore
 from processors.load import Ranges, format_ranges, parse_ranges
-from processors.store import ClickHouseStore
 
 _COLUMNS = ["consumer_group", "topic", "partition", "start", "ranges", "recorded_at"]
 _TYPES = ["String", "String", "UInt32", "UInt64", "String", "DateTime64(6, 'UTC')"]

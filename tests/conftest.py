@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from clickhouse_connect.driver.client import Client
 
+from adapters.clickhouse import ClickHouseStore, connect
 from mailpulse.broker import EmbeddedBroker
 from mailpulse.settings import Settings
-from processors.store import ClickHouseStore, connect
 
 
 @pytest.fixture(scope="session")

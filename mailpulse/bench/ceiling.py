@@ -13,8 +13,8 @@ from collections.abc import Sequence
 
 from aiokafka import AIOKafkaConsumer
 
+from adapters.clickhouse import ClickHouseStore
 from processors.consumer import create_consumer
-from processors.store import ClickHouseStore
 
 SESSION_TIMEOUT_MS = 2000  # Tansu delays a join by half of it: short, as for the bench's processors
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import orjson
 
+from adapters.clickhouse import ClickHouseStore
 from mailpulse.bench.http import run_load, start_server, stop_server, write_bodies
 from mailpulse.bench.layout import LOAD_CORE
 from mailpulse.bench.loadgen import LoadSpec
@@ -22,7 +23,6 @@ from mailpulse.bench.workload import SENDGRID_BATCH
 from mailpulse.broker import free_port
 from mailpulse.runtime import processor
 from mailpulse.settings import Settings
-from processors.store import ClickHouseStore
 
 # Tuned for latency (the README says so): a short fetch wait.
 LATENCY_SETTINGS: dict[str, object] = {"batch_wait_ms": 50}

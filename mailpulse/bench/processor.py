@@ -15,10 +15,10 @@ from typing import Any, Self
 
 from clickhouse_connect.driver.client import Client
 
+from adapters.clickhouse import ClickHouseStore
 from mailpulse.runtime import processor
 from mailpulse.settings import Settings
 from processors.consumer import ProcessorStats, StatusProcessor
-from processors.store import ClickHouseStore
 from schemas.migrations import SchemaOptions, m0012_processor_batches
 from schemas.migrations.m0011_engine_merge import landing_table
 

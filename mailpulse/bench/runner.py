@@ -13,13 +13,13 @@ from pathlib import Path
 import orjson
 from clickhouse_connect.driver.client import Client
 
+from adapters.clickhouse import ClickHouseStore, connect
 from mailpulse.bench import ceiling, e2e, flood, http, plain, processor, producer, workload
 from mailpulse.bench.layout import LOAD_CORE, SERVER_CORE, describe, pin
 from mailpulse.bench.report import Row, render
 from mailpulse.broker import EmbeddedBroker
 from mailpulse.settings import Settings
 from mailpulse.topics import ensure_topics
-from processors.store import ClickHouseStore, connect
 
 PARTITIONS = 6
 

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from alerting.engine import KeyState, Notification, Phase, Sample, restored, step
-from alerting.rules import AlertRule
+from schemas.alert_rules import AlertRule
 
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 RULE = AlertRule(

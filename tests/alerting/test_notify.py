@@ -13,15 +13,15 @@ import pytest
 from prometheus_client import REGISTRY
 from pydantic import ValidationError
 
+from adapters.clickhouse import ClickHouseStore
+from adapters.retry import Backoff
 from alerting.engine import Notification, Phase
 from alerting.notify import AlertHistory, KafkaNotifier, WebhookNotifier, slack_message
-from alerting.rules import AlertRule
-from ingest.poll_core import Backoff
 from ingest.publisher import create_producer
 from mailpulse.broker import free_port
 from mailpulse.settings import Settings
 from mailpulse.topics import ensure_topics
-from processors.store import ClickHouseStore
+from schemas.alert_rules import AlertRule
 from tests.alerting.receiver import webhook_receiver
 from tests.integration.pipeline import read_topic
 

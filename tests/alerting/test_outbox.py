@@ -14,16 +14,16 @@ import httpx
 import orjson
 import pytest
 
+from adapters.clickhouse import ClickHouseStore
+from adapters.retry import Backoff
 from alerting.engine import Notification
 from alerting.evaluate import Evaluator
 from alerting.notify import AlertHistory, KafkaNotifier, Notifier, WebhookNotifier, slack_message
 from alerting.outbox import Outbox
 from alerting.runner import AlertRunner
-from ingest.poll_core import Backoff
 from ingest.publisher import create_producer
 from mailpulse.settings import Settings
 from mailpulse.topics import ensure_topics
-from processors.store import ClickHouseStore
 from tests.alerting.receiver import HOLD, webhook_receiver
 from tests.alerting.test_notify import AT, FIRING, sent
 from tests.integration.pipeline import read_topic

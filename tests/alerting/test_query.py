@@ -9,11 +9,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from adapters.clickhouse import ClickHouseStore
 from alerting.engine import Sample
 from alerting.evaluate import Evaluator
 from alerting.query import Counts, counts_from_rows, rates_query, window
-from alerting.rules import AlertRule, Dimension
-from processors.store import ClickHouseStore
+from schemas.alert_rules import AlertRule, Dimension
 from schemas.event import CanonicalEvent, Provider, Source, envelope_json
 from schemas.status import EmailStatus, EventKind
 

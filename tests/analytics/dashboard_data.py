@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from processors.store import ClickHouseStore
+from adapters.clickhouse import ClickHouseStore
 from schemas.event import CanonicalEvent, Provider, Source, envelope_json
 from schemas.status import EmailStatus, EventKind
 

@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
+from adapters.clickhouse import ClickHouseStore
 from analytics.queries import ESTIMATOR
-from processors.store import ClickHouseStore
 from schemas.event import CanonicalEvent, Provider, Source, envelope_json
 from schemas.status import EmailStatus, EventKind
 

@@ -10,9 +10,9 @@ import pytest
 from clickhouse_connect.driver.client import Client
 from pydantic import SecretStr
 
+from adapters.clickhouse import ClickHouseStore
 from analytics.api import ENDPOINTS, create_app
 from analytics.service import AnalyticsService
-from processors.store import ClickHouseStore
 from tests.analytics import knownanswer as ka
 from tests.analytics.client import ApiClient
 

@@ -9,11 +9,11 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from pydantic import SecretStr
 
+from adapters.clickhouse import ClickHouseStore
 from analytics.dashboard import STATIC, dashboard_app, plotly_js
 from analytics.service import AnalyticsService
 from mailpulse.runtime import api_token, dashboard_url
 from mailpulse.settings import Settings
-from processors.store import ClickHouseStore
 from tests.analytics.client import ApiClient
 
 pytestmark = [pytest.mark.clickhouse]

@@ -13,10 +13,10 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from alerting.rules import DEFAULT_RULES
+from adapters.clickhouse import ClickHouseStore
 from analytics.dashboard import dashboard_app
 from analytics.service import AnalyticsService
-from processors.store import ClickHouseStore
+from schemas.alert_rules import DEFAULT_RULES
 from schemas.status import EmailStatus
 from tests.analytics.browser import CHROMIUM, Dom, chromium, serving
 from tests.analytics.dashboard_data import buckets, load, utcnow

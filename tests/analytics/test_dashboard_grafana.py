@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
+from adapters.clickhouse import ClickHouseStore
 from analytics.queries import Breakdown, Window, iso
 from analytics.service import AnalyticsService
-from processors.store import ClickHouseStore
 from schemas.migrations.m0006_message_minute import STATUS_BITS
 from schemas.outcomes import sql_final_status
 from tests.analytics.dashboard_data import load, utcnow

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from adapters.clickhouse import ClickHouseStore
 from analytics import queries as q
-from processors.store import ClickHouseStore
 from schemas.event import CanonicalEvent, Provider, Source, envelope_json
 from schemas.migrations import DERIVED_TABLES
 from schemas.status import EmailStatus, EventKind

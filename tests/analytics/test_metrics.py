@@ -12,11 +12,11 @@ import pytest
 from clickhouse_connect.driver.client import Client
 from pydantic import SecretStr
 
+from adapters.clickhouse import ClickHouseStore
 from alerting.notify import ALERT_COLUMNS
-from alerting.rules import DEFAULT_RULES
 from analytics.api import create_app
 from analytics.service import AnalyticsService
-from processors.store import ClickHouseStore
+from schemas.alert_rules import DEFAULT_RULES
 from tests.analytics import knownanswer as ka
 from tests.analytics.client import ApiClient
 

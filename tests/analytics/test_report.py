@@ -18,7 +18,7 @@ pytestmark = [pytest.mark.clickhouse]
 
 FILL = """
 import sys
-from processors.store import ClickHouseStore, connect
+from adapters.clickhouse import ClickHouseStore, connect
 from tests.analytics import knownanswer as ka
 store = ClickHouseStore(connect("chdb://" + sys.argv[1]), "mailpulse")
 store.migrate()

@@ -10,13 +10,13 @@ from datetime import timedelta
 import pytest
 from clickhouse_connect.driver.client import Client
 
+from adapters.clickhouse import ClickHouseStore
 from alerting.engine import Sample
 from alerting.evaluate import Evaluator
-from alerting.rules import AlertRule
 from analytics import queries as q
 from analytics.service import AnalyticsService
 from mailpulse.demo import summary_figures
-from processors.store import ClickHouseStore
+from schemas.alert_rules import AlertRule
 from tests.analytics import knownanswer as ka
 
 pytestmark = [pytest.mark.clickhouse]

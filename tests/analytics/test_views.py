@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from processors.store import ClickHouseStore
+from adapters.clickhouse import ClickHouseStore
 from tests.analytics import knownanswer as ka
 
 pytestmark = [pytest.mark.clickhouse]

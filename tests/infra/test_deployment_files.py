@@ -23,6 +23,7 @@ import yaml
 from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import SecretStr, ValidationError
 
+from adapters.clickhouse import ClickHouseStore
 from ingest.app import create_app
 from ingest.publisher import KafkaPublisher, create_producer
 from ingest.signatures import public_key_b64
@@ -33,7 +34,6 @@ from mailpulse.redact import redact_dsn
 from mailpulse.runtime import processor
 from mailpulse.settings import Settings
 from mailpulse.topics import ensure_topics
-from processors.store import ClickHouseStore
 
 INFRA = Path(__file__).resolve().parents[2] / "infra"
 COMPOSE = INFRA / "docker-compose.yml"

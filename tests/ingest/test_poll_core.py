@@ -12,13 +12,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from adapters.retry import Backoff, parse_retry_after
 from ingest.poll_core import (
-    Backoff,
     Mark,
     RetentionRisk,
     observe_emails,
     observe_operation,
-    parse_retry_after,
     plan_reconcile,
     retention_risk,
     settled,

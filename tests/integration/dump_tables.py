@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from processors.store import connect
+from adapters.clickhouse import connect
 from tests.integration.groundtruth import read_tables
 
 

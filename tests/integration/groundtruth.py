@@ -21,13 +21,13 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.admin import AIOKafkaAdminClient
 from clickhouse_connect.driver.client import Client
 
+from adapters.clickhouse import ClickHouseStore
 from ingest.publisher import encode
 from mailpulse.runtime import processor
 from mailpulse.settings import Settings
 from mailpulse.topics import ensure_topics
 from mailpulse.traffic import SENDGRID, TWILIO, Payload, Traffic, Truth
 from processors.consumer import StatusProcessor
-from processors.store import ClickHouseStore
 from schemas.event import CanonicalEvent
 from schemas.sendgrid import parse_sendgrid_event
 from schemas.status import EmailStatus, precedence

@@ -10,12 +10,12 @@ from collections.abc import AsyncIterator
 import httpx
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
+from adapters.clickhouse import ClickHouseStore
 from mailpulse.broker import free_port
 from mailpulse.runtime import processor, serve_ingest, wait_listening
 from mailpulse.settings import Settings
 from mailpulse.topics import ensure_topics
 from processors.consumer import StatusProcessor
-from processors.store import ClickHouseStore
 
 
 @contextlib.asynccontextmanager

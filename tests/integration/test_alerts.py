@@ -17,11 +17,11 @@ import pytest
 from prometheus_client import REGISTRY
 from pydantic import SecretStr
 
+from adapters.clickhouse import ClickHouseStore
 from alerting.runner import AlertRunner
 from mailpulse.health import alerts_health_app
 from mailpulse.runtime import alerts_runner
 from mailpulse.settings import Settings
-from processors.store import ClickHouseStore
 from tests.alerting.receiver import webhook_receiver
 from tests.integration.pipeline import read_topic, running_pipeline, wait_for_records
 

@@ -15,11 +15,11 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from adapters.clickhouse import ClickHouseStore
 from ingest.publisher import encode
 from mailpulse.settings import Settings
 from mailpulse.topics import ensure_topics
 from mailpulse.traffic import generate
-from processors.store import ClickHouseStore
 from schemas.event import EnvelopeV1
 from tests.integration.groundtruth import (
     canonical_events,

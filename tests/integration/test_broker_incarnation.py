@@ -12,12 +12,12 @@ from datetime import UTC, datetime
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from adapters.clickhouse import ClickHouseStore
 from ingest.publisher import encode
 from mailpulse.broker import EmbeddedBroker
 from mailpulse.runtime import processor
 from mailpulse.settings import Settings
 from mailpulse.topics import ensure_topics
-from processors.store import ClickHouseStore
 from schemas.sendgrid import parse_sendgrid_event
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]

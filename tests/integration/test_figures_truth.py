@@ -24,13 +24,13 @@ from urllib.parse import urlencode
 import pytest
 from pydantic import SecretStr
 
+from adapters.clickhouse import ClickHouseStore
 from analytics.api import create_app
 from analytics.dashboard import dashboard_app
 from analytics.report import report
 from analytics.service import AnalyticsService
 from mailpulse.settings import Settings
 from mailpulse.traffic import SENDGRID, Payload, Traffic, generate
-from processors.store import ClickHouseStore
 from schemas.event import CanonicalEvent
 from schemas.sendgrid import parse_sendgrid_event
 from schemas.twilio import parse_cloud_event

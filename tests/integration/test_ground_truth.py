@@ -11,10 +11,10 @@ import time
 
 import pytest
 
+from adapters.clickhouse import ClickHouseStore
 from mailpulse.settings import Settings
 from mailpulse.traffic import generate
 from processors.consumer import ProcessorStats
-from processors.store import ClickHouseStore
 from tests.integration.groundtruth import (
     consuming,
     distinct_events,

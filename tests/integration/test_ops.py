@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 
+from adapters.clickhouse import ClickHouseStore
 from mailpulse.ops import describe_topics, rewind_group
 from mailpulse.settings import Settings
-from processors.store import ClickHouseStore
 from tests.integration.pipeline import running_pipeline, wait_for_records
 from tests.integration.test_slice import one_message_batch
 

@@ -9,11 +9,11 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from adapters.clickhouse import ClickHouseStore
 from mailpulse.health import health_app
 from mailpulse.runtime import processor
 from mailpulse.settings import Settings
 from mailpulse.topics import ensure_topics
-from processors.store import ClickHouseStore
 from tests.integration.pipeline import wait_for_records
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]

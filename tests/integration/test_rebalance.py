@@ -19,11 +19,11 @@ from collections.abc import Sequence
 
 import pytest
 
+from adapters.clickhouse import ClickHouseStore
 from mailpulse.settings import Settings
 from mailpulse.topics import ensure_topics
 from mailpulse.traffic import generate
 from processors.consumer import ProcessorStats
-from processors.store import ClickHouseStore
 from tests.integration.groundtruth import (
     GroupProgress,
     Running,

@@ -16,11 +16,11 @@ from collections.abc import Sequence
 
 import pytest
 
+from adapters.clickhouse import ClickHouseStore
 from mailpulse.runtime import processor
 from mailpulse.settings import Settings
 from mailpulse.traffic import generate
 from processors.consumer import ProcessorStats
-from processors.store import ClickHouseStore
 from tests.integration.groundtruth import (
     consuming,
     distinct_events,

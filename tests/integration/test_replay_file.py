@@ -13,11 +13,11 @@ import orjson
 import pytest
 from clickhouse_connect.driver.client import Client
 
+from adapters.clickhouse import ClickHouseStore
 from mailpulse.backfill import dump, replay
 from mailpulse.replay import csv_event, read_events
 from mailpulse.settings import Settings
 from mailpulse.traffic import Traffic, generate
-from processors.store import ClickHouseStore
 from tests.integration.groundtruth import mismatches, read_tables
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]

@@ -16,6 +16,7 @@ from urllib.parse import unquote
 import httpx
 import pytest
 
+from adapters.clickhouse import ClickHouseStore
 from mailpulse.demo import DemoOptions, Outcome, read_messages, run_demo
 from mailpulse.demo_alert import RECOVERY_DELIVERIES, SPIKE_BOUNCES, SPIKE_DOMAIN
 from mailpulse.runtime import poller
@@ -25,7 +26,6 @@ from mailpulse.simulator.server import SimulatorConfig, SimulatorServer
 from mailpulse.simulator.truth import compare, webhook_misses
 from mailpulse.simulator.webhooks import WebhookPolicy, WebhookTarget
 from processors.consumer import StatusProcessor
-from processors.store import ClickHouseStore
 from tests.integration.pipeline import running_pipeline
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]

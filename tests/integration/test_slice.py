@@ -12,9 +12,9 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from prometheus_client import REGISTRY
 
-from ingest.batcher import RECORD_OVERHEAD
+from adapters.clickhouse import ClickHouseStore
+from adapters.kafka import RECORD_OVERHEAD
 from mailpulse.settings import Settings
-from processors.store import ClickHouseStore
 from tests.integration.pipeline import read_topic, running_pipeline, wait_for_records
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]

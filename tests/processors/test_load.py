@@ -8,8 +8,8 @@ from collections.abc import Sequence
 import orjson
 import pytest
 
+from adapters.clickhouse import ClickHouseStore
 from processors.load import dedup_token, format_ranges, load_or_bisect, parse_ranges
-from processors.store import ClickHouseStore
 from schemas.event import envelope_json
 from tests.schemas.events import sample_events
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import orjson
 import pytest
 
+from adapters.clickhouse import ClickHouseStore
 from mailpulse.replay import detect, dump_line, to_event
-from processors.store import ClickHouseStore
 from schemas.event import EnvelopeV1, envelope_json
 from schemas.rows import event_from_row
 from schemas.sendgrid_inbound import InboundPost, UploadedFile, parse_inbound

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from adapters.clickhouse import ClickHouseStore
 from mailpulse.traffic import generate
-from processors.store import ClickHouseStore
 from schemas.event import CanonicalEvent, envelope_json
 from schemas.migrations import MIGRATIONS, SchemaOptions, migrations_table
 from schemas.sendgrid import parse_sendgrid_event

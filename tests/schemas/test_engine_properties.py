@@ -16,7 +16,7 @@ from clickhouse_connect.driver.client import Client
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from processors.store import ClickHouseStore
+from adapters.clickhouse import ClickHouseStore
 from schemas.event import CanonicalEvent, Provider, Source, envelope_json
 from schemas.status import PRECEDENCE, EmailStatus, EventKind
 from schemas.tables import STATE_COLUMNS

@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 import orjson
 import pytest
 
+from adapters.clickhouse import ClickHouseStore
 from mailpulse.settings import Settings
-from processors.store import ClickHouseStore
 from schemas.event import envelope_json
 from schemas.sendgrid_inbound import InboundPost, UploadedFile, parse_inbound
 from schemas.tables import INBOUND_COLUMNS

@@ -6,7 +6,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from processors.store import BadInput, ClickHouseStore
+from adapters.clickhouse import BadInput, ClickHouseStore
 from schemas.event import CanonicalEvent, envelope_json
 from tests.schemas.events import sample_events
 

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
+from adapters.clickhouse import ClickHouseStore
 from mailpulse.traffic import generate
-from processors.store import ClickHouseStore
 from schemas.event import CanonicalEvent
 from schemas.migrations import MIGRATIONS, Retention, SchemaOptions
 from schemas.migrations.m0006_message_minute import STATUS_BITS

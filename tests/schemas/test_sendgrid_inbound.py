@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from processors.store import ClickHouseStore
+from adapters.clickhouse import ClickHouseStore
 from schemas.event import Provider, Source, envelope_json
 from schemas.inbound import Attachment, InboundDetails
 from schemas.problems import InvalidEvent
