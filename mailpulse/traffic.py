@@ -33,7 +33,7 @@ What is generated, per message (one recipient of one send request):
 Deliveries: a ``duplicate_rate`` share of distinct events is posted more than once (mostly one extra copy,
 some two or three; retries arrive later). Twilio copies are exact (same CloudEvent ``id``); a SendGrid
 copy is exact or, for a share of them, carries a new ``sg_event_id`` (the same event resent under another
-id, FACTS.md). Each stream is ordered by arrival time (event time + provider latency), then every
+id, docs/providers.md). Each stream is ordered by arrival time (event time + provider latency), then every
 delivery's position is jittered by less than ``max_displacement`` places, so statuses arrive out of order
 (opens before delivered included). The streams are cut into POST bodies: SendGrid 50-500 events, Twilio
 1-100.
@@ -95,7 +95,7 @@ _TWILIO_SCHEDULED = 0.08  # share of Twilio operations sent with schedule.sendAt
 _SG_ASYNC_BOUNCE = 0.30  # SendGrid UNDELIVERED: bounce after a delivered event
 _SG_BLOCKED = 0.25  # SendGrid UNDELIVERED: bounce type "blocked"
 _SG_NO_MESSAGE_ID = 0.5  # async SendGrid bounces that lack sg_message_id
-_SG_BLOCK_WITHOUT_STATUS = 0.3  # blocks that lack `status` (FACTS.md trap)
+_SG_BLOCK_WITHOUT_STATUS = 0.3  # blocks that lack `status` (a known SendGrid trap, docs/providers.md)
 _TWILIO_ASYNC_BOUNCE = 0.35  # Twilio UNDELIVERED: after DELIVERED
 _SG_NEW_EVENT_ID = 0.3  # SendGrid duplicates resent under a new sg_event_id
 _OPEN_COUNTS: Final = ((1, 0.50), (2, 0.75), (3, 0.90), (4, 1.0))  # cumulative

@@ -31,7 +31,7 @@ class Provider(StrEnum):
     SENDGRID = "sendgrid"
 
 
-# Email API tag rules (FACTS.md): at most 10 pairs, key <= 128, value <= 256, [A-Za-z0-9._~-] only.
+# Email API tag rules (docs/providers.md): at most 10 pairs, key <= 128, value <= 256, [A-Za-z0-9._~-] only.
 MAX_TAGS = 10
 MAX_TAG_KEY = 128
 MAX_TAG_VALUE = 256

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-# Flex's inbound limit (FACTS.md): the whole mail, attachments included.
+# Flex's inbound limit (docs/providers.md): the whole mail, attachments included.
 INBOUND_MAX_BYTES = 20 * 1024 * 1024
-# Attachment types Flex supports (FACTS.md); any other is recorded as a rejected attachment.
+# Attachment types Flex supports (docs/providers.md); any other is recorded as a rejected attachment.
 SUPPORTED_EXTENSIONS: tuple[str, ...] = (
     ".pdf", ".jpg", ".jpeg", ".png", ".gif", ".mp3", ".mp4", ".txt", ".heic", ".amr",
 )  # fmt: skip

@@ -1,7 +1,7 @@
 """SendGrid Event Webhook event (one element of the posted array) -> canonical event.
 
 Message identity: SendGrid's ``sg_message_id`` is ``<X-Message-Id>.filter…`` per recipient, and
-asynchronous bounces arrive without it (FACTS.md). Their ``smtp-id`` is ``<X-Message-Id@host>``.
+asynchronous bounces arrive without it (docs/providers.md). Their ``smtp-id`` is ``<X-Message-Id@host>``.
 So mailpulse names a SendGrid message ``<X-Message-Id>:<recipient>``, which every event of that
 message carries one way or the other; ``sg_message_id`` is kept as ``provider_message_id``.
 """

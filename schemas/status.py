@@ -6,7 +6,7 @@ from enum import StrEnum
 
 
 class EmailStatus(StrEnum):
-    """Per-email statuses of the Twilio Email API (FACTS.md)."""
+    """Per-email statuses of the Twilio Email API (docs/providers.md)."""
 
     SCHEDULED = "SCHEDULED"
     QUEUED = "QUEUED"

@@ -9,7 +9,7 @@ FINAL themselves. Insert deduplication tokens (see processors) stop replays even
 from __future__ import annotations
 
 DATABASE = "mailpulse"
-# Non-replicated MergeTree only honours insert_deduplication_token with a window set (DESIGN.md).
+# Non-replicated MergeTree only honours insert_deduplication_token with a window set (docs/design.md).
 DEDUP_WINDOW = 10_000
 
 _STATUS_TIME_COLUMNS = (

@@ -1,6 +1,6 @@
 """Twilio Event Streams CloudEvent -> canonical event.
 
-Accepted shape (Twilio does not publish per-email event types, FACTS.md): a CloudEvent whose ``data``
+Accepted shape (Twilio does not publish per-email event types; docs/providers.md): a CloudEvent whose ``data``
 is an Email API Email resource, for example::
 
     {"specversion": "1.0", "type": "com.twilio.comms-api.email.delivered", "id": "EZ…",

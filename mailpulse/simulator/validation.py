@@ -1,6 +1,7 @@
 """Validation of ``POST /v1/Emails`` bodies: every problem found, in one list. Pure.
 
-The rules (FACTS.md, seed 003): whole request at most 10 MB (10 MiB here); ``from`` an address without
+The rules (the Email API's, docs/providers.md): whole request at most 10 MB (10 MiB here); ``from`` an
+address without
 Unicode; ``to`` a non-empty array of recipients, at most 10,000; ``content.subject`` and
 ``content.html`` required (``text`` optional); every template variable (``{{name}}``) of subject, text
 and html present in every recipient's ``variables``; ``tags`` at most 10 pairs, key at most 128 and

@@ -1,7 +1,7 @@
 """Two processor instances in one consumer group split the partitions and load the same tables as one.
 
 chDB opens one data directory per process, so both instances live in this process and share the one
-ClickHouse client, as they would in embedded mode (DESIGN.md).
+ClickHouse client, as they would in embedded mode (docs/design.md).
 """
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ import time
 
 import pytest
 
+from adapters.clickhouse import ClickHouseStore
 from mailpulse.settings import Settings
 from mailpulse.topics import ensure_topics
 from mailpulse.traffic import generate
 from processors.consumer import ProcessorStats
-from processors.store import ClickHouseStore
 from tests.integration.groundtruth import (
     Running,
     consuming,

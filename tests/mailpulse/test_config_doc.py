@@ -1,4 +1,4 @@
-"""The README's configuration table is the settings model's, and every setting explains itself."""
+"""docs/configuration.md's settings table is the settings model's, and every setting explains itself."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from mailpulse.config_doc import END, START, settings_table
 from mailpulse.settings import Settings
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+README = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 
 
 def test_readme_table_matches_the_settings_model() -> None:

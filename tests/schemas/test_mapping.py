@@ -1,7 +1,7 @@
 """Provider payloads -> canonical events, checked against realistic sample payloads.
 
 The expected (kind, status, raw_type) of every fixture event is spelled out here on purpose: it is the
-specification (DESIGN.md "Statuses and precedence", FACTS.md), not a copy of schemas.mapping.MAPPING.
+specification (docs/providers.md), not a copy of schemas.mapping.MAPPING.
 """
 
 from __future__ import annotations
