@@ -96,6 +96,11 @@ def connect(dsn: str) -> Client:
 
 
 class ClickHouseStore:
+    # Where ``load`` puts record values, and how ClickHouse reads them: the landing table whose views
+    # fill the tables. A subclass may name another (the bench's nil sink).
+    landing_table = "email_events_in"
+    landing_format = "JSONEachRow"
+
     def __init__(self, client: Client, database: str) -> None:
         self.client = client
         self.database = database
@@ -150,9 +155,9 @@ class ClickHouseStore:
             return
         try:
             self.client.raw_insert(
-                f"{self.database}.email_events_in",
+                f"{self.database}.{self.landing_table}",
                 insert_block=b"\n".join(values),
-                fmt="JSONEachRow",
+                fmt=self.landing_format,
                 settings={**LOAD_SETTINGS, "insert_deduplication_token": token},
             )
         except DatabaseError as exc:

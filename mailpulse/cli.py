@@ -455,7 +455,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--e2e-rate", type=float, help="events/s offered in the end-to-end run")
     bench.add_argument("--e2e-seconds", type=float, help="seconds of the end-to-end run")
     bench.add_argument(
-        "--stored-events", type=int, help="events stored before the restarted processor drains (default 2M)"
+        "--stored-events", type=int, help="events stored before the restarted processor drains (default 10M)"
     )
     bench.add_argument("--json", type=Path, metavar="FILE", help="also write every figure to FILE (JSON)")
     bench.add_argument("--keep", action="store_true", help="keep the work directory (logs, specs)")

@@ -1,7 +1,8 @@
 """Measurement 5: the real StatusProcessor draining a pre-filled topic into ClickHouse, timed from the
-group assignment until every record is loaded and committed. Three sinks: a migrated, empty database;
-one whose landing table is a Null table without views (what the processor costs when a ClickHouse server
-does the engine's work elsewhere); a migrated one that already holds many stored events (a restart over
+group assignment until every record is loaded and committed. Sinks: a migrated, empty database; a
+nil sink that neither parses nor keeps anything (what the processor costs when a ClickHouse server does
+the engine's work elsewhere); the engine's landing table as a Null table without views (what an embedded
+ClickHouse still parses on this core); a migrated one that already holds many stored events (a restart over
 a full database)."""
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from mailpulse.settings import Settings
 from processors.consumer import ProcessorStats, StatusProcessor
 from schemas.migrations import SchemaOptions, m0012_processor_batches
 from schemas.migrations.m0011_engine_merge import landing_table
+
+COPIES_A_STATEMENT = 8  # a statement of every copy at once holds them all in memory (gigabytes at 10M)
 
 
 async def wait_assigned(proc: StatusProcessor, timeout_s: float = 30.0) -> None:
@@ -81,22 +84,44 @@ async def drain(
             return time.perf_counter() - started, proc.stats, collector
 
 
+class NilSinkStore(ClickHouseStore):
+    """The processor's store with a landing table that keeps nothing and parses nothing: a Null table of
+    one String column taking each batch as one RawBLOB value. The processor's side of a load is
+    unchanged (values joined, one insert under the batch's token, the recorded ranges written before);
+    what a ClickHouse server would do elsewhere (parse, views) is not done on this core at all."""
+
+    landing_table = "nil_landing"
+    landing_format = "RawBLOB"
+
+
 def nil_sink(client: Client, database: str) -> ClickHouseStore:
-    """A store whose landing table is the engine's (same DDL, a Null table) with no view behind it:
-    ClickHouse parses each insert and keeps nothing. The processor's own table of recorded batches is
-    there as usual: writing it is the processor's work, not the engine's."""
-    client.command(f"CREATE DATABASE IF NOT EXISTS {database}")
+    """A ``NilSinkStore`` in ``database``, with the processor's own table of recorded batches: writing
+    it is the processor's work, not the engine's."""
+    _recorded_batches(client, database)
+    client.command(f"CREATE TABLE IF NOT EXISTS {database}.nil_landing (raw String) ENGINE = Null")
+    return NilSinkStore(client, database)
+
+
+def null_landing(client: Client, database: str) -> ClickHouseStore:
+    """A store whose landing table is the engine's (same DDL, a Null table) with no view behind it: an
+    embedded ClickHouse parses each insert on this core and keeps nothing."""
+    _recorded_batches(client, database)
     client.command(landing_table(database, None))
-    for statement in m0012_processor_batches.statements(SchemaOptions(database, None)):
-        client.command(statement)
     return ClickHouseStore(client, database)
 
 
-def fill(store: ClickHouseStore, values: Sequence[bytes], copies: int, batch: int) -> int:
-    """Store ``copies`` copies of ``values`` through the landing table (so every view fills), each copy
-    under message and event ids of its own: new messages, not duplicates. Loaded once as bytes into a
-    seed table, then copied by ClickHouse (an INSERT ... SELECT), which is much faster than sending the
-    JSON ``copies`` times. Waits for the merges they start to finish; returns the events stored then."""
+def _recorded_batches(client: Client, database: str) -> None:
+    client.command(f"CREATE DATABASE IF NOT EXISTS {database}")
+    for statement in m0012_processor_batches.statements(SchemaOptions(database, None)):
+        client.command(statement)
+
+
+def fill(store: ClickHouseStore, values: Sequence[bytes], events: int, batch: int) -> int:
+    """Store at least ``events`` distinct events: copies of ``values`` through the landing table (so every
+    view fills), each copy under message and event ids of its own: new messages, not duplicates. Loaded
+    once as bytes into a seed table, then copied by ClickHouse (INSERT ... SELECT, a few copies a
+    statement to bound its memory), which is much faster than sending the JSON again. Waits for the
+    merges they start to finish; returns the events stored then."""
     client, db, seed = store.client, store.database, f"{store.database}_seed"
     client.command(f"CREATE DATABASE IF NOT EXISTS {seed}")
     client.command(
@@ -106,6 +131,8 @@ def fill(store: ClickHouseStore, values: Sequence[bytes], copies: int, batch: in
     seeded = ClickHouseStore(client, seed)
     for start in range(0, len(values), batch):
         seeded.load(values[start : start + batch], f"seed|{start}")
+    (distinct,) = client.query(f"SELECT uniqExact(dedupe_key) FROM {seed}.email_events_in").result_rows[0]
+    copies = max(1, -(-events // max(1, int(distinct))))
     names = [
         str(name)
         for (name,) in client.query(
@@ -120,10 +147,12 @@ def fill(store: ClickHouseStore, values: Sequence[bytes], copies: int, batch: in
         "dedupe_key": "lower(hex(MD5(concat(dedupe_key, '~', toString(copy)))))",
     }
     select = ", ".join(renamed.get(name, name) for name in names)
-    client.command(
-        f"INSERT INTO {db}.email_events_in ({', '.join(names)}) "
-        f"SELECT {select} FROM {seed}.email_events_in ARRAY JOIN range({copies}) AS copy"
-    )
+    for first in range(0, copies, COPIES_A_STATEMENT):
+        last = min(copies, first + COPIES_A_STATEMENT)
+        client.command(
+            f"INSERT INTO {db}.email_events_in ({', '.join(names)}) "
+            f"SELECT {select} FROM {seed}.email_events_in ARRAY JOIN range({first}, {last}) AS copy"
+        )
     client.command(f"DROP DATABASE {seed} SYNC")
     settle(client, db)
     return int(client.query(f"SELECT count() FROM {db}.email_events").result_rows[0][0])

@@ -34,10 +34,10 @@ class Sizes:
     connections: int
     e2e_rate: float  # events/s offered in the end-to-end run
     e2e_seconds: float
-    stored_events: int  # events already stored when the restarted processor drains (about: whole copies)
+    stored_events: int  # at least this many events stored when the restarted processor drains
 
 
-FULL = Sizes(200_000, 10.0, 2.0, 16, 10_000.0, 10.0, 2_000_000)
+FULL = Sizes(200_000, 10.0, 2.0, 16, 10_000.0, 10.0, 10_000_000)
 QUICK = Sizes(10_000, 2.0, 0.5, 16, 2_000.0, 2.0, 20_000)
 
 Figures = dict[str, float]
@@ -148,16 +148,17 @@ def _processor_rows(f: Figures) -> list[Row]:
         Row("4 composed ceiling, one core", f["ceiling_events_per_s"], "events/s",
             "1 / (1/drain + 1/insert)"),
         Row("4 (reference) byte insert, Null table, no views", f["null_insert_events_per_s"], "events/s",
-            "the parse an embedded ClickHouse still does for the nil sink"),
+            "the parse alone, as an embedded ClickHouse does it"),
         Row("4 plain consumer (pydantic, one table)", f["plain_consumer_events_per_s"], "events/s",
             f"{_ratio(f['plain_consumer_events_per_s'], f['ceiling_events_per_s']):.2f} of ceiling"),
         Row("5 processor", f["processor_events_per_s"], "events/s",
             f"{of_ceiling:.2f} of ceiling, {over_plain:.2f}x plain consumer; "
             f"{f['processor_records_per_batch']:,.0f} records a batch", ">= 0.80, >= 1.25x",
             of_ceiling >= 0.8 and over_plain >= 1.25),
-        Row("5 processor, nil sink (Null table, no views)", f["nil_sink_events_per_s"], "events/s",
-            f"{own:.2f} of bare drain; {f['nil_sink_vs_drain_and_null_insert']:.2f} of drain and "
-            "Null insert composed", ">= 0.80", own >= 0.8),
+        Row("5 processor, nil sink (no parse, no views)", f["nil_sink_events_per_s"], "events/s",
+            f"{own:.2f} of bare drain", ">= 0.80", own >= 0.8),
+        Row("5 (reference) processor, Null landing table", f["null_landing_events_per_s"], "events/s",
+            f"{f['null_landing_vs_drain_and_null_insert']:.2f} of drain and Null insert composed"),
         Row(f"5 processor restarted over {f['restart_stored_events']:,.0f} stored events",
             f["restart_drain_events_per_s"], "events/s", f"{restart:.2f} of a fresh one", ">= 0.90",
             restart >= 0.9),
@@ -245,17 +246,21 @@ async def run(sizes: Sizes, workdir: Path, ingest_only: bool = False) -> tuple[l
         proc_rate = n / drain_s
         discard(client, "bench_processor")
         log(f"4 bare byte insert, Null table without views: {n:,} values")
-        null_rate = n / ceiling.byte_insert(processor.nil_sink(client, "bench_null"), values, batch)
+        null_rate = n / ceiling.byte_insert(processor.null_landing(client, "bench_null"), values, batch)
         discard(client, "bench_null")
         log(f"5 processor, nil sink: draining {n:,} records")
-        nil = processor.nil_sink(client, "bench_nil")
         nil_settings = processor.bench_settings(settings, "bench.status")
+        nil = processor.nil_sink(client, "bench_nil")
         nil_s, nil_stats, _ = await processor.drain(nil_settings, bootstrap, nil, n)
         nil_rate = n / nil_s
         discard(client, "bench_nil")
-        copies = max(1, round(sizes.stored_events / n))
-        log(f"5 restart: storing {copies} copies of the {n:,} events")
-        stored = processor.fill(stores["bench_restart"], values, copies, batch)
+        log(f"5 processor, Null landing table: draining {n:,} records")
+        null_settings = processor.bench_settings(settings, "bench.status")
+        null_store = processor.null_landing(client, "bench_null_landing")
+        null_landing_rate = n / (await processor.drain(null_settings, bootstrap, null_store, n))[0]
+        discard(client, "bench_null_landing")
+        log(f"5 restart: storing {sizes.stored_events:,} events")
+        stored = processor.fill(stores["bench_restart"], values, sizes.stored_events, batch)
         log(f"5 restart: draining {n:,} records over {stored:,} stored events")
         restart_settings = processor.bench_settings(settings, "bench.status")
         restart_rate = n / (await processor.drain(restart_settings, bootstrap, stores["bench_restart"], n))[0]
@@ -284,7 +289,10 @@ async def run(sizes: Sizes, workdir: Path, ingest_only: bool = False) -> tuple[l
         "nil_sink_records_per_batch": _ratio(nil_stats.records, nil_stats.batches),
         "null_insert_events_per_s": null_rate,
         "nil_sink_events_per_s": nil_rate,
-        "nil_sink_vs_drain_and_null_insert": _ratio(nil_rate, ceiling.composed(drain_rate, null_rate)),
+        "null_landing_events_per_s": null_landing_rate,
+        "null_landing_vs_drain_and_null_insert": _ratio(
+            null_landing_rate, ceiling.composed(drain_rate, null_rate)
+        ),
         "processor_own_vs_bare_drain": _ratio(nil_rate, drain_rate),
         "restart_stored_events": stored,
         "restart_drain_events_per_s": restart_rate,
