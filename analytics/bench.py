@@ -28,7 +28,7 @@ from rich.table import Table
 from adapters.clickhouse import ClickHouseStore, connect
 from analytics import queries as q
 from analytics.service import AnalyticsService
-from schemas.migrations import DERIVED_TABLES
+from storage.migrations import DERIVED_TABLES
 
 DAY = datetime(2026, 11, 1, tzinfo=UTC)
 CHUNK = 1_000_000  # rows per INSERT: large inserts, bounded memory

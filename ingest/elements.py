@@ -17,9 +17,9 @@ from typing import Any
 
 import orjson
 
-from ingest.privacy import RecipientPrivacy
-from ingest.publisher import Rejected
+from adapters.publisher import Rejected
 from schemas.deadletter import dead_letter
+from schemas.privacy import RecipientPrivacy
 
 DEFAULT_MAX_ELEMENTS = 10_000
 PER_ELEMENT_LETTERS = 10  # more rejected elements than this in a post: one dead letter for the post

@@ -18,6 +18,7 @@ from typing import Any, TypeGuard
 
 import orjson
 
+from adapters.publisher import Record
 from schemas.event import (
     SCHEMA_VERSION,
     UINT32_MAX,
@@ -32,8 +33,6 @@ from schemas.sendgrid import MAX_TIMESTAMP, MIN_TIMESTAMP, split_custom_args, x_
 from schemas.status import EventKind
 from schemas.tags import are_tags
 from schemas.twilio import OPERATION_TYPE_PREFIX
-
-Record = tuple[bytes, bytes]  # (key: the message id, value: the envelope JSON)
 
 _UNKNOWN = (EventKind.UNKNOWN, None)
 _SENDGRID_KINDS = {raw: kind for (provider, raw), kind in MAPPING.items() if provider is Provider.SENDGRID}

@@ -11,8 +11,8 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
+from mailpulse.event_files import FORMATS
 from mailpulse.redact import redact_dsn
-from mailpulse.replay import FORMATS
 from mailpulse.settings import Settings
 from mailpulse.signals import until_signal
 from schemas.times import parse_utc
@@ -68,7 +68,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from mailpulse.bench.runner import FULL, QUICK, main
+    from bench.runner import FULL, QUICK, main
 
     sizes = QUICK if args.quick else FULL
     overrides = {
@@ -259,13 +259,13 @@ def cmd_rewind(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from mailpulse.backfill import replay
+    from mailpulse.file_commands import replay
 
     return replay(_settings(args), Path(args.file), args.format, args.process)
 
 
 def cmd_dump(args: argparse.Namespace) -> int:
-    from mailpulse.backfill import dump
+    from mailpulse.file_commands import dump
 
     return dump(_settings(args), Path(args.file), args.since)
 
@@ -402,7 +402,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from mailpulse.simulator.cli import simulate
+    from mailpulse.simulate import simulate
 
     return simulate(args, _settings(args), until_signal)
 
@@ -468,7 +468,7 @@ def build_parser() -> argparse.ArgumentParser:
     poll.add_argument("--base-url", dest="email_api_base_url", help="Email API base URL")
     poll.add_argument("--once", action="store_true", help="run one cycle and exit (1 if it failed)")
     simulate = add("simulate", cmd_simulate, "run the Email API simulator (and its webhooks) on loopback")
-    from mailpulse.simulator.cli import add_arguments
+    from mailpulse.simulate import add_arguments
 
     add_arguments(simulate)
     ingest = add("ingest", cmd_ingest, "serve the webhook endpoints and publish to Kafka")

@@ -25,6 +25,8 @@ from pydantic import SecretStr
 from starlette.types import ASGIApp
 
 from adapters.clickhouse import ClickHouseStore, connect
+from adapters.journal import Journal, read_segment
+from adapters.publisher import KafkaPublisher, create_producer, publish_tracked
 from adapters.retry import Backoff
 from alerting.evaluate import Evaluator
 from alerting.notify import AlertHistory, KafkaNotifier, Notifier, WebhookNotifier
@@ -33,20 +35,18 @@ from alerting.runner import AlertRunner, utc_now
 from analytics.dashboard import dashboard_app
 from analytics.service import AnalyticsService
 from ingest.app import IngestConfig, create_app
-from ingest.checkpoint import Checkpoint
-from ingest.journal import Journal, read_segment
-from ingest.poller import Poller, PollerConfig
-from ingest.privacy import RecipientPrivacy
-from ingest.publisher import KafkaPublisher, create_producer, publish_tracked
-from ingest.signatures import SendGridVerifier, TwilioVerifier, load_public_key
 from mailpulse.broker import EmbeddedBroker
 from mailpulse.health import alerts_health_app, health_app
 from mailpulse.security import warn_unsigned
 from mailpulse.settings import Settings
 from mailpulse.topics import ensure_topics
-from processors.consumer import ProcessorConfig, StatusProcessor, create_consumer
+from poller.checkpoint import Checkpoint
+from poller.cycle import Poller, PollerConfig
+from processors.status_processor import ProcessorConfig, StatusProcessor, create_consumer
 from schemas.alert_rules import load_rules
-from schemas.migrations import Retention
+from schemas.privacy import RecipientPrivacy
+from schemas.signatures import SendGridVerifier, TwilioVerifier, load_public_key
+from storage.migrations import Retention
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -75,7 +75,7 @@ class KafkaSite:
 
     bootstrap: str
     # On the embedded broker, for roles that acknowledge senders: the local log that makes their
-    # acknowledgements survive the broker (ingest.journal). None on a Kafka of the operator's.
+    # acknowledgements survive the broker (adapters.journal). None on a Kafka of the operator's.
     journal: Journal | None = None
     # A new value each time an embedded broker starts (its offsets start again at 0), so that insert
     # deduplication tokens of earlier runs, which derive from offsets, never match new records.

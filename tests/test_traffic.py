@@ -11,7 +11,11 @@ from typing import Any
 import orjson
 import pytest
 
-from mailpulse.traffic import (
+from schemas.event import CanonicalEvent, tag_problems
+from schemas.sendgrid import parse_sendgrid_event
+from schemas.status import EmailStatus
+from schemas.twilio import parse_cloud_event
+from simulator.traffic import (
     OUTCOME_RATES,
     SENDGRID,
     TWILIO,
@@ -22,10 +26,6 @@ from mailpulse.traffic import (
     generate,
     status_counts,
 )
-from schemas.event import CanonicalEvent, tag_problems
-from schemas.sendgrid import parse_sendgrid_event
-from schemas.status import EmailStatus
-from schemas.twilio import parse_cloud_event
 from tests.schemas.reference_state import fold
 
 S = EmailStatus

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from alerting.engine import KeyState, Notification, Phase, Sample, restored, step
+from alerting.state_machine import KeyState, Notification, Phase, Sample, restored, step
 from schemas.alert_rules import AlertRule
 
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)

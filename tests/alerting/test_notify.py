@@ -14,10 +14,10 @@ from prometheus_client import REGISTRY
 from pydantic import ValidationError
 
 from adapters.clickhouse import ClickHouseStore
+from adapters.publisher import create_producer
 from adapters.retry import Backoff
-from alerting.engine import Notification, Phase
 from alerting.notify import AlertHistory, KafkaNotifier, WebhookNotifier, slack_message
-from ingest.publisher import create_producer
+from alerting.state_machine import Notification, Phase
 from mailpulse.broker import free_port
 from mailpulse.settings import Settings
 from mailpulse.topics import ensure_topics

@@ -15,13 +15,13 @@ import orjson
 import pytest
 
 from adapters.clickhouse import ClickHouseStore
+from adapters.publisher import create_producer
 from adapters.retry import Backoff
-from alerting.engine import Notification
 from alerting.evaluate import Evaluator
 from alerting.notify import AlertHistory, KafkaNotifier, Notifier, WebhookNotifier, slack_message
 from alerting.outbox import Outbox
 from alerting.runner import AlertRunner
-from ingest.publisher import create_producer
+from alerting.state_machine import Notification
 from mailpulse.settings import Settings
 from mailpulse.topics import ensure_topics
 from tests.alerting.receiver import HOLD, webhook_receiver

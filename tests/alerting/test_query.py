@@ -10,9 +10,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from adapters.clickhouse import ClickHouseStore
-from alerting.engine import Sample
 from alerting.evaluate import Evaluator
 from alerting.query import Counts, counts_from_rows, rates_query, window
+from alerting.state_machine import Sample
 from schemas.alert_rules import AlertRule, Dimension
 from schemas.event import CanonicalEvent, Provider, Source, envelope_json
 from schemas.status import EmailStatus, EventKind

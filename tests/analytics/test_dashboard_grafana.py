@@ -15,8 +15,8 @@ import pytest
 from adapters.clickhouse import ClickHouseStore
 from analytics.queries import Breakdown, Window, iso
 from analytics.service import AnalyticsService
-from schemas.migrations.m0006_message_minute import STATUS_BITS
 from schemas.outcomes import sql_final_status
+from storage.migrations.m0006_message_minute import STATUS_BITS
 from tests.analytics.dashboard_data import load, utcnow
 
 ROOT = Path(__file__).resolve().parents[2]

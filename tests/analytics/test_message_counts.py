@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from adapters.clickhouse import ClickHouseStore
 from analytics import queries as q
 from schemas.event import CanonicalEvent, Provider, Source, envelope_json
-from schemas.migrations import DERIVED_TABLES
 from schemas.status import EmailStatus, EventKind
+from storage.migrations import DERIVED_TABLES
 
 pytestmark = [pytest.mark.clickhouse]
 START = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)

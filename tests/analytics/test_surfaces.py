@@ -11,8 +11,8 @@ import pytest
 from clickhouse_connect.driver.client import Client
 
 from adapters.clickhouse import ClickHouseStore
-from alerting.engine import Sample
 from alerting.evaluate import Evaluator
+from alerting.state_machine import Sample
 from analytics import queries as q
 from analytics.service import AnalyticsService
 from mailpulse.demo import summary_figures

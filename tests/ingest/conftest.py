@@ -11,8 +11,8 @@ import orjson
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from adapters.publisher import KafkaPublisher, create_producer
 from ingest.app import IngestConfig, create_app
-from ingest.publisher import KafkaPublisher, create_producer
 from mailpulse.settings import Settings
 from mailpulse.topics import ensure_topics
 from tests.integration.pipeline import read_topic

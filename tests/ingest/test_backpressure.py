@@ -14,7 +14,7 @@ import httpx
 import orjson
 import pytest
 
-from ingest.publisher import encode
+from adapters.publisher import encode
 from ingest.responses import RETRY_AFTER_S
 from mailpulse.broker import EmbeddedBroker, free_port
 from mailpulse.settings import Settings

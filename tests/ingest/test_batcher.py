@@ -1,4 +1,4 @@
-"""Concurrent publishes share per-partition record batches (ingest.batcher) on the real broker: every
+"""Concurrent publishes share per-partition record batches (adapters.batcher) on the real broker: every
 event is on the topic exactly once, in the partition ``producer.send`` would pick for its key, and each
 publish returned only after its events were acknowledged."""
 
@@ -13,7 +13,7 @@ import orjson
 import pytest
 from aiokafka.partitioner import DefaultPartitioner
 
-from ingest.publisher import KafkaPublisher, PublishFailed, create_producer
+from adapters.publisher import KafkaPublisher, PublishFailed, create_producer
 from mailpulse.settings import Settings
 from mailpulse.topics import ensure_topics
 from schemas.sendgrid import parse_sendgrid_event

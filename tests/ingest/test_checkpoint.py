@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from ingest.checkpoint import EMAILS, OPERATIONS, Checkpoint
-from ingest.poll_core import Mark
+from poller.checkpoint import EMAILS, OPERATIONS, Checkpoint
+from poller.decisions import Mark
 
 
 def test_marks_and_high_water_survive_a_reopen(tmp_path: Path) -> None:

@@ -15,9 +15,13 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from starlette.types import Message
 
+from adapters.publisher import KafkaPublisher, create_producer
 from ingest.app import IngestApp, IngestConfig, create_app
-from ingest.publisher import KafkaPublisher, create_producer
-from ingest.signatures import (
+from mailpulse.broker import free_port
+from mailpulse.runtime import serve_ingest, wait_listening
+from mailpulse.settings import Settings
+from mailpulse.topics import ensure_topics
+from schemas.signatures import (
     SENDGRID_SIGNATURE_HEADER,
     SENDGRID_TIMESTAMP_HEADER,
     TWILIO_SIGNATURE_HEADER,
@@ -27,10 +31,6 @@ from ingest.signatures import (
     sign_twilio,
     with_body_sha256,
 )
-from mailpulse.broker import free_port
-from mailpulse.runtime import serve_ingest, wait_listening
-from mailpulse.settings import Settings
-from mailpulse.topics import ensure_topics
 
 pytestmark = [pytest.mark.kafka]
 

@@ -13,8 +13,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from ingest.app import IngestConfig
-from ingest.privacy import RecipientPrivacy
-from ingest.signatures import (
+from mailpulse.settings import Settings
+from schemas.privacy import RecipientPrivacy
+from schemas.signatures import (
     SENDGRID_SIGNATURE_HEADER,
     SENDGRID_TIMESTAMP_HEADER,
     TWILIO_SIGNATURE_HEADER,
@@ -24,7 +25,6 @@ from ingest.signatures import (
     sign_twilio,
     with_body_sha256,
 )
-from mailpulse.settings import Settings
 from tests.ingest.conftest import BASE_URL, ingest_client, published
 from tests.ingest.mail import MESSAGE_ID, attachment_files, inbound_fields, multipart
 from tests.integration.test_slice import cloud_event, sendgrid_event

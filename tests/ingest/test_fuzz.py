@@ -26,11 +26,14 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
+from adapters.publisher import KafkaPublisher, create_producer
 from ingest.app import IngestConfig, create_app
 from ingest.openapi import openapi_document
-from ingest.privacy import RecipientPrivacy
-from ingest.publisher import KafkaPublisher, create_producer
-from ingest.signatures import (
+from mailpulse.settings import Settings
+from mailpulse.topics import ensure_topics
+from schemas.deadletter import json_text
+from schemas.privacy import RecipientPrivacy
+from schemas.signatures import (
     SENDGRID_SIGNATURE_HEADER,
     SENDGRID_TIMESTAMP_HEADER,
     TWILIO_SIGNATURE_HEADER,
@@ -40,9 +43,6 @@ from ingest.signatures import (
     sign_twilio,
     with_body_sha256,
 )
-from mailpulse.settings import Settings
-from mailpulse.topics import ensure_topics
-from schemas.deadletter import json_text
 from tests.ingest.mail import HEADERS, inbound_fields, multipart
 from tests.integration.pipeline import read_topic
 from tests.integration.test_slice import sendgrid_event

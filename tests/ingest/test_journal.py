@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ingest.journal import (
+from adapters.journal import (
     Entry,
     Journal,
     JournalBusy,

@@ -15,9 +15,9 @@ import orjson
 import pytest
 import uvicorn
 
+from adapters.publisher import KafkaPublisher, create_producer
 from ingest.app import IngestConfig, create_app
 from ingest.elements import DEFAULT_MAX_ELEMENTS, MAX_ERRORS
-from ingest.publisher import KafkaPublisher, create_producer
 from mailpulse.broker import free_port
 from mailpulse.runtime import wait_listening
 from mailpulse.settings import Settings

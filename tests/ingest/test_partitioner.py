@@ -7,7 +7,7 @@ from aiokafka.partitioner import murmur2 as aiokafka_murmur2
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ingest.partitioner import murmur2, partition_for
+from adapters.partitioner import murmur2, partition_for
 
 
 @settings(max_examples=2000, deadline=None)

@@ -12,8 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from adapters.ratelimit import TokenBucket
 from adapters.retry import Backoff, parse_retry_after
-from ingest.poll_core import (
+from poller.decisions import (
     Mark,
     RetentionRisk,
     observe_emails,
@@ -23,7 +24,6 @@ from ingest.poll_core import (
     settled,
     to_ms,
 )
-from ingest.ratelimit import TokenBucket
 from schemas.event import Source
 from schemas.status import EmailStatus
 

@@ -21,14 +21,14 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from prometheus_client import REGISTRY
 
-from ingest.poller import Poller
 from mailpulse.runtime import poller
 from mailpulse.settings import Settings
-from mailpulse.simulator.clock import ManualSource
-from mailpulse.simulator.lifecycle import Outcomes
-from mailpulse.simulator.paging import ListOrder
-from mailpulse.simulator.server import SimulatorConfig, SimulatorServer
 from mailpulse.topics import ensure_topics
+from poller.cycle import Poller
+from simulator.clock import ManualSource
+from simulator.lifecycle import Outcomes
+from simulator.paging import ListOrder
+from simulator.server import SimulatorConfig, SimulatorServer
 from tests.simulator.test_validation import valid
 
 pytestmark = pytest.mark.kafka
@@ -292,7 +292,7 @@ def test_the_poller_warns_before_it_falls_behind_the_retention(
         async with rig.poller() as poll:
             assert await poll.cycle_safely()
             rig.source.advance(6.5 * 86_400)
-            with caplog.at_level(logging.WARNING, logger="ingest.poller"):
+            with caplog.at_level(logging.WARNING, logger="poller.cycle"):
                 assert await poll.cycle_safely()
             assert "behind the Email API" in caplog.text
             assert warnings("warn") == before[0] + 1

@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import ValidationError
 
-from ingest.privacy import PrivacyMode, RecipientPrivacy
 from mailpulse.settings import Settings
 from schemas.event import CanonicalEvent, derived_event_id
+from schemas.privacy import PrivacyMode, RecipientPrivacy
 from schemas.sendgrid import parse_sendgrid_event
 from schemas.sendgrid_inbound import InboundPost, parse_inbound
 from tests.ingest.mail import inbound_fields

@@ -1,4 +1,4 @@
-"""The core stays pure: schemas/, the signature and privacy functions, the poller's decisions,
+"""The core stays pure: schemas/ (signatures and privacy included), storage/, the poller's decisions,
 the alert rules, state machine and queries, and the Email API simulator's core import no web framework,
 HTTP client, Kafka or ClickHouse client."""
 
@@ -11,13 +11,12 @@ ROOT = Path(__file__).resolve().parents[2]
 FORBIDDEN = ("starlette", "aiokafka", "clickhouse_connect", "chdb", "httpx", "uvicorn", "prometheus_client")
 PURE = [
     *sorted((ROOT / "schemas").glob("*.py")),
-    ROOT / "ingest" / "signatures.py",
-    ROOT / "ingest" / "privacy.py",
-    ROOT / "ingest" / "poll_core.py",
-    ROOT / "ingest" / "ratelimit.py",
-    *(ROOT / "alerting" / f"{name}.py" for name in ("engine", "query", "evaluate")),
+    *sorted((ROOT / "storage").rglob("*.py")),
+    ROOT / "poller" / "decisions.py",
+    ROOT / "adapters" / "ratelimit.py",
+    *(ROOT / "alerting" / f"{name}.py" for name in ("state_machine", "query", "evaluate")),
     *(
-        ROOT / "mailpulse" / "simulator" / f"{name}.py"
+        ROOT / "simulator" / f"{name}.py"
         for name in (
             "clock",
             "model",
@@ -28,6 +27,7 @@ PURE = [
             "payloads",
             "webhooks",
             "truth",
+            "traffic",
         )
     ),
 ]

@@ -10,7 +10,7 @@ import orjson
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from ingest.signatures import (
+from schemas.signatures import (
     SignatureError,
     TwilioVerifier,
     load_public_key,

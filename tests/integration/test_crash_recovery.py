@@ -23,7 +23,7 @@ import pytest
 
 from mailpulse.broker import EmbeddedBroker, die_with_parent
 from mailpulse.settings import Settings
-from mailpulse.traffic import generate
+from simulator.traffic import generate
 from tests.integration.groundtruth import (
     GroupProgress,
     Tables,

@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 import pytest
 
-from mailpulse.bench.processor import CollectorClock
+from bench.processor import CollectorClock
 
 ROWS = (
     "1 Kafka producer ceiling",

@@ -17,12 +17,12 @@ import orjson
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from ingest.signatures import public_key_b64
 from mailpulse.logs import formatter, redacted_excepthook
 from mailpulse.redact import redact_dsn
 from mailpulse.runtime import ingest_config
 from mailpulse.security import SIGNATURE_SETTINGS, unsigned_endpoints, unsigned_refusal, warn_unsigned
 from mailpulse.settings import Settings
+from schemas.signatures import public_key_b64
 from tests.cli_process import start_cli
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,11 +10,11 @@ import orjson
 import pytest
 
 from adapters.clickhouse import ClickHouseStore
-from mailpulse.replay import detect, dump_line, to_event
+from mailpulse.event_files import detect, dump_line, to_event
 from schemas.event import EnvelopeV1, envelope_json
-from schemas.rows import event_from_row
 from schemas.sendgrid_inbound import InboundPost, UploadedFile, parse_inbound
-from schemas.tables import EVENT_COLUMNS
+from storage.rows import event_from_row
+from storage.tables import EVENT_COLUMNS
 from tests.ingest.mail import ATTACHMENTS, inbound_fields
 from tests.schemas.events import sample_events
 

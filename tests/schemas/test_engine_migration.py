@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 
 from adapters.clickhouse import ClickHouseStore
-from mailpulse.traffic import generate
 from schemas.event import CanonicalEvent, envelope_json
-from schemas.migrations import MIGRATIONS, SchemaOptions, migrations_table
 from schemas.sendgrid import parse_sendgrid_event
-from schemas.tables import EVENT_COLUMNS, STATE_COLUMNS
 from schemas.twilio import parse_cloud_event
+from simulator.traffic import generate
+from storage.migrations import MIGRATIONS, SchemaOptions, migrations_table
+from storage.tables import EVENT_COLUMNS, STATE_COLUMNS
 from tests.schemas.events import old_event_row
 from tests.schemas.reference_state import fold
 

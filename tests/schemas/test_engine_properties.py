@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from adapters.clickhouse import ClickHouseStore
 from schemas.event import CanonicalEvent, Provider, Source, envelope_json
 from schemas.status import PRECEDENCE, EmailStatus, EventKind
-from schemas.tables import STATE_COLUMNS
+from storage.tables import STATE_COLUMNS
 from tests.schemas.events import event_sets, sample_events, semantic_copy
 from tests.schemas.reference_state import NON_EMAIL_KINDS, fold
 

@@ -13,7 +13,7 @@ from adapters.clickhouse import ClickHouseStore
 from mailpulse.settings import Settings
 from schemas.event import envelope_json
 from schemas.sendgrid_inbound import InboundPost, UploadedFile, parse_inbound
-from schemas.tables import INBOUND_COLUMNS
+from storage.tables import INBOUND_COLUMNS
 from tests.ingest.mail import ATTACHMENTS, MESSAGE_ID, attachment_files, inbound_fields, multipart
 from tests.integration.pipeline import running_pipeline, wait_for_records
 from tests.integration.test_slice import sendgrid_event

@@ -8,13 +8,13 @@ from datetime import UTC, datetime
 import pytest
 
 from adapters.clickhouse import ClickHouseStore
-from mailpulse.traffic import generate
 from schemas.event import CanonicalEvent
-from schemas.migrations import MIGRATIONS, Retention, SchemaOptions
-from schemas.migrations.m0006_message_minute import STATUS_BITS
 from schemas.sendgrid import parse_sendgrid_event
-from schemas.tables import EVENT_COLUMNS
 from schemas.twilio import parse_cloud_event
+from simulator.traffic import generate
+from storage.migrations import MIGRATIONS, Retention, SchemaOptions
+from storage.migrations.m0006_message_minute import STATUS_BITS
+from storage.tables import EVENT_COLUMNS
 from tests.schemas.events import old_event_row as event_row
 
 pytestmark = [pytest.mark.clickhouse]

@@ -17,7 +17,7 @@ from schemas.inbound import Attachment, InboundDetails
 from schemas.problems import InvalidEvent
 from schemas.sendgrid_inbound import InboundPost, UploadedFile, parse_inbound
 from schemas.status import EmailStatus, EventKind
-from schemas.tables import INBOUND_COLUMNS
+from storage.tables import INBOUND_COLUMNS
 from tests.ingest.mail import ATTACHMENTS, HEADERS, MESSAGE_ID, inbound_fields
 from tests.schemas.events import inbound_values
 

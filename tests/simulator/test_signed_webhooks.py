@@ -11,15 +11,15 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import SecretStr
 
-from ingest.signatures import public_key_b64
 from mailpulse.demo import ingest_server
 from mailpulse.settings import Settings
-from mailpulse.simulator.driver import Traffic, drive
-from mailpulse.simulator.payloads import Signer, WebhookFormat
-from mailpulse.simulator.sender import SendStats
-from mailpulse.simulator.server import SimulatorConfig, SimulatorServer
-from mailpulse.simulator.webhooks import WebhookPolicy, WebhookTarget
 from mailpulse.topics import ensure_topics
+from schemas.signatures import public_key_b64
+from simulator.driver import Traffic, drive
+from simulator.payloads import Signer, WebhookFormat
+from simulator.sender import SendStats
+from simulator.server import SimulatorConfig, SimulatorServer
+from simulator.webhooks import WebhookPolicy, WebhookTarget
 from tests.simulator.test_sender import FAST
 
 pytestmark = pytest.mark.kafka

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mailpulse.simulator.validation import (
+from simulator.validation import (
     MAX_PROBLEMS,
     MAX_RECIPIENTS,
     MAX_REQUEST_BYTES,
