@@ -22,7 +22,7 @@ from mailpulse.broker import free_port
 from mailpulse.settings import Settings
 from mailpulse.topics import ensure_topics
 from schemas.alert_rules import AlertRule
-from tests.alerting.receiver import webhook_receiver
+from tests.integration.alerting.receiver import webhook_receiver
 from tests.integration.pipeline import read_topic
 
 AT = datetime(2026, 11, 23, 12, 5, 0, 123000, tzinfo=UTC)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from analytics import queries as q
-from tests.ingest.test_purity import FORBIDDEN, ROOT, imported
+from tests.test_purity import FORBIDDEN, ROOT, imported
 
 
 def test_queries_import_no_io() -> None:

@@ -34,8 +34,8 @@ from schemas.event import CanonicalEvent
 from schemas.sendgrid import parse_sendgrid_event
 from schemas.twilio import parse_cloud_event
 from simulator.traffic import SENDGRID, Payload, Traffic, generate
-from tests.analytics.browser import CHROMIUM, Dom, chromium, serving
-from tests.analytics.client import ApiClient
+from tests.integration.analytics.browser import CHROMIUM, Dom, chromium, serving
+from tests.integration.analytics.client import ApiClient
 from tests.integration.groundtruth import arrival_order
 from tests.integration.pipeline import running_pipeline, wait_for_records
 

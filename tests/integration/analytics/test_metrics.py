@@ -1,6 +1,7 @@
-"""Every metric of the API on generated mail with a known answer (tests/analytics/knownanswer.py), loaded
-with duplicated rows and several state versions through the real store into real chDB, compared field by
-field with the answer computed from the plan (quantiles: exact estimator, so up to float rounding)."""
+"""Every metric of the API on generated mail with a known answer
+(tests/integration/analytics/knownanswer.py), loaded with duplicated rows and several state versions
+through the real store into real chDB, compared field by field with the answer computed from the plan
+(quantiles: exact estimator, so up to float rounding)."""
 
 from __future__ import annotations
 
@@ -17,8 +18,8 @@ from alerting.notify import ALERT_COLUMNS
 from analytics.api import create_app
 from analytics.service import AnalyticsService
 from schemas.alert_rules import DEFAULT_RULES
-from tests.analytics import knownanswer as ka
-from tests.analytics.client import ApiClient
+from tests.integration.analytics import knownanswer as ka
+from tests.integration.analytics.client import ApiClient
 
 pytestmark = [pytest.mark.clickhouse]
 TOKEN = "known-answer-token"

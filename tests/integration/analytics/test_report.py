@@ -12,14 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.analytics import knownanswer as ka
+from tests.integration.analytics import knownanswer as ka
 
 pytestmark = [pytest.mark.clickhouse]
 
 FILL = """
 import sys
 from adapters.clickhouse import ClickHouseStore, connect
-from tests.analytics import knownanswer as ka
+from tests.integration.analytics import knownanswer as ka
 store = ClickHouseStore(connect("chdb://" + sys.argv[1]), "mailpulse")
 store.migrate()
 ka.load(store, ka.plan())

@@ -25,8 +25,8 @@ from schemas.signatures import (
     sign_twilio,
     with_body_sha256,
 )
-from tests.ingest.conftest import BASE_URL, ingest_client, published
 from tests.ingest.mail import MESSAGE_ID, attachment_files, inbound_fields, multipart
+from tests.integration.ingest.conftest import BASE_URL, ingest_client, published
 from tests.integration.test_slice import cloud_event, sendgrid_event
 
 pytestmark = [pytest.mark.kafka]

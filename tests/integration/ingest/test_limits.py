@@ -22,8 +22,8 @@ from mailpulse.broker import free_port
 from mailpulse.runtime import wait_listening
 from mailpulse.settings import Settings
 from schemas.inbound import INBOUND_MAX_BYTES
-from tests.ingest.conftest import ingest_client, published
 from tests.ingest.mail import inbound_fields, multipart
+from tests.integration.ingest.conftest import ingest_client, published
 from tests.integration.pipeline import read_topic
 from tests.integration.test_slice import sendgrid_event
 

@@ -24,8 +24,8 @@ from alerting.runner import AlertRunner
 from alerting.state_machine import Notification
 from mailpulse.settings import Settings
 from mailpulse.topics import ensure_topics
-from tests.alerting.receiver import HOLD, webhook_receiver
 from tests.alerting.test_notify import AT, FIRING, sent
+from tests.integration.alerting.receiver import HOLD, webhook_receiver
 from tests.integration.pipeline import read_topic
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]

@@ -17,9 +17,9 @@ from analytics.queries import Breakdown, Window, iso
 from analytics.service import AnalyticsService
 from schemas.outcomes import sql_final_status
 from storage.migrations.m0006_message_minute import STATUS_BITS
-from tests.analytics.dashboard_data import load, utcnow
+from tests.integration.analytics.dashboard_data import load, utcnow
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 DASHBOARD = ROOT / "infra/grafana/dashboards/mailpulse.json"
 DATASOURCES = ROOT / "infra/grafana/provisioning/datasources/clickhouse.yml"
 INTERVAL_S = 300

@@ -19,8 +19,8 @@ from analytics.service import AnalyticsService
 from schemas import outcomes as oc
 from schemas.alert_rules import DEFAULT_RULES
 from schemas.status import EmailStatus
-from tests.analytics.browser import CHROMIUM, Dom, chromium, serving
-from tests.analytics.dashboard_data import buckets, load, utcnow
+from tests.integration.analytics.browser import CHROMIUM, Dom, chromium, serving
+from tests.integration.analytics.dashboard_data import buckets, load, utcnow
 
 pytestmark = [pytest.mark.clickhouse]
 

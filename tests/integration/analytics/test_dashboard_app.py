@@ -14,7 +14,7 @@ from analytics.dashboard import STATIC, dashboard_app, plotly_js
 from analytics.service import AnalyticsService
 from mailpulse.runtime import api_token, dashboard_url
 from mailpulse.settings import Settings
-from tests.analytics.client import ApiClient
+from tests.integration.analytics.client import ApiClient
 
 pytestmark = [pytest.mark.clickhouse]
 

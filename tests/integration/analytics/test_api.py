@@ -13,8 +13,8 @@ from pydantic import SecretStr
 from adapters.clickhouse import ClickHouseStore
 from analytics.api import ENDPOINTS, create_app
 from analytics.service import AnalyticsService
-from tests.analytics import knownanswer as ka
-from tests.analytics.client import ApiClient
+from tests.integration.analytics import knownanswer as ka
+from tests.integration.analytics.client import ApiClient
 
 pytestmark = [pytest.mark.clickhouse]
 TOKEN = "s3cret-token"

@@ -19,8 +19,8 @@ from ingest.responses import RETRY_AFTER_S
 from mailpulse.broker import EmbeddedBroker, free_port
 from mailpulse.settings import Settings
 from schemas.sendgrid import parse_sendgrid_event
-from tests.ingest.conftest import ingest_client
-from tests.ingest.proxy import CuttableProxy
+from tests.integration.ingest.conftest import ingest_client
+from tests.integration.ingest.proxy import CuttableProxy
 from tests.integration.pipeline import read_topic
 from tests.integration.test_slice import sendgrid_event
 

@@ -17,7 +17,7 @@ from analytics import queries as q
 from analytics.service import AnalyticsService
 from mailpulse.demo import summary_figures
 from schemas.alert_rules import AlertRule
-from tests.analytics import knownanswer as ka
+from tests.integration.analytics import knownanswer as ka
 
 pytestmark = [pytest.mark.clickhouse]
 CLASSES = ("delivered", "bounced", "failed", "canceled")

@@ -10,7 +10,7 @@ import pytest
 from clickhouse_connect.driver.client import Client
 
 from adapters.clickhouse import ClickHouseStore
-from tests.analytics import knownanswer as ka
+from tests.integration.analytics import knownanswer as ka
 
 pytestmark = [pytest.mark.clickhouse]
 DAY = ka.FROM.replace(hour=0)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 FORBIDDEN = ("starlette", "aiokafka", "clickhouse_connect", "chdb", "httpx", "uvicorn", "prometheus_client")
 PURE = [
     *sorted((ROOT / "schemas").glob("*.py")),
