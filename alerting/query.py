@@ -16,7 +16,7 @@ from typing import Any
 from alerting.state_machine import Sample
 from schemas import outcomes as oc
 from schemas.alert_rules import AlertRule, Dimension, Metric
-from storage.migrations.m0006_message_minute import STATUS_BITS
+from storage.tables import STATUS_BITS
 
 # Identifiers come from this allow-list only; everything else is a bound parameter.
 KEY_COLUMN: dict[Dimension, str] = {

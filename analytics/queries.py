@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from schemas import outcomes as oc
 from schemas.times import EARLIEST, parse_utc
-from storage.migrations.m0006_message_minute import STATUS_BITS
+from storage.tables import STATUS_BITS
 
 DIMENSIONS: dict[str, str] = {  # API name -> rollup column (the allow-list of identifiers)
     "provider": "provider",

@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from storage.tables import on_cluster, table_engine
+from storage.migrations.ddl import on_cluster, table_engine
 
 # Tables derived from email_events by materialized views: whatever empties email_events empties these.
 DERIVED_TABLES: tuple[str, ...] = ("rollup_minute", "message_minute", "email_state_agg")

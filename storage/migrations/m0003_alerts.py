@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from storage.tables import on_cluster, table_engine
+from storage.migrations.ddl import on_cluster, table_engine
 
 if TYPE_CHECKING:
     from storage.migrations import SchemaOptions

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from storage.tables import on_cluster
+from storage.migrations.ddl import on_cluster
 
 if TYPE_CHECKING:
     from storage.migrations import SchemaOptions

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from storage.tables import fed_by_events, on_cluster, table_engine
+from storage.migrations.ddl import fed_by_events, on_cluster, table_engine
 
 if TYPE_CHECKING:
     from storage.migrations import SchemaOptions

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from storage.migrations.ddl import on_cluster
 from storage.migrations.m0005_coarse_rollups import COARSE
-from storage.tables import on_cluster
 
 if TYPE_CHECKING:
     from storage.migrations import SchemaOptions

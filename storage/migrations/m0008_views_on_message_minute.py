@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from storage.migrations.ddl import on_cluster
 from storage.migrations.m0006_message_minute import STATUS_BITS
-from storage.tables import on_cluster
 
 if TYPE_CHECKING:
     from storage.migrations import SchemaOptions

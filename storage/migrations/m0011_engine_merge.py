@@ -1,4 +1,4 @@
-"""10: ClickHouse does the per-event work. The processor inserts the raw Kafka values (envelope v2, one
+"""11: ClickHouse does the per-event work. The processor inserts the raw Kafka values (envelope v2, one
 JSON object per line) into ``email_events_in``, a Null table: nothing is stored there, its materialized
 views fill the tables (see docs/engine.md)."""
 
@@ -6,22 +6,42 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from schemas.event import Provider, Source
-from schemas.status import FAILURE_STATUSES, PRECEDENCE, EmailStatus, EventKind
-from storage.tables import dedup_settings, fed_by_events, on_cluster, table_engine
+from storage.migrations.ddl import dedup_settings, fed_by_events, on_cluster, table_engine
 
 if TYPE_CHECKING:
-    from enum import StrEnum
-
     from storage.migrations import SchemaOptions
 
 VERSION = 11
 NAME = "engine_merge"
 
+# The model's values as this migration was released with them (schemas/ may change; this file never does).
+_EVENT_KINDS = (
+    "status", "deferred", "click", "spamreport", "unsubscribe", "group_unsubscribe", "group_resubscribe",
+    "account_status_change", "operation", "unknown",
+)  # fmt: skip
+_STATUSES = (
+    "SCHEDULED",
+    "QUEUED",
+    "SENT",
+    "DELIVERED",
+    "UNDELIVERED",
+    "OPENED",
+    "FAILED",
+    "CANCELED",
+    "INBOUND",
+)
+_PRECEDENCE = {
+    "SCHEDULED": 10, "QUEUED": 20, "CANCELED": 30, "FAILED": 40, "SENT": 50, "DELIVERED": 60,
+    "UNDELIVERED": 70, "OPENED": 80, "INBOUND": 90,
+}  # fmt: skip
+_FAILURE_STATUSES = ("UNDELIVERED", "FAILED", "CANCELED")
+_SOURCES = ("webhook", "poller", "inbound")
+_PROVIDERS = ("twilio", "sendgrid")
 
-def _enum(values: type[StrEnum]) -> str:
+
+def _enum(values: tuple[str, ...]) -> str:
     # Enum8 columns make the parse refuse a value the model does not know, as pydantic did.
-    return "Enum8(" + ", ".join(f"'{v.value}' = {i}" for i, v in enumerate(values, 1)) + ")"
+    return "Enum8(" + ", ".join(f"'{v}' = {i}" for i, v in enumerate(values, 1)) + ")"
 
 
 def landing_table(db: str, cluster: str | None) -> str:
@@ -36,13 +56,13 @@ def landing_table(db: str, cluster: str | None) -> str:
   message_id String,
   provider_message_id Nullable(String),
   operation_id Nullable(String),
-  kind {_enum(EventKind)},
-  status Nullable({_enum(EmailStatus)}),
+  kind {_enum(_EVENT_KINDS)},
+  status Nullable({_enum(_STATUSES)}),
   raw_type String,
   occurred_at {ts},
   received_at {ts},
-  source {_enum(Source)},
-  provider {_enum(Provider)},
+  source {_enum(_SOURCES)},
+  provider {_enum(_PROVIDERS)},
   recipient Nullable(String),
   recipient_domain String,
   sender Nullable(String),
@@ -88,9 +108,8 @@ FROM {source}"""
 
 
 _TS = "DateTime64(3, 'UTC')"
-_STATUSES = tuple(EmailStatus)
-_FAILURES = ", ".join(f"'{s.value}'" for s in _STATUSES if s in FAILURE_STATUSES)
-_NON_EMAIL = ", ".join(f"'{k.value}'" for k in (EventKind.OPERATION, EventKind.ACCOUNT_STATUS_CHANGE))
+_FAILURES = ", ".join(f"'{s}'" for s in _STATUSES if s in _FAILURE_STATUSES)
+_NON_EMAIL = "'operation', 'account_status_change'"
 _FILL = {"ts": _TS, "failures": _FAILURES, "non_email": _NON_EMAIL}
 # The dedupe key's 16 bytes as one number: uniqExact keeps UInt128 values as they are (no hashing), so
 # a count is of distinct keys, exactly.
@@ -132,9 +151,9 @@ _COUNTS = {  # column -> the events it counts (distinct dedupe keys)
 }
 _RANK = (
     "transform(status, ["
-    + ", ".join(f"'{s.value}'" for s in _STATUSES)
+    + ", ".join(f"'{s}'" for s in _STATUSES)
     + "], ["
-    + ", ".join(str(PRECEDENCE[s]) for s in _STATUSES)
+    + ", ".join(str(_PRECEDENCE[s]) for s in _STATUSES)
     + "], 0)"
 )
 
@@ -149,7 +168,7 @@ STATE_SELECT = f"""SELECT
   max(kind NOT IN ({_NON_EMAIL})) AS has_email,
   max(toUInt8({_RANK})) AS status_rank,
   {", ".join(f"min(concat({_DESCRIBING_BYTES}, {v})) AS {name}" for name, v in _KEYED.items())},
-  {", ".join(f"minIfOrNull(occurred_at, status = '{s.value}') AS {s.value.lower()}_at" for s in _STATUSES)},
+  {", ".join(f"minIfOrNull(occurred_at, status = '{s}') AS {s.lower()}_at" for s in _STATUSES)},
   {", ".join(f"uniqExactIfState({_KEY}, {c}) AS {name}" for name, c in _COUNTS.items())},
   uniqExactState({_KEY}) AS event_keys,
   min(occurred_at) AS first_event_at,
@@ -163,9 +182,7 @@ GROUP BY message_id"""
 def state_table(db: str, cluster: str | None) -> str:
     engine = table_engine(db, "email_state_agg", "AggregatingMergeTree", cluster)
     described = ",\n  ".join(f"{name} SimpleAggregateFunction(min, String)" for name in _KEYED)
-    times = ",\n  ".join(
-        f"{s.value.lower()}_at SimpleAggregateFunction(min, Nullable({_TS}))" for s in _STATUSES
-    )
+    times = ",\n  ".join(f"{s.lower()}_at SimpleAggregateFunction(min, Nullable({_TS}))" for s in _STATUSES)
     counts = ",\n  ".join(
         f"{name} AggregateFunction(uniqExact, UInt128)" for name in (*_COUNTS, "event_keys")
     )
@@ -194,7 +211,7 @@ def messages_view(db: str, cluster: str | None) -> str:
     """``messages``: one merged row per message, email_state's columns and types (STATE_COLUMNS). FINAL
     merges the rows of a message at read time, in key order, streaming: an order of magnitude faster
     than a GROUP BY over message ids, and a filter on message_id still reads only its granules."""
-    time_columns = ", ".join(f"{s.value.lower()}_at" for s in _STATUSES)
+    time_columns = ", ".join(f"{s.lower()}_at" for s in _STATUSES)
     events = "finalizeAggregation(event_keys)"
     return f"""CREATE OR REPLACE VIEW {db}.messages{on_cluster(cluster)} AS
 SELECT
@@ -224,9 +241,9 @@ WHERE has_email"""
 
 _STATUS_OF_RANK = (
     "transform({rank}, ["
-    + ", ".join(str(PRECEDENCE[s]) for s in _STATUSES)
+    + ", ".join(str(_PRECEDENCE[s]) for s in _STATUSES)
     + "], ["
-    + ", ".join(f"'{s.value}'" for s in _STATUSES)
+    + ", ".join(f"'{s}'" for s in _STATUSES)
     + "], '')"
 )
 

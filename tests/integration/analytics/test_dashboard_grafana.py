@@ -16,7 +16,7 @@ from adapters.clickhouse import ClickHouseStore
 from analytics.queries import Breakdown, Window, iso
 from analytics.service import AnalyticsService
 from schemas.outcomes import sql_final_status
-from storage.migrations.m0006_message_minute import STATUS_BITS
+from storage.tables import STATUS_BITS
 from tests.integration.analytics.dashboard_data import load, utcnow
 
 ROOT = Path(__file__).resolve().parents[3]

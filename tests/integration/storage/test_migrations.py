@@ -13,8 +13,7 @@ from schemas.sendgrid import parse_sendgrid_event
 from schemas.twilio import parse_cloud_event
 from simulator.traffic import generate
 from storage.migrations import MIGRATIONS, Retention, SchemaOptions
-from storage.migrations.m0006_message_minute import STATUS_BITS
-from storage.tables import EVENT_COLUMNS
+from storage.tables import EVENT_COLUMNS, STATUS_BITS
 from tests.schemas.events import old_event_row as event_row
 
 pytestmark = [pytest.mark.clickhouse]
