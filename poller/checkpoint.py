@@ -14,7 +14,8 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from poller.decisions import TERMINAL_OPERATIONS, Mark, settled
+from poller.decisions import Mark, settled
+from schemas.status import TERMINAL_OPERATION_STATUSES
 
 EMAILS, OPERATIONS = "emails", "operations"
 _SCHEMA = """
@@ -85,7 +86,7 @@ class Checkpoint:
                             m.status,
                             m.updated_ms,
                             m.created_ms,
-                            m.status in TERMINAL_OPERATIONS,
+                            m.status in TERMINAL_OPERATION_STATUSES,
                             checked_at,
                         )
                         for m in marks

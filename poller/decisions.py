@@ -5,7 +5,7 @@
   (a stale read) is ignored. Events carry ``source=poller``, the resource's ``updatedAt`` as event
   time and an id derived from (id, status, updatedAt): webhook and poller reports of one status
   share a dedupe key downstream.
-- **Settled emails** (OPENED, UNDELIVERED, FAILED, CANCELED, INBOUND) cannot change any more. Every
+- **Settled emails** (``schemas.status.SETTLED_STATUSES``) cannot change any more. Every
   other email (DELIVERED included: opens and late bounces follow) is re-polled once it has not been
   looked at for ``reconcile_after``, until it settles or leaves the API's 7-day retention.
 - **Backoff.** 429 and 5xx are retried: never before ``Retry-After``, else exponential with full jitter.
@@ -24,21 +24,10 @@ from typing import Any
 
 from schemas.event import CanonicalEvent
 from schemas.problems import InvalidEvent
-from schemas.status import EmailStatus
+from schemas.status import SETTLED_STATUSES
 from schemas.twilio import parse_email_resource, parse_operation_resource
 
 RETENTION = timedelta(days=7)
-SETTLED: frozenset[str] = frozenset(
-    s.value
-    for s in (
-        EmailStatus.OPENED,
-        EmailStatus.UNDELIVERED,
-        EmailStatus.FAILED,
-        EmailStatus.CANCELED,
-        EmailStatus.INBOUND,
-    )
-)
-TERMINAL_OPERATIONS: frozenset[str] = frozenset({"COMPLETED", "CANCELED"})
 
 
 def to_ms(value: datetime) -> int:
@@ -144,7 +133,7 @@ def observe_operation(raw: Any, known: Mark | None, received_at: datetime) -> Ob
 
 
 def settled(mark: Mark) -> bool:
-    return mark.status in SETTLED
+    return mark.status in SETTLED_STATUSES
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,10 +15,10 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from schemas.status import EmailStatus
+from schemas.status import EmailStatus, OperationStatus
 from simulator.clock import SimClock
 from simulator.lifecycle import Outcomes, Plan, plan_email, plan_inbound, plan_operation
-from simulator.model import Address, Email, Operation, OperationStatus, Transition
+from simulator.model import Address, Email, Operation, Transition
 from simulator.paging import Key, ListOrder, ListQuery, select
 from simulator.validation import SendRequest
 

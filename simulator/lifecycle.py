@@ -19,9 +19,9 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from schemas.status import EmailStatus
+from schemas.status import EmailStatus, OperationStatus
 from simulator.clock import truncate_ms
-from simulator.model import OperationStatus, OperationTransition, Transition
+from simulator.model import OperationTransition, Transition
 
 _S = EmailStatus
 Span = tuple[float, float]  # seconds of API time, drawn uniformly

@@ -17,20 +17,9 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any
 
-from schemas.status import EmailStatus
-
-
-class OperationStatus(StrEnum):
-    SCHEDULED = "SCHEDULED"
-    PROCESSING = "PROCESSING"
-    COMPLETED = "COMPLETED"
-    CANCELED = "CANCELED"
-
-
-TERMINAL_OPERATION = frozenset({OperationStatus.COMPLETED, OperationStatus.CANCELED})
+from schemas.status import EmailStatus, OperationStatus
 
 
 def iso(value: datetime) -> str:

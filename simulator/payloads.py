@@ -32,8 +32,8 @@ from schemas.signatures import (
     sign_twilio,
     with_body_sha256,
 )
-from schemas.status import EmailStatus
-from simulator.model import Email, Operation, OperationStatus, iso
+from schemas.status import EmailStatus, OperationStatus
+from simulator.model import Email, Operation, iso
 
 Payload = dict[str, Any]
 DATASCHEMA = "https://events.twilio.com/v1/schemas/com.twilio.comms-api"

@@ -11,11 +11,11 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schemas.status import EmailStatus, precedence
+from schemas.status import EmailStatus, OperationStatus, precedence
 from simulator.clock import ManualSource, SimClock
 from simulator.core import HappeningKind, Simulator
 from simulator.lifecycle import Outcomes, plan_email, plan_operation
-from simulator.model import Address, OperationStatus
+from simulator.model import Address
 from simulator.paging import ListQuery
 from simulator.validation import Recipient, SendRequest
 
