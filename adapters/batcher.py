@@ -1,13 +1,13 @@
 """Concurrent requests' records coalesced into one open Kafka record batch per partition.
 
-``producer.send`` costs about 15 us a record (a coroutine, the partitioner, the accumulator); appending
-to a record batch costs well under 1 us. But ``producer.send_batch`` waits until the partition's
-previous batch left, so a batch per request serialized concurrent requests (the bench measured 800
-single-event requests/s). Here every request appends to the partition's one open batch; a flusher per
-partition hands it to the producer and, while the producer still holds the previous one, the next
-requests fill the next batch. Each request then awaits the acknowledgement of the batches holding its
-records (acks=all), exactly what awaiting per-record send futures gave. Those futures are shared, so
-awaiters shield them: a request that times out must not cancel the others' batch.
+``producer.send`` per record (a coroutine, the partitioner, the accumulator) costs far more than appending
+to a record batch, but ``producer.send_batch`` waits until the partition's previous batch left, so a batch
+per request would serialize concurrent requests (docs/performance.md#hot-path-choices). Here every request
+appends to the partition's one open batch; a flusher per partition hands it to the producer and, while the
+producer still holds the previous one, the next requests fill the next batch. Each request then awaits the
+acknowledgement of the batches holding its records (acks=all), exactly what awaiting per-record send
+futures gave. Those futures are shared, so awaiters shield them: a request that times out must not cancel
+the others' batch.
 """
 
 from __future__ import annotations

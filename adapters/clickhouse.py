@@ -100,7 +100,7 @@ class ClickHouseStore:
         self.client = client
         self.database = database
         # Column types by table, read once: given them, the driver skips the DESCRIBE it otherwise
-        # runs before every insert (chDB: ~3.5 of a one-row insert's 5.8 ms).
+        # runs before every insert, most of a small insert's time (docs/performance.md#hot-path-choices).
         self._types: dict[str, dict[str, str]] = {}
 
     def migrate(self, cluster: str | None = None, retention: Retention | None = None) -> list[str]:

@@ -1,6 +1,6 @@
-"""Kafka's default key partitioning (the Java client's murmur2), about 5x cheaper than aiokafka's
-pure-Python ``murmur2``, which cost 7 us per record on ingest's and the processor's hot paths. Same
-results bit for bit (tests/adapters/test_partitioner.py), so a key lands where ``producer.send`` puts it.
+"""Kafka's default key partitioning (the Java client's murmur2), cheaper than aiokafka's pure-Python
+``murmur2`` on ingest's and the processor's hot paths (docs/performance.md#hot-path-choices). Same results
+bit for bit (tests/adapters/test_partitioner.py), so a key lands where ``producer.send`` puts it.
 Pure."""
 
 from __future__ import annotations

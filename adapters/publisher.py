@@ -141,8 +141,9 @@ class KafkaPublisher:
         self.journal = journal
         self.max_record_bytes = value_room(producer)
         self.timeout_s = timeout_s
-        # Events go into per-partition batches shared by concurrent requests (adapters.batcher): a
-        # per-record send cost ~15 us an event, and a batch per request serialized requests.
+        # Events go into per-partition batches shared by concurrent requests (adapters.batcher): cheaper
+        # than a send per record, and unlike a batch per request it never serializes requests
+        # (docs/performance.md#hot-path-choices).
         self.batcher = PartitionBatcher(producer, topic)
         # Key and value bytes handed to the producer and not yet acknowledged or failed: a request
         # that would pass the cap is refused at once, so a stalled Kafka cannot grow memory unbounded.
@@ -305,9 +306,9 @@ def create_producer(bootstrap: str, enable_idempotence: bool) -> AIOKafkaProduce
         acks="all",
         enable_idempotence=enable_idempotence,
         # No lingering: a request's events are queued without yielding, so they batch anyway, and
-        # sends queued while a produce request is in flight go out together in the next one. A linger
-        # of 5 ms held every single-event callback 5 ms (16 connections: ~2,500 requests/s at most).
+        # sends queued while a produce request is in flight go out together in the next one; a linger
+        # would hold every single-event request that long (docs/performance.md#hot-path-choices).
         linger_ms=0,
-        max_batch_size=256 * 1024,  # fewer, larger produce requests (the bench's ceiling rose ~2x)
+        max_batch_size=256 * 1024,  # fewer, larger produce requests
         request_timeout_ms=10_000,
     )

@@ -63,8 +63,8 @@ class Verify:
 
 
 DEFAULT_MAX_BODY_BYTES = 5 * 1024 * 1024
-# Elements validated between two yields to the event loop: a few ms at most (an invalid element takes
-# ~20 us on the canonical path), and a post of one or a hundred events never yields.
+# Elements validated between two yields to the event loop: a few ms at most even when every one takes
+# the canonical path (docs/performance.md#hot-path-choices); a post of up to 256 events never yields.
 CHUNK = 256
 NOT_AN_OBJECT = [{"field": "(event)", "message": "must be a JSON object"}]  # shared: nothing changes it
 

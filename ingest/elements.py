@@ -151,7 +151,7 @@ class Rejections:
         self.problems = 0  # their problems
         self.first: list[Rejected] = []
         self.errors: list[dict[str, Any]] = []
-        self.tally: dict[tuple[str, str], int] = {}  # a plain dict: a Counter costs a post ~1 us
+        self.tally: dict[tuple[str, str], int] = {}  # a plain dict: cheaper per post than a Counter
 
     def add(self, index: int, raw: Any, problems: list[dict[str, str]]) -> None:
         self.count += 1

@@ -1,13 +1,13 @@
 """Envelope records built straight from webhook JSON, for the events that need nothing more. Pure.
 
 The canonical path (``schemas.sendgrid`` / ``schemas.twilio`` -> ``CanonicalEvent`` -> ``encode``)
-validates through two or three pydantic models per event and lists every problem; it cost ~18 us a
-SendGrid event. Nearly every event a provider posts is plainly valid: here the same constraints are
-checked with exact type tests and the envelope is written in ``CanonicalEvent``'s field order, a few us.
-Whatever this module is not sure of (a type pydantic might coerce, an alias spelling, a bound crossed,
-a time format other than RFC 3339 UTC) gives None, and the caller takes the canonical path for that
-element: the same bytes, or the same problems. tests/ingest/test_fastpath.py compares both paths
-byte for byte over generated input. Recipient privacy other than plain uses the canonical path.
+validates through two or three pydantic models per event and lists every problem, the costliest step of a
+post (docs/performance.md#hot-path-choices). Nearly every event a provider posts is plainly valid: here
+the same constraints are checked with exact type tests and the envelope is written in ``CanonicalEvent``'s
+field order. Whatever this module is not sure of (a type pydantic might coerce, an alias spelling, a bound
+crossed, a time format other than RFC 3339 UTC) gives None, and the caller takes the canonical path for
+that element: the same bytes, or the same problems. tests/ingest/test_fastpath.py compares both paths byte
+for byte over generated input. Recipient privacy other than plain uses the canonical path.
 """
 
 from __future__ import annotations

@@ -53,15 +53,15 @@ T = TypeVar("T")
 
 
 # The collector's default (700 allocations per young collection) walks the processor's large live heap
-# (cached states, a 20,000-event batch) so often that it cost about a third of the drain time
-# (8.3k -> 11.4k events/s with this). The hot paths make almost no reference cycles, so rarer
-# collections cost little memory.
+# (a 20,000-event batch) often enough to cost a large share of the drain time
+# (docs/performance.md#hot-path-choices).
+# The hot paths make almost no reference cycles, so rarer collections cost little memory.
 GC_THRESHOLDS = (50_000, 20, 100)
 
 
 def run_async(main: Coroutine[object, object, T]) -> T:
-    """Run a role's main coroutine on uvloop (about twice the throughput of the default loop), with
-    fewer garbage collections (GC_THRESHOLDS)."""
+    """Run a role's main coroutine on uvloop (the faster event loop: docs/performance.md#hot-path-choices),
+    with fewer garbage collections (GC_THRESHOLDS)."""
     gc.collect()
     gc.freeze()  # what was imported and built at start-up is never scanned again
     gc.set_threshold(*GC_THRESHOLDS)

@@ -19,7 +19,7 @@ _STATUS_TIME_COLUMNS = (
     "opened_at", "failed_at", "canceled_at", "inbound_at",
 )  # fmt: skip
 
-# Received mail (CanonicalEvent.inbound), added after the first release: ALTERed into older tables.
+# Received mail (CanonicalEvent.inbound): migration 1 ALTERs them into tables created without them.
 # ``attachments`` holds a JSON array of attachment metadata, '' when the event is not a received mail.
 _INBOUND_COLUMN_TYPES: tuple[tuple[str, str], ...] = (
     ("inbound_recipients", "Array(String)"),

@@ -39,7 +39,7 @@ INFRA = Path(__file__).resolve().parents[2] / "infra"
 COMPOSE = INFRA / "docker-compose.yml"
 DOCKERFILE = INFRA / "Dockerfile"
 K8S = INFRA / "k8s"
-ROLES = {"ingest", "process", "poll", "alerts", "dashboard", "migrate"}  # issue 7's roles
+ROLES = {"ingest", "process", "poll", "alerts", "dashboard", "migrate"}  # the production roles
 # The setting of the address each server role binds (mailpulse.runtime: the process, poll and alerts
 # health/metrics ports bind the ingest host). In a container it must be all interfaces.
 BIND_SETTING = {
