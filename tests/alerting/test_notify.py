@@ -5,12 +5,11 @@ from __future__ import annotations
 import asyncio
 import random
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import httpx
 import orjson
 import pytest
-from prometheus_client import REGISTRY
 from pydantic import ValidationError
 
 from adapters.clickhouse import ClickHouseStore
@@ -22,19 +21,9 @@ from mailpulse.broker import free_port
 from mailpulse.settings import Settings
 from mailpulse.topics import ensure_topics
 from schemas.alert_rules import AlertRule
+from tests.alerting.notifications import AT, FIRING, sent
 from tests.integration.alerting.receiver import webhook_receiver
 from tests.integration.pipeline import read_topic
-
-AT = datetime(2026, 11, 23, 12, 5, 0, 123000, tzinfo=UTC)
-FIRING = Notification(
-    at=AT, rule="fail", metric="failure_rate", dimension="sender_domain", key="shop.example", state="firing",
-    value=0.42, threshold=0.2, volume=120, window_s=300, reason="failure_rate above 0.2 for 60s",
-)  # fmt: skip
-
-
-def sent(channel: str, outcome: str) -> float:
-    labels = {"channel": channel, "outcome": outcome}
-    return REGISTRY.get_sample_value("mailpulse_alert_notifications_total", labels) or 0.0
 
 
 def test_slack_message_carries_every_field() -> None:

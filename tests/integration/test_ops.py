@@ -10,7 +10,7 @@ from adapters.clickhouse import ClickHouseStore
 from mailpulse.ops import describe_topics, rewind_group
 from mailpulse.settings import Settings
 from tests.integration.pipeline import running_pipeline, wait_for_records
-from tests.integration.test_slice import one_message_batch
+from tests.webhook_events import one_message_batch
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
 

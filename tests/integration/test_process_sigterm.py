@@ -28,7 +28,7 @@ from tests.integration.groundtruth import (
     mismatches,
     status_events,
 )
-from tests.integration.test_crash_recovery import (
+from tests.integration.processor_process import (
     ProcessorProcess,
     dump_tables,
     processor_env,

@@ -24,7 +24,7 @@ from alerting.runner import AlertRunner
 from alerting.state_machine import Notification
 from mailpulse.settings import Settings
 from mailpulse.topics import ensure_topics
-from tests.alerting.test_notify import AT, FIRING, sent
+from tests.alerting.notifications import AT, FIRING, sent
 from tests.integration.alerting.receiver import HOLD, webhook_receiver
 from tests.integration.pipeline import read_topic
 

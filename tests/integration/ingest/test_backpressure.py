@@ -19,10 +19,10 @@ from ingest.responses import RETRY_AFTER_S
 from mailpulse.broker import EmbeddedBroker, free_port
 from mailpulse.settings import Settings
 from schemas.sendgrid import parse_sendgrid_event
-from tests.integration.ingest.conftest import ingest_client
+from tests.integration.ingest.ingest_app import ingest_client
 from tests.integration.ingest.proxy import CuttableProxy
 from tests.integration.pipeline import read_topic
-from tests.integration.test_slice import sendgrid_event
+from tests.webhook_events import sendgrid_event
 
 pytestmark = [pytest.mark.kafka]
 

@@ -15,12 +15,10 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from starlette.types import Message
 
-from adapters.publisher import KafkaPublisher, create_producer
 from ingest.app import IngestApp, IngestConfig, create_app
 from mailpulse.broker import free_port
 from mailpulse.runtime import serve_ingest, wait_listening
 from mailpulse.settings import Settings
-from mailpulse.topics import ensure_topics
 from schemas.signatures import (
     SENDGRID_SIGNATURE_HEADER,
     SENDGRID_TIMESTAMP_HEADER,
@@ -31,6 +29,7 @@ from schemas.signatures import (
     sign_twilio,
     with_body_sha256,
 )
+from tests.integration.ingest.ingest_app import kafka_publisher
 
 pytestmark = [pytest.mark.kafka]
 
@@ -42,16 +41,8 @@ BODY = b'[{"email":"ana@example.com","timestamp":1763900000,"event":"processed",
 
 @contextlib.asynccontextmanager
 async def ingest_app(settings: Settings, config: IngestConfig) -> AsyncIterator[IngestApp]:
-    assert settings.kafka_bootstrap is not None
-    await ensure_topics(settings.kafka_bootstrap, [settings.status_topic, settings.deadletter_topic], 1)
-    producer = create_producer(settings.kafka_bootstrap, enable_idempotence=False)
-    await producer.start()
-    try:
-        yield create_app(
-            KafkaPublisher(producer, settings.status_topic, settings.deadletter_topic, 3.0), config
-        )
-    finally:
-        await producer.stop()
+    async with kafka_publisher(settings, partitions=1, timeout_s=3.0) as publisher:
+        yield create_app(publisher, config)
 
 
 async def call(

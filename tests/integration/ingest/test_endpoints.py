@@ -26,8 +26,8 @@ from schemas.signatures import (
     with_body_sha256,
 )
 from tests.ingest.mail import MESSAGE_ID, attachment_files, inbound_fields, multipart
-from tests.integration.ingest.conftest import BASE_URL, ingest_client, published
-from tests.integration.test_slice import cloud_event, sendgrid_event
+from tests.integration.ingest.ingest_app import BASE_URL, ingest_client, published
+from tests.webhook_events import cloud_event, sendgrid_event
 
 pytestmark = [pytest.mark.kafka]
 

@@ -26,11 +26,9 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from adapters.publisher import KafkaPublisher, create_producer
 from ingest.app import IngestConfig, create_app
 from ingest.openapi import openapi_document
 from mailpulse.settings import Settings
-from mailpulse.topics import ensure_topics
 from schemas.deadletter import json_text
 from schemas.privacy import RecipientPrivacy
 from schemas.signatures import (
@@ -44,8 +42,9 @@ from schemas.signatures import (
     with_body_sha256,
 )
 from tests.ingest.mail import HEADERS, inbound_fields, multipart
+from tests.integration.ingest.ingest_app import asgi_client, kafka_publisher
 from tests.integration.pipeline import read_topic
-from tests.integration.test_slice import sendgrid_event
+from tests.webhook_events import sendgrid_event
 
 pytestmark = [pytest.mark.kafka]
 
@@ -280,33 +279,25 @@ def check(call: Call, answer: httpx.Response) -> None:
 async def clients(
     settings_: Settings,
 ) -> AsyncGenerator[tuple[httpx.AsyncClient, httpx.AsyncClient, httpx.AsyncClient]]:
-    bootstrap = settings_.kafka_bootstrap
-    assert bootstrap is not None
-    await ensure_topics(bootstrap, [settings_.status_topic, settings_.deadletter_topic], settings_.partitions)
-    producer = create_producer(bootstrap, enable_idempotence=False)
-    await producer.start()
-    publisher = KafkaPublisher(producer, settings_.status_topic, settings_.deadletter_topic, 10.0)
-    verifier = SendGridVerifier(SIGNING_KEY.public_key(), 300)
-    plain = create_app(publisher, IngestConfig())  # plain privacy: the fast path (ingest/fastpath.py)
-    hashed = create_app(publisher, IngestConfig(privacy=RecipientPrivacy("hashed", b"fuzz-key")))
-    signed = create_app(
-        publisher,
-        IngestConfig(
-            sendgrid=verifier,
-            sendgrid_inbound=verifier,
-            twilio=TwilioVerifier(TOKEN),
-            privacy=RecipientPrivacy("domain", b"fuzz-key"),
-        ),
-    )
-    try:
+    async with kafka_publisher(settings_, timeout_s=10.0) as publisher:
+        verifier = SendGridVerifier(SIGNING_KEY.public_key(), 300)
+        plain = create_app(publisher, IngestConfig())  # plain privacy: the fast path (ingest/fastpath.py)
+        hashed = create_app(publisher, IngestConfig(privacy=RecipientPrivacy("hashed", b"fuzz-key")))
+        signed = create_app(
+            publisher,
+            IngestConfig(
+                sendgrid=verifier,
+                sendgrid_inbound=verifier,
+                twilio=TwilioVerifier(TOKEN),
+                privacy=RecipientPrivacy("domain", b"fuzz-key"),
+            ),
+        )
         async with (
-            httpx.AsyncClient(transport=httpx.ASGITransport(app=plain), base_url=BASE) as one,
-            httpx.AsyncClient(transport=httpx.ASGITransport(app=hashed), base_url=BASE) as two,
-            httpx.AsyncClient(transport=httpx.ASGITransport(app=signed), base_url=BASE) as three,
+            asgi_client(plain) as one,
+            asgi_client(hashed) as two,
+            asgi_client(signed) as three,
         ):
             yield one, two, three
-    finally:
-        await producer.stop()
 
 
 def test_fuzz_every_endpoint(settings: Settings) -> None:
@@ -397,18 +388,12 @@ def test_unwritable_elements_are_refused_and_their_neighbours_published_once(set
         )
         bootstrap = settings.kafka_bootstrap
         assert bootstrap is not None
-        await ensure_topics(bootstrap, [topics.status_topic, topics.deadletter_topic], 3)
-        producer = create_producer(bootstrap, enable_idempotence=False)
-        await producer.start()
-        try:
-            publisher = KafkaPublisher(producer, topics.status_topic, topics.deadletter_topic, 10.0)
+        async with kafka_publisher(topics, partitions=3, timeout_s=10.0) as publisher:
             app = create_app(publisher, IngestConfig(privacy=RecipientPrivacy(mode, b"fuzz-key")))
             # A 500 is an answer here, as a sender sees it, not an exception in the test.
             transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
             async with httpx.AsyncClient(transport=transport, base_url=BASE) as client:
                 answer = await post_as_a_sender(client)
-        finally:
-            await producer.stop()
         # One more than expected, or 2 s: whatever else is there is read too.
         events = await read_topic(bootstrap, topics.status_topic, 4, 2.0)
         letters = await read_topic(bootstrap, topics.deadletter_topic, 5, 2.0)

@@ -15,7 +15,6 @@ import orjson
 import pytest
 import uvicorn
 
-from adapters.publisher import KafkaPublisher, create_producer
 from ingest.app import IngestConfig, create_app
 from ingest.elements import DEFAULT_MAX_ELEMENTS, MAX_ERRORS
 from mailpulse.broker import free_port
@@ -23,9 +22,9 @@ from mailpulse.runtime import wait_listening
 from mailpulse.settings import Settings
 from schemas.inbound import INBOUND_MAX_BYTES
 from tests.ingest.mail import inbound_fields, multipart
-from tests.integration.ingest.conftest import ingest_client, published
+from tests.integration.ingest.ingest_app import ingest_client, kafka_publisher, published
 from tests.integration.pipeline import read_topic
-from tests.integration.test_slice import sendgrid_event
+from tests.webhook_events import sendgrid_event
 
 pytestmark = [pytest.mark.kafka]
 
@@ -144,23 +143,19 @@ def test_oversize_event_batch_is_cut_at_its_limit(settings: Settings) -> None:
 @contextlib.asynccontextmanager
 async def served(settings: Settings) -> AsyncIterator[int]:
     """The ingest app behind a real uvicorn on loopback; yields its port."""
-    assert settings.kafka_bootstrap is not None
-    producer = create_producer(settings.kafka_bootstrap, enable_idempotence=False)
-    await producer.start()
-    port = free_port()
-    publisher = KafkaPublisher(producer, settings.status_topic, settings.deadletter_topic, 3.0)
-    config = uvicorn.Config(
-        create_app(publisher), host="127.0.0.1", port=port, log_level="warning", lifespan="off"
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    try:
-        await wait_listening("127.0.0.1", port)
-        yield port
-    finally:
-        server.should_exit = True
-        await task
-        await producer.stop()
+    async with kafka_publisher(settings, timeout_s=3.0) as publisher:
+        port = free_port()
+        config = uvicorn.Config(
+            create_app(publisher), host="127.0.0.1", port=port, log_level="warning", lifespan="off"
+        )
+        server = uvicorn.Server(config)
+        task = asyncio.create_task(server.serve())
+        try:
+            await wait_listening("127.0.0.1", port)
+            yield port
+        finally:
+            server.should_exit = True
+            await task
 
 
 def test_oversize_inbound_over_real_http_is_answered_before_the_upload_ends(settings: Settings) -> None:

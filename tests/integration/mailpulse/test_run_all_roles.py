@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from tests.cli_process import start_cli
-from tests.integration.test_slice import T0, one_message_batch
+from tests.webhook_events import T0, one_message_batch
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
 TOKEN = "run-test-token"

@@ -29,7 +29,7 @@ from simulator.clock import ManualSource
 from simulator.lifecycle import Outcomes
 from simulator.paging import ListOrder
 from simulator.server import SimulatorConfig, SimulatorServer
-from tests.simulator.test_validation import valid
+from tests.simulator.send_requests import valid
 
 pytestmark = pytest.mark.kafka
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(days=1)

@@ -20,7 +20,7 @@ from simulator.payloads import Signer, WebhookFormat
 from simulator.sender import SendStats
 from simulator.server import SimulatorConfig, SimulatorServer
 from simulator.webhooks import WebhookPolicy, WebhookTarget
-from tests.simulator.test_sender import FAST
+from tests.simulator.lifecycles import FAST
 
 pytestmark = pytest.mark.kafka
 TOKEN = "twilio-auth-token-for-tests"

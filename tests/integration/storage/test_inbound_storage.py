@@ -16,8 +16,8 @@ from schemas.sendgrid_inbound import InboundPost, UploadedFile, parse_inbound
 from storage.tables import INBOUND_COLUMNS
 from tests.ingest.mail import ATTACHMENTS, MESSAGE_ID, attachment_files, inbound_fields, multipart
 from tests.integration.pipeline import running_pipeline, wait_for_records
-from tests.integration.test_slice import sendgrid_event
 from tests.schemas.events import inbound_values
+from tests.webhook_events import sendgrid_event
 
 pytestmark = [pytest.mark.clickhouse]
 
