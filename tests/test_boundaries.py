@@ -13,11 +13,12 @@ Imports are read from the syntax tree, wherever they are (in functions and TYPE_
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
-from tests.imports import ROOT, imported_packages
+from tests.imports import ROOT, imported_modules, imported_packages
 
 ROLES = frozenset({"ingest", "poller", "processors", "alerting", "analytics", "simulator"})
 COMPOSITION = frozenset({"mailpulse", "bench"})
@@ -56,3 +57,28 @@ def test_the_check_sees_a_crossing(tmp_path: Path) -> None:
     source = tmp_path / "m.py"
     source.write_text("def f() -> None:\n    from ingest.app import create_app\n")
     assert imported_packages(source) == {"ingest"}
+
+
+def test_no_test_module_imports_another() -> None:
+    """Shared test code lives in helper modules, so moving or trimming one test breaks no other."""
+    found = [
+        f"{path.relative_to(ROOT)} imports {module}"
+        for path in sorted((ROOT / "tests").rglob("*.py"))
+        for module in sorted(imported_modules(path))
+        if module.startswith("tests.") and module.rsplit(".", 1)[-1].startswith("test_")
+    ]
+    assert found == []
+
+
+# Deployment-file checks keep their one probe test that starts the roles' apps beside the file checks.
+MARKED_OUTSIDE_INTEGRATION = {"tests/infra/test_deployment_files.py"}
+
+
+def test_kafka_and_clickhouse_tests_live_under_integration() -> None:
+    marked = {
+        str(path.relative_to(ROOT))
+        for path in sorted((ROOT / "tests").rglob("test_*.py"))
+        if "integration" not in path.relative_to(ROOT).parts
+        and re.search(r"pytest\.mark\.(kafka|clickhouse)\b", path.read_text())
+    }
+    assert marked == MARKED_OUTSIDE_INTEGRATION

@@ -4,10 +4,8 @@ tables and gives the same figures as the /api does for the same range."""
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,21 +13,13 @@ import pytest
 from adapters.clickhouse import ClickHouseStore
 from analytics.queries import Breakdown, Window, iso
 from analytics.service import AnalyticsService
-from schemas.outcomes import sql_final_status
-from storage.tables import STATUS_BITS
+from tests.analytics.grafana_dashboard import panels
 from tests.integration.analytics.dashboard_data import load, utcnow
 
-ROOT = Path(__file__).resolve().parents[3]
-DASHBOARD = ROOT / "infra/grafana/dashboards/mailpulse.json"
-DATASOURCES = ROOT / "infra/grafana/provisioning/datasources/clickhouse.yml"
 INTERVAL_S = 300
 # Headline column -> the rate of schemas/outcomes.py it shows
 COLUMNS = {"delivery_rate": "delivered", "bounce_rate": "bounced", "failed_rate": "failed",
            "canceled_rate": "canceled", "failure_rate": "failure", "open_rate": "opened"}  # fmt: skip
-
-
-def panels() -> list[dict[str, Any]]:
-    return list(json.loads(DASHBOARD.read_text())["panels"])
 
 
 def expand(sql: str, start: datetime, end: datetime, database: str) -> str:
@@ -47,28 +37,6 @@ def expand(sql: str, start: datetime, end: datetime, database: str) -> str:
     sql = sql.replace("$__interval_s", str(INTERVAL_S)).replace("mailpulse.", f"{database}.")
     assert "$" not in sql, sql
     return sql
-
-
-def test_outcome_panels_use_the_final_status_of_schemas_outcomes() -> None:
-    final = sql_final_status(lambda s: f"bitTest(m, {STATUS_BITS.index(s.value)})")
-    titles = ("Headline", "Failure and bounce rate", "Delivery funnel", "Worst recipient domains")
-    for panel in panels():
-        if panel["title"] in titles:
-            assert final in panel["targets"][0]["rawSql"], panel["title"]
-
-
-def test_every_panel_queries_the_provisioned_clickhouse_datasource() -> None:
-    provisioned = dict(re.findall(r"uid:\s*(\S+)\s*\n\s*type:\s*(\S+)", DATASOURCES.read_text()))
-    found = panels()
-    assert len(found) == 7
-    for panel in found:
-        assert panel["targets"], panel["title"]
-        for target in panel["targets"]:
-            source = target["datasource"]
-            assert provisioned[source["uid"]] == source["type"] == "grafana-clickhouse-datasource"
-            assert target["editorType"] == "sql" and target["rawSql"].strip()
-    ids = [p["id"] for p in found]
-    assert len(set(ids)) == len(ids)
 
 
 @pytest.mark.clickhouse

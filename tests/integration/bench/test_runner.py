@@ -8,7 +8,6 @@ opens its own chDB directory, so it runs as a subprocess (chDB allows one data p
 
 from __future__ import annotations
 
-import gc
 import re
 import subprocess
 import sys
@@ -18,8 +17,6 @@ from typing import Any
 
 import orjson
 import pytest
-
-from bench.processor import CollectorClock
 
 ROWS = (
     "1 Kafka producer ceiling",
@@ -110,24 +107,3 @@ def test_quick_bench_writes_every_stable_key_to_json(quick: QuickRun) -> None:
     assert figures["restart_stored_events"] >= figures["sizes"]["stored_events"] // 2
     assert figures["e2e_visible"] == figures["e2e_acknowledged"]
     assert len(figures["rows"]) == len(quick.stdout.split("\n\n")[0].splitlines()) - 2  # header, rule
-
-
-class _Node:
-    def __init__(self) -> None:
-        self.other: _Node | None = None
-
-
-def test_collector_clock_counts_what_only_the_collector_frees() -> None:
-    """Measurement 5 reports the collector's work during the drain from this clock."""
-    gc.collect()
-    with CollectorClock() as clock:
-        for _ in range(10):  # ten two-object cycles, unreachable
-            a, b = _Node(), _Node()
-            a.other, b.other = b, a
-        del a, b
-        gc.collect()
-    assert clock not in gc.callbacks
-    assert clock.collections >= 1 and clock.freed >= 20 and clock.seconds > 0
-    freed = clock.freed
-    gc.collect()  # uninstalled: no longer counts
-    assert clock.freed == freed

@@ -4,14 +4,11 @@ dumps hold; the rows dump reads rebuild the events loaded (chDB)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
 
-import orjson
 import pytest
 
 from adapters.clickhouse import ClickHouseStore
-from mailpulse.event_files import detect, dump_line, to_event
-from schemas.event import EnvelopeV1, envelope_json
+from schemas.event import envelope_json
 from schemas.sendgrid_inbound import InboundPost, UploadedFile, parse_inbound
 from storage.rows import event_from_row
 from storage.tables import EVENT_COLUMNS
@@ -19,25 +16,6 @@ from tests.ingest.mail import ATTACHMENTS, inbound_fields
 from tests.schemas.events import sample_events
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
-
-
-def test_dump_lines_are_v2_and_read_back() -> None:
-    for event in sample_events():
-        line = dump_line(event)
-        assert line == envelope_json(event) + b"\n"
-        assert detect(Path("x.jsonl"), line.decode()) == "dump"
-        assert to_event(orjson.loads(line), "dump", NOW) == event
-
-
-def test_v1_dump_lines_still_read() -> None:
-    for event in sample_events():
-        line = EnvelopeV1(event=event).model_dump_json()
-        assert detect(Path("x.jsonl"), line) == "dump"
-        assert to_event(orjson.loads(line), "dump", NOW) == event
-
-
-def test_webhook_lines_are_not_dumps() -> None:
-    assert detect(Path("x.jsonl"), '{"event": "delivered", "email": "a@b.c", "timestamp": 1}') == "jsonl"
 
 
 @pytest.mark.clickhouse
