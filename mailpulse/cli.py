@@ -24,9 +24,9 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _signed_or_allowed(settings: Settings) -> str | None:
-    """Why ingest must not start with these settings (the signature rule of mailpulse.security), or None."""
+    """Why ingest must not start with these settings (mailpulse.unsigned_ingest's rule), or None."""
     from mailpulse.runtime import ingest_config
-    from mailpulse.security import unsigned_refusal
+    from mailpulse.unsigned_ingest import unsigned_refusal
 
     return unsigned_refusal(settings, ingest_config(settings))
 
@@ -35,7 +35,7 @@ def _unsigned_on_embedded(settings: Settings, command: str) -> Settings:
     """`demo` and `run` on the embedded default are local trials: they accept unsigned events, and say so.
     On a configured Kafka they follow ingest's rule."""
     from mailpulse.runtime import ingest_config
-    from mailpulse.security import ALLOW_UNSIGNED, unsigned_endpoints
+    from mailpulse.unsigned_ingest import ALLOW_UNSIGNED, unsigned_endpoints
 
     if settings.kafka_bootstrap or settings.allow_unsigned or not unsigned_endpoints(ingest_config(settings)):
         return settings
@@ -212,7 +212,7 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 
 def cmd_topics(args: argparse.Namespace) -> int:
-    from mailpulse.ops import describe_topics
+    from mailpulse.kafka_ops import describe_topics
     from mailpulse.runtime import kafka
 
     settings = _settings(args)
@@ -238,7 +238,7 @@ def utc_time(text: str) -> datetime:
 
 
 def cmd_rewind(args: argparse.Namespace) -> int:
-    from mailpulse.ops import rewind_group
+    from mailpulse.kafka_ops import rewind_group
     from mailpulse.runtime import kafka
 
     settings = _settings(args)

@@ -1,4 +1,6 @@
-"""`mailpulse replay FILE`: backfill a SendGrid event export or a mailpulse dump through the pipeline.
+"""The event files `mailpulse replay` reads and `mailpulse dump` writes (the commands: file_commands.py).
+
+Replay backfills a SendGrid event export or a mailpulse dump through the pipeline.
 
 Records are parsed by the same code as the webhooks (or validated as canonical envelopes, for a dump),
 published to the status topic like ingest does, and loaded by the processors, which recognise events

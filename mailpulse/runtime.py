@@ -37,9 +37,9 @@ from analytics.service import AnalyticsService
 from ingest.app import IngestConfig, create_app
 from mailpulse.broker import EmbeddedBroker
 from mailpulse.health import alerts_health_app, health_app
-from mailpulse.security import warn_unsigned
 from mailpulse.settings import Settings
 from mailpulse.topics import ensure_topics
+from mailpulse.unsigned_ingest import warn_unsigned
 from poller.checkpoint import Checkpoint
 from poller.cycle import Poller, PollerConfig
 from processors.status_processor import ProcessorConfig, StatusProcessor, create_consumer

@@ -19,8 +19,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from mailpulse.logs import formatter, redacted_excepthook
 from mailpulse.redact import redact_dsn
 from mailpulse.runtime import ingest_config
-from mailpulse.security import SIGNATURE_SETTINGS, unsigned_endpoints, unsigned_refusal, warn_unsigned
 from mailpulse.settings import Settings
+from mailpulse.unsigned_ingest import SIGNATURE_SETTINGS, unsigned_endpoints, unsigned_refusal, warn_unsigned
 from schemas.signatures import public_key_b64
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,4 +1,4 @@
-"""Query bench: ``python -m analytics.bench --events 10000000``.
+"""Query bench: ``python -m bench.analytics_queries --events 10000000``.
 
 Generates N events for one day directly in chDB (``INSERT ... SELECT FROM numbers(N)``) into the landing
 table the processor loads, ``email_events_in``, so the real materialized views fill events, the message
@@ -111,7 +111,9 @@ def timings(service: AnalyticsService, window: q.Window, bucket: int) -> dict[st
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m analytics.bench", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.analytics_queries", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--events", type=int, default=10_000_000, help="events to generate (default 10M)")
     parser.add_argument("--path", type=Path, help="chDB directory (default: a temporary one)")
     args = parser.parse_args(argv)

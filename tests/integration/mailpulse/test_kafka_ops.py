@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from adapters.clickhouse import ClickHouseStore
-from mailpulse.ops import describe_topics, rewind_group
+from mailpulse.kafka_ops import describe_topics, rewind_group
 from mailpulse.settings import Settings
 from tests.integration.pipeline import running_pipeline, wait_for_records
 from tests.webhook_events import one_message_batch
