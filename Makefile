@@ -34,7 +34,7 @@ unit: $(STAMP)
 
 # Times every analytics API query over 10M generated events in a temporary chDB (EVENTS=... to change).
 bench-analytics: $(STAMP)
-	$(BIN)/python -m analytics.bench --events $(or $(EVENTS),10000000)
+	$(BIN)/python -m bench.analytics_queries --events $(or $(EVENTS),10000000)
 
 clean:
 	rm -rf $(VENV) .mailpulse .pytest_cache .mypy_cache .ruff_cache .hypothesis

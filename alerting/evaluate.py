@@ -6,8 +6,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from alerting.engine import Sample
 from alerting.query import counts_from_rows, measurement_groups, rates_query, window
+from alerting.state_machine import Sample
 from schemas.alert_rules import AlertRule
 
 QueryFn = Callable[[str, dict[str, Any]], list[tuple[Any, ...]]]

@@ -18,8 +18,8 @@ from aiokafka import AIOKafkaProducer
 
 from adapters.clickhouse import ClickHouseStore
 from adapters.retry import Backoff, parse_retry_after, retriable
-from alerting.engine import KeyState, Notification, restored
 from alerting.metrics import NOTIFICATIONS
+from alerting.state_machine import KeyState, Notification, restored
 from alerting.urls import webhook_url_problem
 from schemas.alert_rules import AlertRule
 

@@ -19,7 +19,7 @@ from typing import Literal
 import orjson
 
 from adapters.clickhouse import ClickHouseStore
-from alerting.engine import Notification
+from alerting.state_machine import Notification
 
 OUTBOX_COLUMNS = (
     "at", "rule", "key", "state", "channel", "attempt", "outcome", "recorded_at", "notification", "error",

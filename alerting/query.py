@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from alerting.engine import Sample
+from alerting.state_machine import Sample
 from schemas import outcomes as oc
 from schemas.alert_rules import AlertRule, Dimension, Metric
-from schemas.migrations.m0006_message_minute import STATUS_BITS
+from storage.tables import STATUS_BITS
 
 # Identifiers come from this allow-list only; everything else is a bound parameter.
 KEY_COLUMN: dict[Dimension, str] = {

@@ -17,11 +17,11 @@ import logging
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
-from alerting.engine import KeyState, Notification, Phase, step
 from alerting.evaluate import Evaluator
 from alerting.metrics import ALERT_STATE, EVALUATIONS, LAST_EVALUATION, NOTIFICATIONS, TRANSITIONS
 from alerting.notify import AlertHistory, Notifier
 from alerting.outbox import Delivery, Outbox, Step
+from alerting.state_machine import KeyState, Notification, Phase, step
 from schemas.alert_rules import AlertRule
 
 log = logging.getLogger(__name__)

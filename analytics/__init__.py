@@ -1,2 +1,2 @@
 """Deliverability analytics: metric queries over the rollup and message state, the read-only JSON API,
-``mailpulse report`` and the 10M-event query bench."""
+``mailpulse report`` and the dashboard."""

@@ -18,8 +18,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from schemas import outcomes as oc
-from schemas.migrations.m0006_message_minute import STATUS_BITS
 from schemas.times import EARLIEST, parse_utc
+from storage.tables import STATUS_BITS
 
 DIMENSIONS: dict[str, str] = {  # API name -> rollup column (the allow-list of identifiers)
     "provider": "provider",

@@ -31,20 +31,20 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from adapters.body_limits import BodyTooLarge, read_body
+from adapters.publisher import Overloaded, Publisher, PublishFailed, Record, encode
 from ingest import metrics
 from ingest.elements import DEFAULT_MAX_ELEMENTS, NotJson, Rejections, load_batch, lone_surrogate, printable
-from ingest.fastpath import Record, received_stamp, sendgrid_record, twilio_record
+from ingest.fastpath import received_stamp, sendgrid_record, twilio_record
 from ingest.inbound import inbound_endpoint
-from ingest.limits import BodyTooLarge, read_body
 from ingest.openapi import openapi_document
-from ingest.privacy import RecipientPrivacy
-from ingest.publisher import Overloaded, Publisher, PublishFailed, encode
 from ingest.responses import FastJSONResponse, error, signature_refused, unavailable
-from ingest.signatures import SendGridVerifier, SignatureError, TwilioVerifier
 from schemas.event import CanonicalEvent
 from schemas.inbound import INBOUND_MAX_BYTES
+from schemas.privacy import RecipientPrivacy
 from schemas.problems import InvalidEvent
 from schemas.sendgrid import parse_sendgrid_event
+from schemas.signatures import SendGridVerifier, SignatureError, TwilioVerifier
 from schemas.twilio import parse_cloud_event
 
 log = logging.getLogger(__name__)
@@ -63,8 +63,8 @@ class Verify:
 
 
 DEFAULT_MAX_BODY_BYTES = 5 * 1024 * 1024
-# Elements validated between two yields to the event loop: a few ms at most (an invalid element takes
-# ~20 us on the canonical path), and a post of one or a hundred events never yields.
+# Elements validated between two yields to the event loop: a few ms at most even when every one takes
+# the canonical path (docs/performance.md#hot-path-choices); a post of up to 256 events never yields.
 CHUNK = 256
 NOT_AN_OBJECT = [{"field": "(event)", "message": "must be a JSON object"}]  # shared: nothing changes it
 

@@ -1,13 +1,13 @@
 """Envelope records built straight from webhook JSON, for the events that need nothing more. Pure.
 
 The canonical path (``schemas.sendgrid`` / ``schemas.twilio`` -> ``CanonicalEvent`` -> ``encode``)
-validates through two or three pydantic models per event and lists every problem; it cost ~18 us a
-SendGrid event. Nearly every event a provider posts is plainly valid: here the same constraints are
-checked with exact type tests and the envelope is written in ``CanonicalEvent``'s field order, a few us.
-Whatever this module is not sure of (a type pydantic might coerce, an alias spelling, a bound crossed,
-a time format other than RFC 3339 UTC) gives None, and the caller takes the canonical path for that
-element: the same bytes, or the same problems. tests/ingest/test_fastpath.py compares both paths
-byte for byte over generated input. Recipient privacy other than plain uses the canonical path.
+validates through two or three pydantic models per event and lists every problem, the costliest step of a
+post (docs/performance.md#hot-path-choices). Nearly every event a provider posts is plainly valid: here
+the same constraints are checked with exact type tests and the envelope is written in ``CanonicalEvent``'s
+field order. Whatever this module is not sure of (a type pydantic might coerce, an alias spelling, a bound
+crossed, a time format other than RFC 3339 UTC) gives None, and the caller takes the canonical path for
+that element: the same bytes, or the same problems. tests/ingest/test_fastpath.py compares both paths byte
+for byte over generated input. Recipient privacy other than plain uses the canonical path.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any, TypeGuard
 
 import orjson
 
+from adapters.publisher import Record
 from schemas.event import (
     SCHEMA_VERSION,
     UINT32_MAX,
@@ -32,8 +33,6 @@ from schemas.sendgrid import MAX_TIMESTAMP, MIN_TIMESTAMP, split_custom_args, x_
 from schemas.status import EventKind
 from schemas.tags import are_tags
 from schemas.twilio import OPERATION_TYPE_PREFIX
-
-Record = tuple[bytes, bytes]  # (key: the message id, value: the envelope JSON)
 
 _UNKNOWN = (EventKind.UNKNOWN, None)
 _SENDGRID_KINDS = {raw: kind for (provider, raw), kind in MAPPING.items() if provider is Provider.SENDGRID}

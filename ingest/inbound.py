@@ -23,14 +23,14 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive
 
+from adapters.body_limits import BodyTooLarge, check_declared_length, limited_receive
+from adapters.publisher import Publisher, PublishFailed
 from ingest import metrics
-from ingest.limits import BodyTooLarge, check_declared_length, limited_receive
-from ingest.privacy import RecipientPrivacy
-from ingest.publisher import Publisher, PublishFailed
 from ingest.responses import error, signature_refused, unavailable
-from ingest.signatures import SendGridVerifier, SignatureError
+from schemas.privacy import RecipientPrivacy
 from schemas.problems import InvalidEvent
 from schemas.sendgrid_inbound import InboundPost, UploadedFile, parse_inbound
+from schemas.signatures import SendGridVerifier, SignatureError
 
 log = logging.getLogger(__name__)
 

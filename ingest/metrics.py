@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Histogram
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -16,16 +16,6 @@ EVENTS = Counter("mailpulse_ingest_events", "Webhook events by endpoint and outc
 PUBLISH_SECONDS = Histogram(
     "mailpulse_ingest_publish_seconds", "Time until Kafka acknowledged a request's events", ["endpoint"]
 )
-
-UNACKNOWLEDGED = Gauge(
-    "mailpulse_ingest_unacknowledged_events",
-    "Events handed to the Kafka producer and not yet acknowledged (the producer's queue depth)",
-)
-QUEUED_BYTES = Gauge(
-    "mailpulse_ingest_queued_bytes",
-    "Key and value bytes handed to the Kafka producer and not yet acknowledged or failed (capped)",
-)
-
 
 Handler = Callable[[Request], Awaitable[Response]]
 

@@ -6,15 +6,15 @@ from __future__ import annotations
 from typing import Any
 
 from ingest.elements import DEFAULT_MAX_ELEMENTS, MAX_ERRORS, PER_ELEMENT_LETTERS
-from ingest.signatures import (
+from schemas.event import MAX_TAG_KEY, MAX_TAG_VALUE, MAX_TAGS, UINT32_MAX
+from schemas.sendgrid import MAX_TIMESTAMP, MIN_TIMESTAMP
+from schemas.sendgrid_inbound import IDENTIFYING_FIELDS
+from schemas.signatures import (
     BODY_SHA256_PARAM,
     SENDGRID_SIGNATURE_HEADER,
     SENDGRID_TIMESTAMP_HEADER,
     TWILIO_SIGNATURE_HEADER,
 )
-from schemas.event import MAX_TAG_KEY, MAX_TAG_VALUE, MAX_TAGS, UINT32_MAX
-from schemas.sendgrid import MAX_TIMESTAMP, MIN_TIMESTAMP
-from schemas.sendgrid_inbound import IDENTIFYING_FIELDS
 from schemas.twilio import OPERATION_TYPE_PREFIX
 
 JSON = "application/json"

@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 from starlette.responses import JSONResponse
 
-from ingest.signatures import SignatureError
+from schemas.signatures import SignatureError
 
 # Seconds a provider should wait before retrying after a 503 (Kafka did not acknowledge in time).
 RETRY_AFTER_S = "5"

@@ -11,8 +11,8 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
+from mailpulse.event_files import FORMATS
 from mailpulse.redact import redact_dsn
-from mailpulse.replay import FORMATS
 from mailpulse.settings import Settings
 from mailpulse.signals import until_signal
 from schemas.times import parse_utc
@@ -24,9 +24,9 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _signed_or_allowed(settings: Settings) -> str | None:
-    """Why ingest must not start with these settings (the signature rule of mailpulse.security), or None."""
+    """Why ingest must not start with these settings (mailpulse.unsigned_ingest's rule), or None."""
     from mailpulse.runtime import ingest_config
-    from mailpulse.security import unsigned_refusal
+    from mailpulse.unsigned_ingest import unsigned_refusal
 
     return unsigned_refusal(settings, ingest_config(settings))
 
@@ -35,7 +35,7 @@ def _unsigned_on_embedded(settings: Settings, command: str) -> Settings:
     """`demo` and `run` on the embedded default are local trials: they accept unsigned events, and say so.
     On a configured Kafka they follow ingest's rule."""
     from mailpulse.runtime import ingest_config
-    from mailpulse.security import ALLOW_UNSIGNED, unsigned_endpoints
+    from mailpulse.unsigned_ingest import ALLOW_UNSIGNED, unsigned_endpoints
 
     if settings.kafka_bootstrap or settings.allow_unsigned or not unsigned_endpoints(ingest_config(settings)):
         return settings
@@ -68,7 +68,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from mailpulse.bench.runner import FULL, QUICK, main
+    from bench.runner import FULL, QUICK, main
 
     sizes = QUICK if args.quick else FULL
     overrides = {
@@ -212,7 +212,7 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 
 def cmd_topics(args: argparse.Namespace) -> int:
-    from mailpulse.ops import describe_topics
+    from mailpulse.kafka_ops import describe_topics
     from mailpulse.runtime import kafka
 
     settings = _settings(args)
@@ -238,7 +238,7 @@ def utc_time(text: str) -> datetime:
 
 
 def cmd_rewind(args: argparse.Namespace) -> int:
-    from mailpulse.ops import rewind_group
+    from mailpulse.kafka_ops import rewind_group
     from mailpulse.runtime import kafka
 
     settings = _settings(args)
@@ -259,13 +259,13 @@ def cmd_rewind(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from mailpulse.backfill import replay
+    from mailpulse.file_commands import replay
 
     return replay(_settings(args), Path(args.file), args.format, args.process)
 
 
 def cmd_dump(args: argparse.Namespace) -> int:
-    from mailpulse.backfill import dump
+    from mailpulse.file_commands import dump
 
     return dump(_settings(args), Path(args.file), args.since)
 
@@ -402,7 +402,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from mailpulse.simulator.cli import simulate
+    from mailpulse.simulate import simulate
 
     return simulate(args, _settings(args), until_signal)
 
@@ -468,7 +468,7 @@ def build_parser() -> argparse.ArgumentParser:
     poll.add_argument("--base-url", dest="email_api_base_url", help="Email API base URL")
     poll.add_argument("--once", action="store_true", help="run one cycle and exit (1 if it failed)")
     simulate = add("simulate", cmd_simulate, "run the Email API simulator (and its webhooks) on loopback")
-    from mailpulse.simulator.cli import add_arguments
+    from mailpulse.simulate import add_arguments
 
     add_arguments(simulate)
     ingest = add("ingest", cmd_ingest, "serve the webhook endpoints and publish to Kafka")

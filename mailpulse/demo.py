@@ -24,8 +24,7 @@ from pathlib import Path
 import httpx
 
 from adapters.clickhouse import ClickHouseStore
-from ingest.journal import Journal, forget_segments
-from ingest.poller import Poller
+from adapters.journal import Journal, forget_segments
 from mailpulse.broker import free_port
 from mailpulse.demo_alert import SpikeOutcome, failure_spike, with_demo_rules
 from mailpulse.redact import redact_dsn
@@ -43,17 +42,18 @@ from mailpulse.runtime import (
 )
 from mailpulse.settings import Settings
 from mailpulse.signals import until_signal
-from mailpulse.simulator.core import EmailTruth
-from mailpulse.simulator.driver import Traffic, drive
-from mailpulse.simulator.payloads import Signer
-from mailpulse.simulator.server import SimulatorConfig, SimulatorServer
-from mailpulse.simulator.truth import Comparison, Seen, compare, status_counts, webhook_misses
-from mailpulse.simulator.webhooks import WebhookPolicy, WebhookTarget
-from processors.consumer import StatusProcessor
+from poller.cycle import Poller
+from processors.status_processor import StatusProcessor
 from schemas import outcomes
-from schemas.migrations import DERIVED_TABLES
 from schemas.outcomes import Figures
 from schemas.status import EmailStatus
+from simulator.core import EmailTruth
+from simulator.driver import Traffic, drive
+from simulator.payloads import Signer
+from simulator.server import SimulatorConfig, SimulatorServer
+from simulator.truth import Comparison, Seen, compare, status_counts, webhook_misses
+from simulator.webhooks import WebhookPolicy, WebhookTarget
+from storage.migrations import DERIVED_TABLES
 
 Print = Callable[[str], None]
 DROP_RATE = 0.3

@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 
 from adapters.clickhouse import ClickHouseStore
-from alerting.engine import Notification
 from alerting.runner import AlertRunner
+from alerting.state_machine import Notification
 from mailpulse.runtime import alerts_runner
 from mailpulse.settings import Settings
 

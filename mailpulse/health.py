@@ -12,9 +12,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
-from alerting.engine import Phase
 from alerting.runner import AlertRunner
-from processors.consumer import StatusProcessor
+from alerting.state_machine import Phase
+from processors.status_processor import StatusProcessor
 
 CHECK_TIMEOUT_S = 5.0
 

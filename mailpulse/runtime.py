@@ -25,6 +25,8 @@ from pydantic import SecretStr
 from starlette.types import ASGIApp
 
 from adapters.clickhouse import ClickHouseStore, connect
+from adapters.journal import Journal, read_segment
+from adapters.publisher import KafkaPublisher, create_producer, publish_tracked
 from adapters.retry import Backoff
 from alerting.evaluate import Evaluator
 from alerting.notify import AlertHistory, KafkaNotifier, Notifier, WebhookNotifier
@@ -33,35 +35,33 @@ from alerting.runner import AlertRunner, utc_now
 from analytics.dashboard import dashboard_app
 from analytics.service import AnalyticsService
 from ingest.app import IngestConfig, create_app
-from ingest.checkpoint import Checkpoint
-from ingest.journal import Journal, read_segment
-from ingest.poller import Poller, PollerConfig
-from ingest.privacy import RecipientPrivacy
-from ingest.publisher import KafkaPublisher, create_producer, publish_tracked
-from ingest.signatures import SendGridVerifier, TwilioVerifier, load_public_key
 from mailpulse.broker import EmbeddedBroker
 from mailpulse.health import alerts_health_app, health_app
-from mailpulse.security import warn_unsigned
 from mailpulse.settings import Settings
 from mailpulse.topics import ensure_topics
-from processors.consumer import ProcessorConfig, StatusProcessor, create_consumer
+from mailpulse.unsigned_ingest import warn_unsigned
+from poller.checkpoint import Checkpoint
+from poller.cycle import Poller, PollerConfig
+from processors.status_processor import ProcessorConfig, StatusProcessor, create_consumer
 from schemas.alert_rules import load_rules
-from schemas.migrations import Retention
+from schemas.privacy import RecipientPrivacy
+from schemas.signatures import SendGridVerifier, TwilioVerifier, load_public_key
+from storage.migrations import Retention
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
 # The collector's default (700 allocations per young collection) walks the processor's large live heap
-# (cached states, a 20,000-event batch) so often that it cost about a third of the drain time
-# (8.3k -> 11.4k events/s with this). The hot paths make almost no reference cycles, so rarer
-# collections cost little memory.
+# (a 20,000-event batch) often enough to cost a large share of the drain time
+# (docs/performance.md#hot-path-choices).
+# The hot paths make almost no reference cycles, so rarer collections cost little memory.
 GC_THRESHOLDS = (50_000, 20, 100)
 
 
 def run_async(main: Coroutine[object, object, T]) -> T:
-    """Run a role's main coroutine on uvloop (about twice the throughput of the default loop), with
-    fewer garbage collections (GC_THRESHOLDS)."""
+    """Run a role's main coroutine on uvloop (the faster event loop: docs/performance.md#hot-path-choices),
+    with fewer garbage collections (GC_THRESHOLDS)."""
     gc.collect()
     gc.freeze()  # what was imported and built at start-up is never scanned again
     gc.set_threshold(*GC_THRESHOLDS)
@@ -75,7 +75,7 @@ class KafkaSite:
 
     bootstrap: str
     # On the embedded broker, for roles that acknowledge senders: the local log that makes their
-    # acknowledgements survive the broker (ingest.journal). None on a Kafka of the operator's.
+    # acknowledgements survive the broker (adapters.journal). None on a Kafka of the operator's.
     journal: Journal | None = None
     # A new value each time an embedded broker starts (its offsets start again at 0), so that insert
     # deduplication tokens of earlier runs, which derive from offsets, never match new records.

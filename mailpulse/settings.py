@@ -9,8 +9,8 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from alerting.urls import webhook_url_problem
-from ingest.signatures import load_public_key
 from schemas.inbound import INBOUND_MAX_BYTES
+from schemas.signatures import load_public_key
 
 
 class Settings(BaseSettings):

@@ -1,4 +1,5 @@
-"""Email statuses, event kinds and the precedence that makes state merging order-independent."""
+"""Email and operation statuses, event kinds, the precedence that makes state merging order-independent,
+and the one definition of each status set."""
 
 from __future__ import annotations
 
@@ -17,6 +18,15 @@ class EmailStatus(StrEnum):
     FAILED = "FAILED"
     CANCELED = "CANCELED"
     INBOUND = "INBOUND"
+
+
+class OperationStatus(StrEnum):
+    """Statuses of an Email API send operation (docs/providers.md)."""
+
+    SCHEDULED = "SCHEDULED"
+    PROCESSING = "PROCESSING"
+    COMPLETED = "COMPLETED"
+    CANCELED = "CANCELED"
 
 
 class EventKind(StrEnum):
@@ -63,6 +73,13 @@ TERMINAL_STATUSES: frozenset[EmailStatus] = FAILURE_STATUSES | {
     EmailStatus.OPENED,
     EmailStatus.INBOUND,
 }
+# Statuses after which nothing about the email changes, so the poller stops re-polling it. DELIVERED is
+# terminal but not settled: opens and late bounces follow it.
+SETTLED_STATUSES: frozenset[EmailStatus] = TERMINAL_STATUSES - {EmailStatus.DELIVERED}
+# An operation in one of these has listed every email it will send.
+TERMINAL_OPERATION_STATUSES: frozenset[OperationStatus] = frozenset(
+    {OperationStatus.COMPLETED, OperationStatus.CANCELED}
+)
 
 
 def precedence(status: EmailStatus) -> int:

@@ -1,6 +1,6 @@
 """The Email API tag rules for one pair, remembered: webhook custom args and tags repeat from event to
-event (campaign names), and the full check (``schemas.event.tag_problems``) costs about 1 us a pair.
-Pure."""
+event (campaign names), and the full check (``schemas.event.tag_problems``) is the costlier step
+(docs/performance.md#hot-path-choices). Pure."""
 
 from __future__ import annotations
 

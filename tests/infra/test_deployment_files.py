@@ -24,9 +24,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import SecretStr, ValidationError
 
 from adapters.clickhouse import ClickHouseStore
+from adapters.publisher import KafkaPublisher, create_producer
 from ingest.app import create_app
-from ingest.publisher import KafkaPublisher, create_producer
-from ingest.signatures import public_key_b64
 from mailpulse import cli
 from mailpulse.cli import build_parser
 from mailpulse.health import health_app
@@ -34,12 +33,13 @@ from mailpulse.redact import redact_dsn
 from mailpulse.runtime import processor
 from mailpulse.settings import Settings
 from mailpulse.topics import ensure_topics
+from schemas.signatures import public_key_b64
 
 INFRA = Path(__file__).resolve().parents[2] / "infra"
 COMPOSE = INFRA / "docker-compose.yml"
 DOCKERFILE = INFRA / "Dockerfile"
 K8S = INFRA / "k8s"
-ROLES = {"ingest", "process", "poll", "alerts", "dashboard", "migrate"}  # issue 7's roles
+ROLES = {"ingest", "process", "poll", "alerts", "dashboard", "migrate"}  # the production roles
 # The setting of the address each server role binds (mailpulse.runtime: the process, poll and alerts
 # health/metrics ports bind the ingest host). In a container it must be all interfaces.
 BIND_SETTING = {

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from datetime import UTC, datetime
 
 import orjson
+
+from schemas.sendgrid_inbound import InboundPost, UploadedFile
 
 MESSAGE_ID = "CAN_P_JMvV7ZpAQhOnDienypLrJmuhN=LQWweu4yScw4jQyXY2w@mail.gmail.com"
 HEADERS = (
@@ -89,3 +92,11 @@ def multipart(
         out += content + b"\r\n"
     out += f"--{boundary}--\r\n".encode()
     return bytes(out), f"multipart/form-data; boundary={boundary}"
+
+
+RECEIVED = datetime(2026, 11, 23, 10, 0, 9, 250_000, tzinfo=UTC)
+
+
+def post(fields: dict[str, str] | None = None, with_files: bool = True) -> InboundPost:
+    files = [UploadedFile(part, name, ctype, size) for part, name, ctype, size, _ in ATTACHMENTS]
+    return InboundPost(inbound_fields() if fields is None else fields, files if with_files else [])

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from ingest.signatures import public_key_b64
 from mailpulse.runtime import ingest_config
 from mailpulse.settings import Settings
+from schemas.signatures import public_key_b64
 
 
 def test_nothing_configured_means_unsigned_endpoints_and_plain_addresses() -> None:

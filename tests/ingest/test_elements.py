@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from adapters.publisher import Rejected
 from ingest.elements import (
     MAX_ERRORS,
     PER_ELEMENT_LETTERS,
@@ -17,8 +18,7 @@ from ingest.elements import (
     load_batch,
     lone_surrogate,
 )
-from ingest.privacy import RecipientPrivacy
-from ingest.publisher import Rejected
+from schemas.privacy import RecipientPrivacy
 
 LONE = b'"\\ud800"'
 

@@ -11,7 +11,7 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ingest.publisher import encode
+from adapters.publisher import encode
 from schemas.event import CanonicalEvent, Envelope
 from schemas.sendgrid import parse_sendgrid_event
 from schemas.sendgrid_inbound import InboundPost, UploadedFile, parse_inbound

@@ -15,13 +15,13 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ingest.fastpath import Record, received_stamp, sendgrid_record, twilio_record
-from ingest.publisher import encode
-from mailpulse.traffic import generate
+from adapters.publisher import Record, encode
+from ingest.fastpath import received_stamp, sendgrid_record, twilio_record
 from schemas.event import MAX_TAGS, CanonicalEvent, tag_problems
 from schemas.problems import InvalidEvent
 from schemas.sendgrid import KNOWN_FIELDS, parse_sendgrid_event, split_custom_args
 from schemas.twilio import parse_cloud_event
+from simulator.traffic import generate
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 RECEIVED = datetime(2026, 11, 23, 10, 0, 5, 123456, tzinfo=UTC)  # sub-millisecond part dropped by both

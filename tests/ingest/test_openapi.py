@@ -13,10 +13,9 @@ from starlette.applications import Starlette
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp
 
+from adapters.publisher import Record, Rejected
 from ingest.app import IngestConfig, create_app
-from ingest.fastpath import Record
 from ingest.openapi import _NOT_BLANK, _SMTP_ID
-from ingest.publisher import Rejected
 from schemas.event import CanonicalEvent
 from schemas.sendgrid import x_message_id
 

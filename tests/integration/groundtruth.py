@@ -1,6 +1,6 @@
 """Generated traffic straight onto the status topic, and the loaded tables compared with its ground truth.
 
-The expected tables come from ``mailpulse.traffic.Truth`` (what the generator meant), never from the
+The expected tables come from ``simulator.traffic.Truth`` (what the generator meant), never from the
 merge code under test. Shared by the in-process tests and by ``dump_tables`` (run in a subprocess when
 the chDB directory belongs to another process).
 """
@@ -22,18 +22,18 @@ from aiokafka.admin import AIOKafkaAdminClient
 from clickhouse_connect.driver.client import Client
 
 from adapters.clickhouse import ClickHouseStore
-from ingest.publisher import encode
+from adapters.publisher import encode
 from mailpulse.runtime import processor
 from mailpulse.settings import Settings
 from mailpulse.topics import ensure_topics
-from mailpulse.traffic import SENDGRID, TWILIO, Payload, Traffic, Truth
-from processors.consumer import StatusProcessor
+from processors.status_processor import StatusProcessor
 from schemas.event import CanonicalEvent
 from schemas.sendgrid import parse_sendgrid_event
 from schemas.status import EmailStatus, precedence
 from schemas.twilio import parse_cloud_event
+from simulator.traffic import SENDGRID, TWILIO, Payload, Traffic, Truth
 
-# The *_at columns of email_state, in schemas.tables order, with the status each one records.
+# The *_at columns of email_state, in storage.tables order, with the status each one records.
 STATUS_TIME_COLUMNS: tuple[tuple[str, EmailStatus], ...] = tuple(
     (f"{s.value.lower()}_at", s)
     for s in (

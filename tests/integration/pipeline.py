@@ -15,7 +15,7 @@ from mailpulse.broker import free_port
 from mailpulse.runtime import processor, serve_ingest, wait_listening
 from mailpulse.settings import Settings
 from mailpulse.topics import ensure_topics
-from processors.consumer import StatusProcessor
+from processors.status_processor import StatusProcessor
 
 
 @contextlib.asynccontextmanager

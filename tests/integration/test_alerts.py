@@ -22,7 +22,7 @@ from alerting.runner import AlertRunner
 from mailpulse.health import alerts_health_app
 from mailpulse.runtime import alerts_runner
 from mailpulse.settings import Settings
-from tests.alerting.receiver import webhook_receiver
+from tests.integration.alerting.receiver import webhook_receiver
 from tests.integration.pipeline import read_topic, running_pipeline, wait_for_records
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]

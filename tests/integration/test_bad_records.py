@@ -16,11 +16,11 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from adapters.clickhouse import ClickHouseStore
-from ingest.publisher import encode
+from adapters.publisher import encode
 from mailpulse.settings import Settings
 from mailpulse.topics import ensure_topics
-from mailpulse.traffic import generate
 from schemas.event import EnvelopeV1
+from simulator.traffic import generate
 from tests.integration.groundtruth import (
     canonical_events,
     consuming,

@@ -13,7 +13,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from adapters.clickhouse import ClickHouseStore
-from ingest.publisher import encode
+from adapters.publisher import encode
 from mailpulse.broker import EmbeddedBroker
 from mailpulse.runtime import processor
 from mailpulse.settings import Settings

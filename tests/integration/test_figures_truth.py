@@ -1,6 +1,6 @@
 """The figures every surface shows equal the ones the ground truth implies, exactly.
 
-Generated traffic (mailpulse.traffic: both providers, duplicated deliveries, out-of-order arrival) goes
+Generated traffic (simulator.traffic: both providers, duplicated deliveries, out-of-order arrival) goes
 through the real pipeline (ingest over loopback HTTP, the Tansu broker, the processor, chDB), with a share
 of the webhooks dropped (intermediate statuses only: a message's final status always arrives, so the truth
 stays knowable, while many messages lose their QUEUED, SENT or DELIVERED) and a share held back and posted
@@ -30,12 +30,12 @@ from analytics.dashboard import dashboard_app
 from analytics.report import report
 from analytics.service import AnalyticsService
 from mailpulse.settings import Settings
-from mailpulse.traffic import SENDGRID, Payload, Traffic, generate
 from schemas.event import CanonicalEvent
 from schemas.sendgrid import parse_sendgrid_event
 from schemas.twilio import parse_cloud_event
-from tests.analytics.browser import CHROMIUM, Dom, chromium, serving
-from tests.analytics.client import ApiClient
+from simulator.traffic import SENDGRID, Payload, Traffic, generate
+from tests.integration.analytics.browser import CHROMIUM, Dom, chromium, serving
+from tests.integration.analytics.client import ApiClient
 from tests.integration.groundtruth import arrival_order
 from tests.integration.pipeline import running_pipeline, wait_for_records
 

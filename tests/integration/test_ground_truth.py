@@ -13,8 +13,8 @@ import pytest
 
 from adapters.clickhouse import ClickHouseStore
 from mailpulse.settings import Settings
-from mailpulse.traffic import generate
-from processors.consumer import ProcessorStats
+from processors.status_processor import ProcessorStats
+from simulator.traffic import generate
 from tests.integration.groundtruth import (
     consuming,
     distinct_events,

@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from ingest.publisher import encode
+from adapters.publisher import encode
 from mailpulse.broker import EmbeddedBroker, free_port
 from mailpulse.topics import ensure_topics
-from mailpulse.traffic import generate
 from schemas.event import CanonicalEvent
+from simulator.traffic import generate
 from tests.integration.groundtruth import (
     GroupProgress,
     Tables,
@@ -28,7 +28,7 @@ from tests.integration.groundtruth import (
     mismatches,
     status_events,
 )
-from tests.integration.test_crash_recovery import (
+from tests.integration.processor_process import (
     ProcessorProcess,
     dump_tables,
     processor_env,

@@ -81,8 +81,8 @@ def test_wait_helper_is_bounded(settings: Settings, store: ClickHouseStore) -> N
 
 def test_ingest_readyz_follows_kafka(settings: Settings, store: ClickHouseStore) -> None:
     """Ready against the live broker; not ready (503, within the publish timeout) against a dead port."""
+    from adapters.publisher import KafkaPublisher, create_producer
     from ingest.app import create_app
-    from ingest.publisher import KafkaPublisher, create_producer
     from mailpulse.broker import free_port
     from mailpulse.runtime import ingest_config
 

@@ -14,10 +14,10 @@ import pytest
 from clickhouse_connect.driver.client import Client
 
 from adapters.clickhouse import ClickHouseStore
-from mailpulse.backfill import dump, replay
-from mailpulse.replay import csv_event, read_events
+from mailpulse.event_files import csv_event, read_events
+from mailpulse.file_commands import dump, replay
 from mailpulse.settings import Settings
-from mailpulse.traffic import Traffic, generate
+from simulator.traffic import Traffic, generate
 from tests.integration.groundtruth import mismatches, read_tables
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]

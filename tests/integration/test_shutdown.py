@@ -18,7 +18,7 @@ from mailpulse.runtime import wait_listening
 from mailpulse.settings import Settings
 from mailpulse.topics import ensure_topics
 from tests.integration.pipeline import read_topic
-from tests.integration.test_slice import sendgrid_event
+from tests.webhook_events import sendgrid_event
 
 pytestmark = [pytest.mark.kafka]
 

@@ -21,11 +21,11 @@ from mailpulse.demo import DemoOptions, Outcome, read_messages, run_demo
 from mailpulse.demo_alert import RECOVERY_DELIVERIES, SPIKE_BOUNCES, SPIKE_DOMAIN
 from mailpulse.runtime import poller
 from mailpulse.settings import Settings
-from mailpulse.simulator.driver import Traffic, drive
-from mailpulse.simulator.server import SimulatorConfig, SimulatorServer
-from mailpulse.simulator.truth import compare, webhook_misses
-from mailpulse.simulator.webhooks import WebhookPolicy, WebhookTarget
-from processors.consumer import StatusProcessor
+from processors.status_processor import StatusProcessor
+from simulator.driver import Traffic, drive
+from simulator.server import SimulatorConfig, SimulatorServer
+from simulator.truth import compare, webhook_misses
+from simulator.webhooks import WebhookPolicy, WebhookTarget
 from tests.integration.pipeline import running_pipeline
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]

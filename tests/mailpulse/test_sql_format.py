@@ -3,11 +3,6 @@ formats it; without one the answer stays TSV with a header."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
 from mailpulse.sqltext import own_format
@@ -30,26 +25,3 @@ from mailpulse.sqltext import own_format
 )
 def test_own_format(query: str, name: str | None) -> None:
     assert own_format(query) == name
-
-
-def sql(tmp_path: Path, query: str) -> subprocess.CompletedProcess[bytes]:
-    env = {**os.environ, "MAILPULSE_DATA_DIR": str(tmp_path)}
-    env.pop("MAILPULSE_CLICKHOUSE_URL", None)
-    url = f"chdb://{tmp_path / 'ch'}"
-    return subprocess.run(
-        [sys.executable, "-m", "mailpulse.cli", "sql", "--clickhouse-url", url, query],
-        capture_output=True,
-        timeout=120,
-        env=env,
-        check=False,
-    )
-
-
-@pytest.mark.clickhouse
-def test_sql_passes_its_own_format_through_and_defaults_to_tsv(tmp_path: Path) -> None:
-    own = sql(tmp_path, "SELECT 1 AS a, 'x y' AS b FORMAT JSONEachRow;")
-    assert own.returncode == 0, own.stderr.decode()
-    assert own.stdout == b'{"a":1,"b":"x y"}\n'
-    tsv = sql(tmp_path, "SELECT 1 AS a, 'FORMAT JSON' AS b")
-    assert tsv.returncode == 0, tsv.stderr.decode()
-    assert tsv.stdout == b"a\tb\n1\tFORMAT JSON\n"

@@ -1,5 +1,5 @@
 """The per-message state of the pure core the processor used before ClickHouse merged it, kept as the
-reference the engine's state is tested against (tests/schemas/test_engine_properties.py). Pure.
+reference the engine's state is tested against (tests/integration/storage/test_engine_properties.py). Pure.
 
 Every field is a semilattice join over the events seen (min, max, set-union, or "value of the
 smallest event"), so ``apply`` is commutative, associative and idempotent: any permutation or

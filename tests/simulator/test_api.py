@@ -13,11 +13,11 @@ from typing import Any
 import httpx
 import orjson
 
-from mailpulse.simulator.clock import ManualSource
-from mailpulse.simulator.lifecycle import Outcomes
-from mailpulse.simulator.server import SimulatorConfig, SimulatorServer
-from mailpulse.simulator.validation import MAX_RECIPIENTS, MAX_REQUEST_BYTES
-from tests.simulator.test_validation import RULES, valid
+from simulator.clock import ManualSource
+from simulator.lifecycle import Outcomes
+from simulator.server import SimulatorConfig, SimulatorServer
+from simulator.validation import MAX_RECIPIENTS, MAX_REQUEST_BYTES
+from tests.simulator.send_requests import RULES, valid
 
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 Scenario = Callable[[SimulatorServer, httpx.AsyncClient, ManualSource], Awaitable[None]]

@@ -11,13 +11,13 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mailpulse.simulator.clock import ManualSource, SimClock
-from mailpulse.simulator.core import HappeningKind, Simulator
-from mailpulse.simulator.lifecycle import Outcomes, plan_email, plan_operation
-from mailpulse.simulator.model import Address, OperationStatus
-from mailpulse.simulator.paging import ListQuery
-from mailpulse.simulator.validation import Recipient, SendRequest
-from schemas.status import EmailStatus, precedence
+from schemas.status import EmailStatus, OperationStatus, precedence
+from simulator.clock import ManualSource, SimClock
+from simulator.core import HappeningKind, Simulator
+from simulator.lifecycle import Outcomes, plan_email, plan_operation
+from simulator.model import Address
+from simulator.paging import ListQuery
+from simulator.validation import Recipient, SendRequest
 
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 ES = EmailStatus

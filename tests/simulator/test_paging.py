@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mailpulse.simulator.paging import (
+from simulator.paging import (
     DEFAULT_PAGE_SIZE,
     Key,
     ListOrder,

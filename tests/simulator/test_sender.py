@@ -19,23 +19,12 @@ from starlette.routing import Route
 
 from mailpulse.broker import free_port
 from mailpulse.runtime import serve_asgi, wait_listening
-from mailpulse.simulator.driver import Traffic, drive
-from mailpulse.simulator.lifecycle import Outcomes
-from mailpulse.simulator.payloads import Signer
-from mailpulse.simulator.sender import WebhookSender
-from mailpulse.simulator.server import SimulatorConfig, SimulatorServer
-from mailpulse.simulator.webhooks import Batch, Subject, WebhookPolicy, WebhookTarget
-
-# Lifecycles of seconds to minutes, so a run settles in about a second at x400.
-MINUTES = (5.0, 60.0)
-FAST = Outcomes(
-    send_s=(0.5, 2.0),
-    slow_send_s=MINUTES,
-    open_after_s=MINUTES,
-    reopen_after_s=MINUTES,
-    bounce_after_s=MINUTES,
-    inbound_after_s=MINUTES,
-)
+from simulator.driver import Traffic, drive
+from simulator.payloads import Signer
+from simulator.sender import WebhookSender
+from simulator.server import SimulatorConfig, SimulatorServer
+from simulator.webhooks import Batch, Subject, WebhookPolicy, WebhookTarget
+from tests.simulator.lifecycles import FAST
 
 
 class Receiver:

@@ -12,23 +12,23 @@ import orjson
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from ingest.signatures import (
+from schemas.event import CanonicalEvent, Source
+from schemas.sendgrid import parse_sendgrid_event
+from schemas.signatures import (
     SENDGRID_TIMESTAMP_HEADER,
     TWILIO_SIGNATURE_HEADER,
     verify_sendgrid,
     verify_twilio,
 )
-from mailpulse.simulator.clock import ManualSource, SimClock
-from mailpulse.simulator.core import Simulator
-from mailpulse.simulator.lifecycle import Outcomes
-from mailpulse.simulator.model import Address
-from mailpulse.simulator.payloads import Signer, WebhookFormat, body, sendgrid_message_id
-from mailpulse.simulator.validation import Recipient, SendRequest
-from mailpulse.simulator.webhooks import Batch, WebhookPlanner, WebhookPolicy, WebhookTarget
-from schemas.event import CanonicalEvent, Source
-from schemas.sendgrid import parse_sendgrid_event
 from schemas.status import EmailStatus, EventKind
 from schemas.twilio import parse_cloud_event, parse_email_resource
+from simulator.clock import ManualSource, SimClock
+from simulator.core import Simulator
+from simulator.lifecycle import Outcomes
+from simulator.model import Address
+from simulator.payloads import Signer, WebhookFormat, body, sendgrid_message_id
+from simulator.validation import Recipient, SendRequest
+from simulator.webhooks import Batch, WebhookPlanner, WebhookPolicy, WebhookTarget
 
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 NOW = T0 + timedelta(days=1)
