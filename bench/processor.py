@@ -23,7 +23,7 @@ from processors.status_processor import ProcessorStats, StatusProcessor
 from storage.migrations import SchemaOptions, m0012_processor_batches
 from storage.migrations.m0011_engine_merge import landing_table
 
-COPIES_A_STATEMENT = 8  # a statement of every copy at once holds them all in memory (gigabytes at 10M)
+COPIES_A_STATEMENT = 8  # copies a statement: one statement of every copy holds them all in memory at once
 
 
 async def wait_assigned(proc: StatusProcessor, timeout_s: float = 30.0) -> None:
