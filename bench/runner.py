@@ -160,8 +160,9 @@ def _processor_rows(f: Figures) -> list[Row]:
         Row("5 (reference) processor, Null landing table", f["null_landing_events_per_s"], "events/s",
             f"{f['null_landing_vs_drain_and_null_insert']:.2f} of drain and Null insert composed"),
         Row(f"5 processor restarted over {f['restart_stored_events']:,.0f} stored events",
-            f["restart_drain_events_per_s"], "events/s", f"{restart:.2f} of a fresh one", ">= 0.90",
-            restart >= 0.9),
+            f["restart_drain_events_per_s"], "events/s",
+            f"{restart:.2f} of a fresh one (mean of {f['processor_events_per_s']:,.0f} before, "
+            f"{f['fresh_again_events_per_s']:,.0f} after)", ">= 0.90", restart >= 0.9),
         Row(f"6 end to end p99 at {f['e2e_offered_per_s']:,.0f}/s", p99, "ms",
             f"p50 {f['e2e_p50_ms']:.0f} ms, {seen}", "< 1,000 ms", p99 < 1000 and all_seen),
     ]  # fmt: skip
@@ -265,6 +266,14 @@ async def run(sizes: Sizes, workdir: Path, ingest_only: bool = False) -> tuple[l
         restart_settings = processor.bench_settings(settings, "bench.status")
         restart_rate = n / (await processor.drain(restart_settings, bootstrap, stores["bench_restart"], n))[0]
         discard(client, "bench_restart")
+        # A fresh drain again, right after: the restart is judged against the fresh drains on either
+        # side of it, so that load moving on the machine between them moves both.
+        log(f"5 processor again, fresh: draining {n:,} records")
+        again = ClickHouseStore(client, "bench_fresh_again")
+        again.migrate()
+        again_settings = processor.bench_settings(settings, "bench.status")
+        fresh_again_rate = n / (await processor.drain(again_settings, bootstrap, again, n))[0]
+        discard(client, "bench_fresh_again")
 
         log(f"6 end to end: {sizes.e2e_rate:,.0f} events/s for {sizes.e2e_seconds}s")
         pin(LOAD_CORE)  # the processor shares the load core; ingest has the server core
@@ -296,7 +305,8 @@ async def run(sizes: Sizes, workdir: Path, ingest_only: bool = False) -> tuple[l
         "processor_own_vs_bare_drain": _ratio(nil_rate, drain_rate),
         "restart_stored_events": stored,
         "restart_drain_events_per_s": restart_rate,
-        "restart_drain_vs_fresh": _ratio(restart_rate, proc_rate),
+        "fresh_again_events_per_s": fresh_again_rate,
+        "restart_drain_vs_fresh": _ratio(restart_rate, (proc_rate + fresh_again_rate) / 2),
         "e2e_offered_per_s": latency.offered_per_s,
         "e2e_p50_ms": latency.p50_ms,
         "e2e_p99_ms": latency.p99_ms,
