@@ -18,16 +18,21 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from schemas import outcomes as oc
-from schemas.migrations.m0006_message_minute import STATUS_BITS
+from schemas.mailbox_providers import sql_mailbox_provider
+from schemas.migrations.m0013_signals import STATUS_BITS
 from schemas.times import EARLIEST, parse_utc
 
-DIMENSIONS: dict[str, str] = {  # API name -> rollup column (the allow-list of identifiers)
+DIMENSIONS: dict[str, str] = {  # API name -> rollup column or expression (the allow-list of identifiers)
     "provider": "provider",
     "sender_domain": "sender_domain",
     "recipient_domain": "recipient_domain",
+    # The mailbox provider table applied when read (schemas.mailbox_providers): no stored column.
+    "mailbox_provider": sql_mailbox_provider("recipient_domain"),
     "tag": "tag",
+    # Per message, its largest classification in range ('' when none of its bounces carries one).
+    "bounce_classification": "bounce_classification",
 }
-FILTERS = ("provider", "sender_domain", "recipient_domain", "tag")
+FILTERS = ("provider", "sender_domain", "recipient_domain", "mailbox_provider", "tag")
 BUCKETS = (60, 300, 900, 3600, 86400)
 MAX_POINTS = 300  # the default bucket keeps a range under this many buckets
 MAX_EXPLICIT_POINTS = 5000  # an explicit bucket may give more, up to this
@@ -46,7 +51,7 @@ STATUSES = (
     "CLICK",
 )
 # Breakdown orders: a rate of schemas.outcomes (over outcomes), or the number of messages with an outcome.
-ORDERS = ("failure", *oc.CLASSES, "messages")
+ORDERS = ("failure", *oc.CLASSES, *oc.SIGNAL_RATES, "messages")
 LEVELS = (0.5, 0.95, 0.99)
 ESTIMATOR = "exact (ClickHouse quantilesExactInclusive: linear interpolation between order statistics)"
 _MAX_FILTER_LEN = 512
@@ -67,6 +72,7 @@ class Filters:
     provider: str | None = None
     sender_domain: str | None = None
     recipient_domain: str | None = None
+    mailbox_provider: str | None = None
     tag: str | None = None  # 'key=value'
 
     def as_dict(self) -> dict[str, str]:
@@ -281,8 +287,8 @@ def _bit(status: str) -> str:
     return f"bitTest(m, {STATUS_BITS.index(status)})"
 
 
-# Per message (its rows in range OR-ed into ``m``): its final status in range and whether it has a click.
-_PER_MESSAGE = f"{oc.sql_final_status(lambda s: _bit(s.value))} AS f, {_bit('CLICK')} AS cl"
+# Per message (its rows in range OR-ed into ``m``): its final status in range and its flags.
+_PER_MESSAGE = f"{oc.sql_final_status(lambda s: _bit(s.value))} AS f, {oc.sql_flags(_bit)}"
 _OUTCOMES_SQL = " + ".join(oc.CLASSES)
 
 
@@ -319,6 +325,11 @@ def message_counts_sql(
     elif key is None:
         inner = "SELECT '' AS k, groupBitOr(statuses) AS m"
         group = "message_id"
+    elif key == "bounce_classification":
+        # A bounced message's rows: its bounce under the classification, the rest under ''. One key per
+        # message: the largest classification among its rows in range ('' only when there is none).
+        inner = "SELECT max(bounce_classification) AS k, groupBitOr(statuses) AS m"
+        group = "message_id"
     else:
         column = DIMENSIONS[key]
         inner = f"SELECT any({column}) AS k, groupBitOr(statuses) AS m"
@@ -328,7 +339,7 @@ def message_counts_sql(
         source += " ARRAY JOIN if(empty(tags), [''], tags) AS tag"
     bits = ", ".join(f"countIf(bitTest(m, {i}))" for i in range(len(STATUS_BITS)))
     figures = ",\n  ".join(
-        f"{expr} AS {name}" for expr, name in zip(oc.sql_counts("f", "cl"), oc.FIELDS, strict=True)
+        f"{expr} AS {name}" for expr, name in zip(oc.sql_counts("f"), oc.FIELDS, strict=True)
     )
     text = f"""SELECT k, [{bits}] AS per_bit,
   {figures}
@@ -349,16 +360,27 @@ def breakdown_sql(database: str, window: Window, spec: Breakdown) -> Sql:
     ``schemas.outcomes``."""
     counts = message_counts_sql(database, window, key=spec.by)
     outcomes = f"({_OUTCOMES_SQL})"
-    numerators = {name: name for name in oc.CLASSES} | {"failure": f"({' + '.join(oc.FAILURE_CLASSES)})"}
     if spec.order == "messages":
         rank = f"{outcomes} DESC"
     else:
-        rank = f"{outcomes} > 0 DESC, if({outcomes} > 0, {numerators[spec.order]} / {outcomes}, 0) DESC"
+        numerator, denominator = _rate_sql(spec.order)
+        rank = f"{denominator} > 0 DESC, if({denominator} > 0, {numerator} / {denominator}, 0) DESC"
     text = f"""{counts.text}
 HAVING {outcomes} >= {{min_volume:UInt64}}
 ORDER BY {rank}, k
 LIMIT {{limit:UInt32}}"""
     return Sql(text, {**counts.parameters, "min_volume": spec.min_volume, "limit": spec.limit})
+
+
+def _rate_sql(rate: str) -> tuple[str, str]:
+    """(numerator, denominator) of a rate of ``schemas.outcomes`` over the ``oc.FIELDS`` columns."""
+    outcomes = f"({_OUTCOMES_SQL})"
+    if rate in oc.SIGNAL_RATES:
+        numerator, denominator = oc.SIGNAL_RATES[rate]
+        return numerator, outcomes if denominator == "outcomes" else denominator
+    if rate == "failure":
+        return f"({' + '.join(oc.FAILURE_CLASSES)})", outcomes
+    return rate, "delivered" if rate in ("opened", "clicked") else outcomes
 
 
 def _state_filters(window: Window) -> tuple[list[str], dict[str, Any]]:
