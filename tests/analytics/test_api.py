@@ -175,6 +175,7 @@ VALID = {  # a valid value for each documented parameter
     "provider": "twilio",
     "sender_domain": "shop.example",
     "recipient_domain": "gmail.example",
+    "mailbox_provider": "google",
     "tag": "campaign=a",
     "bucket": "300",
     "by": "tag",
