@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from schemas import outcomes as oc
+from schemas.mailbox_providers import NAMES as MAILBOX_PROVIDERS
 from schemas.mailbox_providers import sql_mailbox_provider
 from schemas.migrations.m0013_signals import STATUS_BITS
 from schemas.times import EARLIEST, parse_utc
@@ -183,6 +184,11 @@ def _filters(reader: _Reader) -> Filters:
             continue
         if not raw or len(raw) > _MAX_FILTER_LEN:
             reader.problems.append(f"{name}: must be 1..{_MAX_FILTER_LEN} characters")
+            continue
+        if name == "mailbox_provider" and raw not in MAILBOX_PROVIDERS:
+            reader.problems.append(
+                f"mailbox_provider: {raw[:40]!r} is not one of {', '.join(MAILBOX_PROVIDERS)}"
+            )
             continue
         if name == "tag":
             key, sep, value = raw.partition("=")
