@@ -20,7 +20,7 @@ from typing import Any, Literal
 from schemas import outcomes as oc
 from schemas.mailbox_providers import NAMES as MAILBOX_PROVIDERS
 from schemas.mailbox_providers import sql_mailbox_provider
-from schemas.migrations.m0013_signals import STATUS_BITS
+from schemas.migrations.m0013_signals import CLASSIFICATION_PREFIX, CLASSIFICATIONS, STATUS_BITS
 from schemas.times import EARLIEST, parse_utc
 
 DIMENSIONS: dict[str, str] = {  # API name -> rollup column or expression (the allow-list of identifiers)
@@ -30,7 +30,7 @@ DIMENSIONS: dict[str, str] = {  # API name -> rollup column or expression (the a
     # The mailbox provider table applied when read (schemas.mailbox_providers): no stored column.
     "mailbox_provider": sql_mailbox_provider("recipient_domain"),
     "tag": "tag",
-    # Per message, its largest classification in range ('' when none of its bounces carries one).
+    # Per message, the classification of its bounce in range ('' when none): from its status bits.
     "bounce_classification": "bounce_classification",
 }
 FILTERS = ("provider", "sender_domain", "recipient_domain", "mailbox_provider", "tag")
@@ -293,6 +293,14 @@ def _bit(status: str) -> str:
     return f"bitTest(m, {STATUS_BITS.index(status)})"
 
 
+# The status bits counted as "volumes" (the classification bits are a breakdown, not a status).
+VOLUME_BITS: tuple[str, ...] = tuple(b for b in STATUS_BITS if not b.startswith(CLASSIFICATION_PREFIX))
+# A message's bounce classification from its bits: the first of SendGrid's seven it has, else ''.
+_CLASSIFICATION = (
+    "multiIf(" + ", ".join(f"{_bit(CLASSIFICATION_PREFIX + c)}, '{c}'" for c in CLASSIFICATIONS) + ", '')"
+)
+
+
 # Per message (its rows in range OR-ed into ``m``): its final status in range and its flags.
 _PER_MESSAGE = f"{oc.sql_final_status(lambda s: _bit(s.value))} AS f, {oc.sql_flags(_bit)}"
 _OUTCOMES_SQL = " + ".join(oc.CLASSES)
@@ -304,7 +312,7 @@ def message_counts_sql(
     """Distinct messages per key from ``message_minute``: each message's rows in range OR-ed into one bit
     set (one hash-table entry per message and key), its final status in range taken from the bits by
     precedence (``schemas.outcomes``), then every status seen and the figures of ``schemas.outcomes``
-    counted in one pass. Rows: (key, [count per STATUS_BITS], *the counts of ``oc.FIELDS``).
+    counted in one pass. Rows: (key, [count per VOLUME_BITS], *the counts of ``oc.FIELDS``).
 
     A message is in a range when it has an event whose time lies in it; its outcome there is that of
     the highest-precedence status among those events (its final status when the range holds all its
@@ -332,9 +340,8 @@ def message_counts_sql(
         inner = "SELECT '' AS k, groupBitOr(statuses) AS m"
         group = "message_id"
     elif key == "bounce_classification":
-        # A bounced message's rows: its bounce under the classification, the rest under ''. One key per
-        # message: the largest classification among its rows in range ('' only when there is none).
-        inner = "SELECT max(bounce_classification) AS k, groupBitOr(statuses) AS m"
+        # One key per message: its classification bits OR-ed over its rows in range.
+        inner = f"SELECT {_CLASSIFICATION} AS k, groupBitOr(statuses) AS m"
         group = "message_id"
     else:
         column = DIMENSIONS[key]
@@ -343,7 +350,7 @@ def message_counts_sql(
     source = f"{database}.message_minute"
     if tag_key:
         source += " ARRAY JOIN if(empty(tags), [''], tags) AS tag"
-    bits = ", ".join(f"countIf(bitTest(m, {i}))" for i in range(len(STATUS_BITS)))
+    bits = ", ".join(f"countIf({_bit(b)})" for b in VOLUME_BITS)
     figures = ",\n  ".join(
         f"{expr} AS {name}" for expr, name in zip(oc.sql_counts("f"), oc.FIELDS, strict=True)
     )
@@ -481,7 +488,7 @@ def bit_counts(rows: Sequence[Sequence[Any]]) -> dict[Any, Counts]:
     out: dict[Any, Counts] = {}
     for key, per_bit, *figures in rows:
         counts = out[key] = Counts(figures=oc.from_row(figures))
-        for status, n in zip(STATUS_BITS, per_bit, strict=True):
+        for status, n in zip(VOLUME_BITS, per_bit, strict=True):
             if n or status in counts.volumes:
                 counts.volumes[status] = int(n)
     return out

@@ -44,9 +44,11 @@ def canonical(n: int, spec: tuple[Any, ...]) -> CanonicalEvent:
         message_id=f"m{message}",
         kind=KINDS.get(name, EventKind.STATUS),
         status=None if name in KINDS else EmailStatus(name),
-        # Message 0's bounces are blocks; even messages' bounces carry a classification.
+        # Message 0's bounces are blocks; two in three bounces carry a classification, a message's may differ.
         raw_type="blocked" if name == "UNDELIVERED" and message == 0 else name.lower(),
-        bounce_classification="Reputation" if name == "UNDELIVERED" and message % 2 == 0 else None,
+        bounce_classification=("Reputation", None, "Content")[(message + n) % 3]
+        if name == "UNDELIVERED"
+        else None,
         occurred_at=at,
         received_at=at,
         source=Source.WEBHOOK,
@@ -65,12 +67,15 @@ Truth = tuple[dict[str, int], dict[str, int]]  # distinct messages per status; m
 MAILBOX_PROVIDER = {"gmail.com": "google"}  # of the recipient domains above, written out
 
 
+# SendGrid's classifications in the order that picks one when a message has several (written out).
+CLASSIFICATIONS = ("Invalid Address", "Technical Failure", "Content", "Reputation",
+                   "Frequency or Volume Too High", "Mailbox Unavailable", "Unclassified")  # fmt: skip
+
+
 def _classification(events: list[CanonicalEvent], message: str) -> str:
-    """A message's bounce classification in range ('' without one): the largest among its events."""
-    return max(
-        (e.bounce_classification or "" for e in events if e.message_id == message and _in_range(e)),
-        default="",
-    )
+    """A message's bounce classification in range ('' without one): the first of its events' in order."""
+    mine = {e.bounce_classification for e in events if e.message_id == message and _in_range(e)}
+    return next((c for c in CLASSIFICATIONS if c in mine), "")
 
 
 def _in_range(e: CanonicalEvent) -> bool:

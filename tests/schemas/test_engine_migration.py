@@ -13,6 +13,7 @@ from adapters.clickhouse import ClickHouseStore
 from mailpulse.traffic import SignalRates, generate
 from schemas.event import CanonicalEvent, envelope_json
 from schemas.migrations import MIGRATIONS, SchemaOptions, migrations_table
+from schemas.migrations.m0013_signals import CLASSIFICATIONS, STATUS_BITS
 from schemas.sendgrid import parse_sendgrid_event
 from schemas.tables import EVENT_COLUMNS, STATE_COLUMNS
 from schemas.twilio import parse_cloud_event
@@ -132,8 +133,9 @@ def test_migration_13_adds_blocks_and_classifications_to_existing_data(store: Cl
     unchanged = {k: v for k, v in after["counts"].items() if k not in ("blocked",)}
     assert unchanged == {k: v for k, v in before["counts"].items() if k not in ("blocked",)}
     assert {k: v for k, v in after["volumes"].items() if k != "BLOCKED"} == before["volumes"]
+    classes = sum(1 << STATUS_BITS.index(f"BOUNCE:{c}") for c in CLASSIFICATIONS)
     classified = store.query(
-        f"SELECT uniqExact(message_id) FROM {store.database}.message_minute WHERE bounce_classification != ''"
+        f"SELECT uniqExact(message_id) FROM {store.database}.message_minute WHERE bitAnd(statuses, {classes})"
     )
     assert classified == [(len({e.message_id for e in events if e.bounce_classification}),)]
 

@@ -11,7 +11,7 @@ from adapters.clickhouse import ClickHouseStore
 from mailpulse.traffic import generate
 from schemas.event import CanonicalEvent
 from schemas.migrations import MIGRATIONS, Retention, SchemaOptions
-from schemas.migrations.m0013_signals import STATUS_BITS
+from schemas.migrations.m0013_signals import CLASSIFICATIONS, STATUS_BITS
 from schemas.sendgrid import parse_sendgrid_event
 from schemas.tables import EVENT_COLUMNS
 from schemas.twilio import parse_cloud_event
@@ -44,20 +44,20 @@ def rollup_vs_events(store: ClickHouseStore) -> tuple[list[tuple[object, ...]], 
 
 
 def message_minute_vs_events(store: ClickHouseStore) -> tuple[dict[tuple[object, ...], int], ...]:
-    """Status bits per (minute, message, provider, domains, tags, bounce classification) from
-    message_minute, and the same computed here in Python from the deduplicated `events` view (a block
-    sets BLOCKED besides UNDELIVERED)."""
+    """Status bits per (minute, message, provider, domains, tags) from message_minute, and the same
+    computed here in Python from the deduplicated `events` view (a block sets BLOCKED besides
+    UNDELIVERED; a bounce's classification sets its bit)."""
     db = store.database
     stored = store.query(
-        f"SELECT minute, message_id, provider, sender_domain, recipient_domain, tags, bounce_classification, "
-        f"groupBitOr(statuses) FROM {db}.message_minute GROUP BY ALL"
+        f"SELECT minute, message_id, provider, sender_domain, recipient_domain, tags, groupBitOr(statuses) "
+        f"FROM {db}.message_minute GROUP BY ALL"
     )
     truth: dict[tuple[object, ...], int] = {}
     query = (
         f"SELECT toStartOfMinute(occurred_at), message_id, provider, sender_domain, recipient_domain, tags, "
-        f"bounce_classification, kind, status, raw_type FROM {db}.events"
+        f"kind, status, raw_type, bounce_classification FROM {db}.events"
     )
-    for minute, message, provider, sender, recipient, tags, classification, kind, status, raw in store.query(
+    for minute, message, provider, sender, recipient, tags, kind, status, raw, classification in store.query(
         query
     ):
         key = (
@@ -67,23 +67,15 @@ def message_minute_vs_events(store: ClickHouseStore) -> tuple[dict[tuple[object,
             sender,
             recipient,
             tuple(sorted(f"{k}={v}" for k, v in tags.items())),
-            classification or "",
         )
-        name = status if kind == "status" else kind.upper()
-        bits = 1 << STATUS_BITS.index(name) | (1 << STATUS_BITS.index("BLOCKED") if raw == "blocked" else 0)
-        truth[key] = truth.get(key, 0) | bits
-    return {(*r[:5], tuple(r[5]), r[6]): r[7] for r in stored}, truth
-
-
-def merged(bits: dict[tuple[object, ...], int]) -> tuple[dict[tuple[object, ...], int], dict[object, object]]:
-    """Bits OR-ed over the classification, and each message's largest classification: what queries read
-    (rows loaded before migration 13 keep their bounces under '')."""
-    out: dict[tuple[object, ...], int] = {}
-    classes: dict[object, object] = {}
-    for key, value in bits.items():
-        out[key[:6]] = out.get(key[:6], 0) | value
-        classes[key[1]] = max(str(classes.get(key[1], "")), str(key[6]))
-    return out, classes
+        names = [status if kind == "status" else kind.upper()]
+        if raw == "blocked":
+            names.append("BLOCKED")
+        if classification is not None:
+            names.append(f"BOUNCE:{classification if classification in CLASSIFICATIONS else 'Unclassified'}")
+        for name in names:
+            truth[key] = truth.get(key, 0) | 1 << STATUS_BITS.index(name)
+    return {(*r[:5], tuple(r[5])): r[6] for r in stored}, truth
 
 
 def test_migrations_are_recorded_and_applied_once(store: ClickHouseStore) -> None:
@@ -112,8 +104,9 @@ def test_rollup_is_exact_with_duplicated_rows_and_tags(store: ClickHouseStore) -
     bits, expected_bits = message_minute_vs_events(store)
     assert bits == expected_bits and len(expected_bits) > 100
     blocked = 1 << STATUS_BITS.index("BLOCKED")
+    classes = sum(1 << STATUS_BITS.index(f"BOUNCE:{c}") for c in CLASSIFICATIONS)
     assert any(b & blocked for b in bits.values()), "blocks occur and set their bit"
-    assert {k[6] for k in bits} > {""}, "bounces keep their classification"
+    assert any(b & classes for b in bits.values()), "bounces set their classification's bit"
 
 
 def test_a_database_from_before_migrations_is_upgraded_and_backfilled(store: ClickHouseStore) -> None:
@@ -130,7 +123,7 @@ def test_a_database_from_before_migrations_is_upgraded_and_backfilled(store: Cli
     rollup, truth = rollup_vs_events(store)
     assert rollup == truth and truth
     bits, expected_bits = message_minute_vs_events(store)
-    assert merged(bits) == merged(expected_bits) and expected_bits
+    assert bits == expected_bits and expected_bits
     assert any(b & 1 << STATUS_BITS.index("BLOCKED") for b in bits.values()), "blocks backfilled"
     tables = {str(name) for (name,) in store.query(f"SELECT name FROM system.tables WHERE database = '{db}'")}
     assert {"rollup_minute", "message_minute"} <= tables
