@@ -274,7 +274,6 @@
       x: rows.map((r) => r.counts.bounced), marker: { color: "#f59e0b" },
       text: rows.map((r) => `${int(r.counts.bounced)} (${int(r.counts.blocked)} blocked)`),
       textposition: "outside", cliponaxis: false, hovertemplate: "%{y}: %{x}<extra></extra>",
-      customdata: rows.map((r) => r.counts.bounced),
     };
     const lay = layout({ margin: { l: 160, r: 16, t: 8, b: 32 }, hovermode: "closest" });
     lay.yaxis = { ...lay.yaxis, autorange: "reversed", automargin: true };
