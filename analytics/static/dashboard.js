@@ -7,7 +7,7 @@
   const STATUS_COLORS = {
     SCHEDULED: "#cbd5e1", QUEUED: "#94a3b8", SENT: "#60a5fa", DELIVERED: "#16a34a", OPENED: "#14b8a6",
     CLICK: "#8b5cf6", UNDELIVERED: "#f59e0b", FAILED: "#dc2626", CANCELED: "#a8a29e", INBOUND: "#a855f7",
-    DEFERRED: "#fb923c",
+    DEFERRED: "#fb923c", BLOCKED: "#b45309", SPAMREPORT: "#be123c", UNSUBSCRIBE: "#64748b",
   };
   const STATUS_ORDER = Object.keys(STATUS_COLORS);
   const METRIC_COLORS = { failure_rate: "#dc2626", bounce_rate: "#f59e0b" };
@@ -309,7 +309,8 @@
 
   function drawAlerts(alerts) {
     const note = alerts.rules
-      .map((r) => `${r.name}: ${r.metric.replace("_", " ")} > ${pct(r.threshold, 0)} over ${r.window_s} s`
+      .map((r) => `${r.name}: ${r.metric.replace("_", " ")} > ${pct(r.threshold, r.threshold < 0.01 ? 1 : 0)}`
+        + ` over ${r.window_s} s`
         + `${r.by ? ` by ${r.by}` : ""}, min ${r.min_volume}`)
       .join(" · ");
     document.getElementById("rules-note").textContent = note;
@@ -329,7 +330,7 @@
       badge.className = `state ${e.state}`;
       badge.textContent = e.state;
       const cells = [local(e.at), e.rule, e.dimension ? `${e.dimension}=${e.key}` : "all mail", badge,
-        pct(e.value), pct(e.threshold, 0), int(e.volume)];
+        pct(e.value, e.threshold < 0.01 ? 3 : 2), pct(e.threshold, e.threshold < 0.01 ? 1 : 0), int(e.volume)];
       for (const value of cells) {
         const cell = row.insertCell();
         if (value instanceof Node) cell.append(value); else cell.textContent = value;
