@@ -6,7 +6,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from alerting.query import counts_from_rows, measurement_groups, rates_query, window
+from alerting.query import counts_from_rows, measurement_groups, rates_query, sample, window
 from alerting.state_machine import Sample
 from schemas.alert_rules import AlertRule
 
@@ -28,5 +28,5 @@ class Evaluator:
             sql, params = rates_query(self._database, by, start, end)
             counts = counts_from_rows(self._query(sql, params))
             for rule in group:
-                samples[rule.name] = {key: c.sample(rule.metric) for key, c in counts.items()}
+                samples[rule.name] = {key: sample(c, rule.metric) for key, c in counts.items()}
         return samples

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from analytics import queries as q
+from schemas.mailbox_providers import NAMES
 from schemas.times import EARLIEST, LATEST, iso_z
 
 Schema = dict[str, Any]
@@ -24,17 +25,22 @@ _PARAMETERS: dict[str, tuple[str, Schema]] = {
     "provider": ("Only this provider (twilio, sendgrid).", _FILTER),
     "sender_domain": ("Only mail from this sender domain.", _FILTER),
     "recipient_domain": ("Only mail to this recipient domain.", _FILTER),
+    "mailbox_provider": (
+        "Only mail to this mailbox provider (by recipient domain; docs/mailbox-providers.md).",
+        {"type": "string", "enum": list(NAMES)},
+    ),
     "tag": ("Only mail with this tag, `key=value`.", {**_FILTER, "pattern": "^[^=]+=.+$"}),
     "bucket": (
         "Bucket width in seconds (default: the smallest giving at most 300 buckets).",
         {"type": "integer", "enum": list(q.BUCKETS)},
     ),
     "by": (
-        "Dimension to break down by.",
+        "Dimension to break down by (`bounce_classification`: each message's bounce classification, '' "
+        "for none).",
         {"type": "string", "enum": list(q.DIMENSIONS), "default": "recipient_domain"},
     ),
     "order": (
-        "Sort key, descending: a rate over outcomes (docs/figures.md) or `messages` (null rates last).",
+        "Sort key, descending: a rate of docs/figures.md or `messages` (null rates last).",
         {"type": "string", "enum": list(q.ORDERS), "default": "failure"},
     ),
     "min_volume": (

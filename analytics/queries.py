@@ -18,16 +18,22 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from schemas import outcomes as oc
+from schemas.mailbox_providers import NAMES as MAILBOX_PROVIDERS
+from schemas.mailbox_providers import sql_mailbox_provider
 from schemas.times import EARLIEST, parse_utc
-from storage.tables import STATUS_BITS
+from storage.tables import CLASSIFICATION_PREFIX, CLASSIFICATIONS, STATUS_BITS
 
-DIMENSIONS: dict[str, str] = {  # API name -> rollup column (the allow-list of identifiers)
+DIMENSIONS: dict[str, str] = {  # API name -> rollup column or expression (the allow-list of identifiers)
     "provider": "provider",
     "sender_domain": "sender_domain",
     "recipient_domain": "recipient_domain",
+    # The mailbox provider table applied when read (schemas.mailbox_providers): no stored column.
+    "mailbox_provider": sql_mailbox_provider("recipient_domain"),
     "tag": "tag",
+    # Per message, the classification of its bounce in range ('' when none): from its status bits.
+    "bounce_classification": "bounce_classification",
 }
-FILTERS = ("provider", "sender_domain", "recipient_domain", "tag")
+FILTERS = ("provider", "sender_domain", "recipient_domain", "mailbox_provider", "tag")
 BUCKETS = (60, 300, 900, 3600, 86400)
 MAX_POINTS = 300  # the default bucket keeps a range under this many buckets
 MAX_EXPLICIT_POINTS = 5000  # an explicit bucket may give more, up to this
@@ -46,7 +52,7 @@ STATUSES = (
     "CLICK",
 )
 # Breakdown orders: a rate of schemas.outcomes (over outcomes), or the number of messages with an outcome.
-ORDERS = ("failure", *oc.CLASSES, "messages")
+ORDERS = ("failure", *oc.CLASSES, *oc.SIGNAL_RATES, "messages")
 LEVELS = (0.5, 0.95, 0.99)
 ESTIMATOR = "exact (ClickHouse quantilesExactInclusive: linear interpolation between order statistics)"
 _MAX_FILTER_LEN = 512
@@ -67,6 +73,7 @@ class Filters:
     provider: str | None = None
     sender_domain: str | None = None
     recipient_domain: str | None = None
+    mailbox_provider: str | None = None
     tag: str | None = None  # 'key=value'
 
     def as_dict(self) -> dict[str, str]:
@@ -178,6 +185,11 @@ def _filters(reader: _Reader) -> Filters:
         if not raw or len(raw) > _MAX_FILTER_LEN:
             reader.problems.append(f"{name}: must be 1..{_MAX_FILTER_LEN} characters")
             continue
+        if name == "mailbox_provider" and raw not in MAILBOX_PROVIDERS:
+            reader.problems.append(
+                f"mailbox_provider: {raw[:40]!r} is not one of {', '.join(MAILBOX_PROVIDERS)}"
+            )
+            continue
         if name == "tag":
             key, sep, value = raw.partition("=")
             if not (sep and key and value):
@@ -281,8 +293,16 @@ def _bit(status: str) -> str:
     return f"bitTest(m, {STATUS_BITS.index(status)})"
 
 
-# Per message (its rows in range OR-ed into ``m``): its final status in range and whether it has a click.
-_PER_MESSAGE = f"{oc.sql_final_status(lambda s: _bit(s.value))} AS f, {_bit('CLICK')} AS cl"
+# The status bits counted as "volumes" (the classification bits are a breakdown, not a status).
+VOLUME_BITS: tuple[str, ...] = tuple(b for b in STATUS_BITS if not b.startswith(CLASSIFICATION_PREFIX))
+# A message's bounce classification from its bits: the first of SendGrid's seven it has, else ''.
+_CLASSIFICATION = (
+    "multiIf(" + ", ".join(f"{_bit(CLASSIFICATION_PREFIX + c)}, '{c}'" for c in CLASSIFICATIONS) + ", '')"
+)
+
+
+# Per message (its rows in range OR-ed into ``m``): its final status in range and its flags.
+_PER_MESSAGE = f"{oc.sql_final_status(lambda s: _bit(s.value))} AS f, {oc.sql_flags(_bit)}"
 _OUTCOMES_SQL = " + ".join(oc.CLASSES)
 
 
@@ -292,7 +312,7 @@ def message_counts_sql(
     """Distinct messages per key from ``message_minute``: each message's rows in range OR-ed into one bit
     set (one hash-table entry per message and key), its final status in range taken from the bits by
     precedence (``schemas.outcomes``), then every status seen and the figures of ``schemas.outcomes``
-    counted in one pass. Rows: (key, [count per STATUS_BITS], *the counts of ``oc.FIELDS``).
+    counted in one pass. Rows: (key, [count per VOLUME_BITS], *the counts of ``oc.FIELDS``).
 
     A message is in a range when it has an event whose time lies in it; its outcome there is that of
     the highest-precedence status among those events (its final status when the range holds all its
@@ -319,6 +339,10 @@ def message_counts_sql(
     elif key is None:
         inner = "SELECT '' AS k, groupBitOr(statuses) AS m"
         group = "message_id"
+    elif key == "bounce_classification":
+        # One key per message: its classification bits OR-ed over its rows in range.
+        inner = f"SELECT {_CLASSIFICATION} AS k, groupBitOr(statuses) AS m"
+        group = "message_id"
     else:
         column = DIMENSIONS[key]
         inner = f"SELECT any({column}) AS k, groupBitOr(statuses) AS m"
@@ -326,9 +350,9 @@ def message_counts_sql(
     source = f"{database}.message_minute"
     if tag_key:
         source += " ARRAY JOIN if(empty(tags), [''], tags) AS tag"
-    bits = ", ".join(f"countIf(bitTest(m, {i}))" for i in range(len(STATUS_BITS)))
+    bits = ", ".join(f"countIf({_bit(b)})" for b in VOLUME_BITS)
     figures = ",\n  ".join(
-        f"{expr} AS {name}" for expr, name in zip(oc.sql_counts("f", "cl"), oc.FIELDS, strict=True)
+        f"{expr} AS {name}" for expr, name in zip(oc.sql_counts("f"), oc.FIELDS, strict=True)
     )
     text = f"""SELECT k, [{bits}] AS per_bit,
   {figures}
@@ -349,16 +373,27 @@ def breakdown_sql(database: str, window: Window, spec: Breakdown) -> Sql:
     ``schemas.outcomes``."""
     counts = message_counts_sql(database, window, key=spec.by)
     outcomes = f"({_OUTCOMES_SQL})"
-    numerators = {name: name for name in oc.CLASSES} | {"failure": f"({' + '.join(oc.FAILURE_CLASSES)})"}
     if spec.order == "messages":
         rank = f"{outcomes} DESC"
     else:
-        rank = f"{outcomes} > 0 DESC, if({outcomes} > 0, {numerators[spec.order]} / {outcomes}, 0) DESC"
+        numerator, denominator = _rate_sql(spec.order)
+        rank = f"{denominator} > 0 DESC, if({denominator} > 0, {numerator} / {denominator}, 0) DESC"
     text = f"""{counts.text}
 HAVING {outcomes} >= {{min_volume:UInt64}}
 ORDER BY {rank}, k
 LIMIT {{limit:UInt32}}"""
     return Sql(text, {**counts.parameters, "min_volume": spec.min_volume, "limit": spec.limit})
+
+
+def _rate_sql(rate: str) -> tuple[str, str]:
+    """(numerator, denominator) of a rate of ``schemas.outcomes`` over the ``oc.FIELDS`` columns."""
+    outcomes = f"({_OUTCOMES_SQL})"
+    if rate in oc.SIGNAL_RATES:
+        numerator, denominator = oc.SIGNAL_RATES[rate]
+        return numerator, outcomes if denominator == "outcomes" else denominator
+    if rate == "failure":
+        return f"({' + '.join(oc.FAILURE_CLASSES)})", outcomes
+    return rate, "delivered" if rate in ("opened", "clicked") else outcomes
 
 
 def _state_filters(window: Window) -> tuple[list[str], dict[str, Any]]:
@@ -453,7 +488,7 @@ def bit_counts(rows: Sequence[Sequence[Any]]) -> dict[Any, Counts]:
     out: dict[Any, Counts] = {}
     for key, per_bit, *figures in rows:
         counts = out[key] = Counts(figures=oc.from_row(figures))
-        for status, n in zip(STATUS_BITS, per_bit, strict=True):
+        for status, n in zip(VOLUME_BITS, per_bit, strict=True):
             if n or status in counts.volumes:
                 counts.volumes[status] = int(n)
     return out

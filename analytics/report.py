@@ -1,5 +1,6 @@
-"""``mailpulse report``: the API's summary and worst domains as terminal tables (rich), or as JSON
-(``--json``: the summary's exact values, the same keys as ``/api/summary``, plus the worst domains).
+"""``mailpulse report``: the API's summary, the worst domains, the figures per mailbox provider and the
+bounces per classification as terminal tables (rich), or as JSON (``--json``: the summary's exact values,
+the same keys as ``/api/summary``, plus those breakdowns).
 
 Every figure is defined in ``schemas.outcomes``; durations read in human units (ms, s, min, h, d)."""
 
@@ -16,8 +17,61 @@ from rich.table import Table
 from analytics import queries as q
 from analytics.service import AnalyticsService
 from schemas import outcomes as oc
+from schemas.mailbox_providers import label
 
 WORST_ORDER = "failure"
+ALL_KEYS = 1000  # the breakdowns with few keys (providers, classifications) are shown whole
+
+
+def _signals(summary: dict[str, Any], console: Console) -> None:
+    counts, rates = summary["counts"], summary["rates"]
+    table = Table(title="Deliverability signals")
+    for column in ("rate", "value", "definition"):
+        table.add_column(column, justify="right" if column == "value" else "left")
+    table.add_row(
+        "spam", oc.human_rate(rates["spam"], 3), f"{counts['spam_reported']:,} reported as spam / delivered"
+    )
+    table.add_row(
+        "unsubscribe",
+        oc.human_rate(rates["unsubscribe"]),
+        f"{counts['unsubscribed']:,} unsubscribed / delivered",
+    )
+    table.add_row("block", oc.human_rate(rates["block"]), f"{counts['blocked']:,} blocked / with an outcome")
+    table.add_row(
+        "deferral", oc.human_rate(rates["deferral"]), f"{counts['deferred']:,} deferred / reached SENT"
+    )
+    console.print(table)
+
+
+def _providers(providers: dict[str, Any], console: Console) -> None:
+    table = Table(title="Mailbox providers (by recipient domain)")
+    columns = ("mailbox provider", "with an outcome", "delivered", "bounced", "block", "spam", "deferral")
+    for column in columns:
+        table.add_column(column, justify="left" if column == "mailbox provider" else "right")
+    for row in providers["rows"]:
+        r = row["rates"]
+        table.add_row(
+            label(row["key"]),
+            f"{row['messages']:,}",
+            *(oc.human_rate(r[n]) for n in ("delivered", "bounced", "block")),
+            oc.human_rate(r["spam"], 3),
+            oc.human_rate(r["deferral"]),
+        )
+    console.print(table)
+
+
+def _classifications(classes: dict[str, Any], console: Console) -> None:
+    table = Table(title="Bounced messages by bounce classification")
+    for column in ("classification", "bounced", "blocked", "share of bounced"):
+        table.add_column(column, justify="left" if column == "classification" else "right")
+    total = sum(row["counts"]["bounced"] for row in classes["rows"])
+    for row in classes["rows"]:
+        bounced = row["counts"]["bounced"]
+        table.add_row(
+            row["key"] or "(none given)", f"{bounced:,}", f"{row['counts']['blocked']:,}",
+            oc.human_rate(oc.ratio(bounced, total)),
+        )  # fmt: skip
+    console.print(table)
 
 
 def render(summary: dict[str, Any], worst: dict[str, Any], console: Console) -> None:
@@ -43,6 +97,7 @@ def render(summary: dict[str, Any], worst: dict[str, Any], console: Console) -> 
     more.add_row("opened", oc.human_rate(rates["opened"]), f"{counts['opened']:,} opened / delivered")
     more.add_row("clicked", oc.human_rate(rates["clicked"]), f"{counts['clicked']:,} clicked / delivered")
     console.print(more)
+    _signals(summary, console)
 
     funnel = Table(title="Funnel (reached at least each stage)")
     funnel.add_column("stage")
@@ -77,11 +132,27 @@ def render(summary: dict[str, Any], worst: dict[str, Any], console: Console) -> 
     console.print(table)
 
 
-def report_json(summary: dict[str, Any], worst: dict[str, Any]) -> bytes:
-    """The summary as ``/api/summary`` gives it, plus ``worst_recipient_domains`` (key and figures)."""
-    rows = [{k: v for k, v in row.items() if k != "volumes"} for row in worst["rows"]]
-    body = {**summary, "worst_recipient_domains": {"min_volume": worst["min_volume"], "rows": rows}}
+def _rows(breakdown: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{k: v for k, v in row.items() if k != "volumes"} for row in breakdown["rows"]]
+
+
+def report_json(
+    summary: dict[str, Any], worst: dict[str, Any], providers: dict[str, Any], classes: dict[str, Any]
+) -> bytes:
+    """The summary as ``/api/summary`` gives it, plus ``worst_recipient_domains``, ``mailbox_providers``
+    and ``bounce_classifications`` (each: rows of key and figures)."""
+    body = {
+        **summary,
+        "worst_recipient_domains": {"min_volume": worst["min_volume"], "rows": _rows(worst)},
+        "mailbox_providers": {"rows": _rows(providers)},
+        "bounce_classifications": {"rows": _rows(classes)},
+    }
     return orjson.dumps(body, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
+
+
+def _spec(params: q.Params, now: datetime, by: str, order: str, limit: int, min_volume: int) -> q.Breakdown:
+    extra = {"by": [by], "order": [order], "limit": [str(limit)], "min_volume": [str(min_volume)]}
+    return q.parse_breakdown({**params, **extra}, now)[1]
 
 
 def report(
@@ -98,16 +169,9 @@ def report(
     console = Console(file=stream)
     try:
         window = q.parse_window(params, now)
-        _, spec = q.parse_breakdown(
-            {
-                **params,
-                "by": ["recipient_domain"],
-                "order": [WORST_ORDER],
-                "limit": [str(top)],
-                "min_volume": [str(min_volume)],
-            },
-            now,
-        )
+        spec = _spec(params, now, "recipient_domain", WORST_ORDER, top, min_volume)
+        provider_spec = _spec(params, now, "mailbox_provider", "messages", ALL_KEYS, 1)
+        class_spec = _spec(params, now, "bounce_classification", "bounced", ALL_KEYS, 1)
     except q.ParamErrors as exc:
         if as_json:
             stream.write(orjson.dumps({"errors": exc.problems}).decode() + "\n")
@@ -116,9 +180,15 @@ def report(
                 console.print(f"[red]{problem}[/red]")
         return 2
     worst = {**service.breakdown(window, spec), "min_volume": min_volume}
+    providers = service.breakdown(window, provider_spec)
+    classes = service.breakdown(window, class_spec)
+    # Bounced messages only: the '' key also holds every message that did not bounce.
+    classes["rows"] = [row for row in classes["rows"] if row["counts"]["bounced"]]
     summary = service.summary(window)
     if as_json:
-        stream.write(report_json(summary, worst).decode() + "\n")
+        stream.write(report_json(summary, worst, providers, classes).decode() + "\n")
     else:
         render(summary, worst, console)
+        _providers(providers, console)
+        _classifications(classes, console)
     return 0

@@ -396,7 +396,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     settings = _settings(args)
     store = open_store(settings)
     service = AnalyticsService(store.client, store.database, load_rules(settings.alerts_rules_file))
-    names = ("from", "to", "provider", "sender_domain", "recipient_domain", "tag")
+    names = ("from", "to", "provider", "sender_domain", "recipient_domain", "mailbox_provider", "tag")
     params = {name: [value] for name in names if (value := getattr(args, f"r_{name}")) is not None}
     return report(service, params, datetime.now(UTC), args.top, args.min_volume, args.json)
 
@@ -490,7 +490,7 @@ def build_parser() -> argparse.ArgumentParser:
     alerts.add_argument("--rules", dest="alerts_rules_file", help="TOML rules file (default: built-in rules)")
     alerts.add_argument("--check", action="store_true", help="validate the rules, print them and exit")
     rep = add("report", cmd_report, "print deliverability figures for a time range (default: last 24 h)")
-    for name in ("from", "to", "provider", "sender_domain", "recipient_domain", "tag"):
+    for name in ("from", "to", "provider", "sender_domain", "recipient_domain", "mailbox_provider", "tag"):
         flag = "--" + name.replace("_", "-")
         rep.add_argument(
             flag,

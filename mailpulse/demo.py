@@ -26,7 +26,7 @@ import httpx
 from adapters.clickhouse import ClickHouseStore
 from adapters.journal import Journal, forget_segments
 from mailpulse.broker import free_port
-from mailpulse.demo_alert import SpikeOutcome, failure_spike, with_demo_rules
+from mailpulse.demo_alert import SpikeOutcome, failure_spike, spam_spike, with_demo_rules
 from mailpulse.redact import redact_dsn
 from mailpulse.runtime import (
     api_token,
@@ -72,7 +72,7 @@ class DemoOptions:
     drop_rate: float = DROP_RATE
     acceleration: float = ACCELERATION
     poller: bool = True
-    spike: bool = True  # end with a failure spike that fires and resolves an alert
+    spike: bool = True  # end with a failure and a spam spike, each firing and resolving an alert
     dashboard: bool = False  # then serve /dashboard (printing its URL) until ``stop`` is set
 
 
@@ -83,6 +83,7 @@ class Outcome:
     webhook_misses: int
     seconds: float
     spike: SpikeOutcome | None = None
+    spam: SpikeOutcome | None = None
 
     @property
     def match(self) -> bool:
@@ -90,8 +91,8 @@ class Outcome:
 
     @property
     def ok(self) -> bool:
-        """The tables match the truth and, if the spike ran, its alert fired and resolved."""
-        return self.match and (self.spike is None or self.spike.ok)
+        """The tables match the truth and, if the spikes ran, their alerts fired and resolved."""
+        return self.match and all(s is None or s.ok for s in (self.spike, self.spam))
 
 
 def read_messages(store: ClickHouseStore) -> dict[str, Seen]:
@@ -221,6 +222,7 @@ async def run_demo(
             alerting = with_demo_rules(settings)  # the dashboard draws the thresholds of these rules
             if options.spike:
                 outcome.spike = await failure_spike(alerting, bootstrap, store, ingest_url, say)
+                outcome.spam = await spam_spike(alerting, bootstrap, store, ingest_url, say)
             if options.dashboard:
                 await _serve_dashboard(alerting, store, ingest_url, stop or asyncio.Event(), say)
             stop_processor.set()

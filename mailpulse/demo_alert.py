@@ -1,6 +1,8 @@
-"""The demo's failure spike: one recipient domain starts bouncing everything, an alert fires; the
-domain recovers, the alert resolves. Posted as SendGrid webhooks to the demo's ingest, so the spike
-travels the real pipeline (Kafka, processor, rollup) before the alert runner sees it."""
+"""The demo's spikes, each firing an alert that then resolves. Failure: one recipient domain starts
+bouncing everything, then recovers. Spam: recipients at one mailbox provider report 2% of the mail as
+spam (Gmail's and Yahoo's limit is 0.3%), then many more deliveries bring the rate under the limit.
+Posted as SendGrid webhooks to the demo's ingest, so each spike travels the real pipeline (Kafka,
+processor, rollup) before the alert runner sees it."""
 
 from __future__ import annotations
 
@@ -22,6 +24,10 @@ from mailpulse.settings import Settings
 SPIKE_DOMAIN = "spike.example.net"
 SPIKE_BOUNCES = 200  # every one fails: the domain's failure rate is 100%
 RECOVERY_DELIVERIES = 300  # then 200 failed of 500 outcomes: 40%, under the threshold
+SPAM_PROVIDER, SPAM_DOMAIN = "yahoo", "yahoo.com"
+SPAM_DELIVERIES = 400
+SPAM_REPORTS = 8  # of the 400 delivered: 2%, over the 0.3% limit
+SPAM_RECOVERY = 3600  # then 8 of 4,000 delivered and more: at most 0.2%, under it
 PHASE_TIMEOUT_S = 60.0
 RULES = """# Written by `mailpulse demo`: the rule its failure spike trips.
 [[rule]]
@@ -31,6 +37,16 @@ threshold = 0.5
 window_s = 300
 by = "recipient_domain"
 min_volume = 50
+for_s = 0
+cooldown_s = 600
+
+[[rule]]
+name = "demo-spam-rate"
+metric = "spam_rate"
+threshold = 0.003
+window_s = 300
+by = "mailbox_provider"
+min_volume = 200
 for_s = 0
 cooldown_s = 600
 """
@@ -46,14 +62,15 @@ class SpikeOutcome:
         return self.fired is not None and self.resolved is not None
 
 
-def _event(kind: str, i: int, at: int, **extra: Any) -> dict[str, Any]:
+def _event(kind: str, i: int, at: int, domain: str = SPIKE_DOMAIN, **extra: Any) -> dict[str, Any]:
+    name = "spike" if domain == SPIKE_DOMAIN else "spam"
     return {
-        "email": f"user{i}@{SPIKE_DOMAIN}",
+        "email": f"user{i}@{domain}",
         "timestamp": at,
         "event": kind,
-        "sg_event_id": f"demo-spike-{kind}-{i}",
-        "sg_message_id": f"demospike{i:05d}.filter0001.1.1.0",
-        "category": ["demo-spike"],
+        "sg_event_id": f"demo-{name}-{kind}-{i}",
+        "sg_message_id": f"demo{name}{i:05d}.filter0001.1.1.0",
+        "category": [f"demo-{name}"],
         **extra,
     }
 
@@ -73,27 +90,41 @@ def spike_batches(start: int, count: int, outcome: str) -> list[list[dict[str, A
     return [events[i : i + 100] for i in range(0, len(events), 100)]
 
 
+def spam_batches(start: int, count: int, reports: int) -> list[list[dict[str, Any]]]:
+    """``count`` messages to ``SPAM_DOMAIN`` from ``start``, processed and delivered; the first
+    ``reports`` of them reported as spam."""
+    now = int(time.time()) - 1
+    events = []
+    for i in range(start, start + count):
+        events.append(_event("processed", i, now, SPAM_DOMAIN))
+        events.append(_event("delivered", i, now, SPAM_DOMAIN, response="250 OK"))
+        if i < start + reports:
+            events.append(_event("spamreport", i, now, SPAM_DOMAIN))
+    return [events[i : i + 500] for i in range(0, len(events), 500)]
+
+
 async def _post(client: httpx.AsyncClient, batches: list[list[dict[str, Any]]]) -> None:
     for batch in batches:
         answer = await client.post("/webhooks/sendgrid/events", json=batch)
         answer.raise_for_status()
 
 
-async def _until(runner: AlertRunner, state: str) -> Notification | None:
+async def _until(runner: AlertRunner, state: str, key: str = SPIKE_DOMAIN) -> Notification | None:
     deadline = time.monotonic() + PHASE_TIMEOUT_S
     while time.monotonic() < deadline:
         for note in await runner.tick():
-            if note.key == SPIKE_DOMAIN and note.state == state:
+            if note.key == key and note.state == state:
                 return note
         await asyncio.sleep(1.0)
     return None
 
 
 def _describe(note: Notification) -> str:
-    value = "n/a" if note.value is None else f"{note.value:.0%}"
+    digits, volume = (2, "delivered") if note.metric == "spam_rate" else (0, "outcomes")
+    value = "n/a" if note.value is None else f"{note.value:.{digits}%}"
     return (
-        f"{note.rule} {note.dimension}={note.key}: {note.metric} {value} over {note.volume} outcomes "
-        f"(threshold {note.threshold:.0%})"
+        f"{note.rule} {note.dimension}={note.key}: {note.metric} {value} over {note.volume} {volume} "
+        f"(threshold {note.threshold:.{digits}%})"
     )
 
 
@@ -131,4 +162,35 @@ async def failure_spike(
             return outcome
         say(f"  alert RESOLVED {_describe(outcome.resolved)}")
         say(f"  both recorded in {store.database}.alerts and on topic {settings.alerts_topic}")
+    return outcome
+
+
+async def spam_spike(
+    settings: Settings, bootstrap: str, store: ClickHouseStore, ingest_url: str, say: Callable[[str], None]
+) -> SpikeOutcome:
+    """Spam complaints at one mailbox provider fire its spam-rate alert; more deliveries resolve it.
+    ``settings.alerts_rules_file`` must name the demo's rules (``with_demo_rules``)."""
+    outcome = SpikeOutcome()
+    say(
+        f"\nspam spike: {SPAM_REPORTS} spam reports among {SPAM_DELIVERIES} deliveries at {SPAM_DOMAIN} "
+        f"(mailbox provider {SPAM_PROVIDER})"
+    )
+    async with (
+        alerts_runner(settings, bootstrap, store) as runner,
+        httpx.AsyncClient(base_url=ingest_url, timeout=30) as client,
+    ):
+        await runner.restore()
+        await _post(client, spam_batches(0, SPAM_DELIVERIES, SPAM_REPORTS))
+        outcome.fired = await _until(runner, "firing", SPAM_PROVIDER)
+        if outcome.fired is None:
+            say("  the alert did not fire in time")
+            return outcome
+        say(f"  alert FIRING   {_describe(outcome.fired)}")
+        say(f"  recovery: {SPAM_RECOVERY} deliveries at {SPAM_DOMAIN} without a report")
+        await _post(client, spam_batches(SPAM_DELIVERIES, SPAM_RECOVERY, 0))
+        outcome.resolved = await _until(runner, "resolved", SPAM_PROVIDER)
+        if outcome.resolved is None:
+            say("  the alert did not resolve in time")
+            return outcome
+        say(f"  alert RESOLVED {_describe(outcome.resolved)}")
     return outcome

@@ -4,10 +4,13 @@ Rates are those of ``schemas.outcomes`` (outcome by final status; docs/figures.m
 [[rule]]
 name = "failure-rate"
 metric = "failure_rate"     # failure_rate: (bounced + failed) / outcomes | bounce_rate: bounced / outcomes
+                            # | spam_rate: spam reports / delivered | block_rate: blocked / outcomes
+                            # | deferral_rate: deferred / reached SENT
 threshold = 0.05            # fires when the rate is above this fraction
 window_s = 300              # sliding window the rate is computed over (event time)
-by = "sender_domain"        # "" (all mail) | provider | sender_domain | recipient_domain | tag
-min_volume = 100            # outcomes in the window below which the rule never fires
+by = "sender_domain"        # "" (all mail) | provider | sender_domain | recipient_domain
+                            # | mailbox_provider | tag
+min_volume = 100            # the rate's denominator in the window below which the rule never fires
 for_s = 60                  # the rate must stay above the threshold this long before firing
 cooldown_s = 600            # after a resolve, the same rule and key stay quiet this long
 """
@@ -20,8 +23,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-Metric = Literal["failure_rate", "bounce_rate"]
-Dimension = Literal["", "provider", "sender_domain", "recipient_domain", "tag"]
+Metric = Literal["failure_rate", "bounce_rate", "spam_rate", "block_rate", "deferral_rate"]
+Dimension = Literal["", "provider", "sender_domain", "recipient_domain", "mailbox_provider", "tag"]
 
 
 class AlertRule(BaseModel):
@@ -43,10 +46,31 @@ class _RulesFile(BaseModel):
     rule: list[AlertRule] = Field(min_length=1)
 
 
+# Spam rate: Gmail's and Yahoo's bulk-sender rules keep user-reported spam below 0.3% and recommend
+# below 0.1% (docs/alerting-rules.md), per mailbox provider since each judges its own users' reports.
+# A day's window, as Postmaster Tools counts; 1,000 delivered at least, so that one report (0.1%) is not
+# an alert. Two rules, one per threshold: warning and critical.
+_SIGNAL_WINDOW_S = 86400
 DEFAULT_RULES: tuple[AlertRule, ...] = (
     AlertRule(name="failure-rate", metric="failure_rate", threshold=0.10),
     AlertRule(name="bounce-rate", metric="bounce_rate", threshold=0.05),
-)
+    AlertRule(
+        name="spam-rate-warning", metric="spam_rate", threshold=0.001, window_s=_SIGNAL_WINDOW_S,
+        by="mailbox_provider", min_volume=1000, for_s=600, cooldown_s=3600,
+    ),
+    AlertRule(
+        name="spam-rate-critical", metric="spam_rate", threshold=0.003, window_s=_SIGNAL_WINDOW_S,
+        by="mailbox_provider", min_volume=1000, for_s=600, cooldown_s=3600,
+    ),
+    AlertRule(
+        name="block-rate", metric="block_rate", threshold=0.02, window_s=3600, by="mailbox_provider",
+        min_volume=500, for_s=300, cooldown_s=3600,
+    ),
+    AlertRule(
+        name="deferral-rate", metric="deferral_rate", threshold=0.20, window_s=3600, by="mailbox_provider",
+        min_volume=500, for_s=600, cooldown_s=3600,
+    ),
+)  # fmt: skip
 
 
 class RulesError(ValueError):

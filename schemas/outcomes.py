@@ -25,6 +25,17 @@ A final status of SCHEDULED, QUEUED or SENT is no outcome yet (pending).
 where ``opened`` = delivered messages whose final status is OPENED or that have a click (a click proves
 the open), ``clicked`` = delivered messages with a click. A rate with a zero denominator is None.
 
+**Deliverability signals** (what mailbox providers and recipients did with the mail)::
+
+    spam rate        = spam_reported / delivered   unsubscribe rate = unsubscribed / delivered
+    block rate       = blocked / outcomes          deferral rate    = deferred / reached_sent
+
+where ``spam_reported`` = delivered messages with a spam report (SendGrid ``spamreport``),
+``unsubscribed`` = delivered messages with an ``unsubscribe`` or ``group_unsubscribe``, ``blocked`` =
+bounced messages whose bounce is a block (SendGrid bounce ``type`` = ``blocked``: a refusal for the
+sender's reputation or content, not a bad address; ``blocked`` is part of ``bounced``, shown apart),
+``deferred`` = messages that reached SENT and were deferred at least once (throttled, then sent on).
+
 **Funnel.** Each message counts at every stage it reached at least: QUEUED, SENT, DELIVERED, OPENED,
 CLICKED, judged from its final status (a DELIVERED message has passed QUEUED and SENT even when those
 webhooks were lost), so the counts never increase from stage to stage. Reached by final status: QUEUED
@@ -66,9 +77,48 @@ _REACHED: dict[EmailStatus, int] = {
     S.DELIVERED: 3,
     S.OPENED: 4,
 }
+# What a message has seen besides its statuses: flag -> the event kinds that set it, named as the status
+# bits of the storage (upper-cased kinds; BLOCKED is a bounce of type "blocked").
+FLAGS: dict[str, tuple[str, ...]] = {
+    "clicked": ("CLICK",),
+    "spam_reported": ("SPAMREPORT",),
+    "unsubscribed": ("UNSUBSCRIBE", "GROUP_UNSUBSCRIBE"),
+    "blocked": ("BLOCKED",),
+    "deferred": ("DEFERRED",),
+}
+SIGNALS: tuple[str, ...] = ("spam_reported", "unsubscribed", "blocked", "deferred")
 # The counts a set of messages is summed into, in this order (also the order of ``sql_counts``).
-FIELDS: tuple[str, ...] = ("pending", *CLASSES, "opened", "clicked", "reached_queued", "reached_sent")
-RATES: tuple[str, ...] = (*CLASSES, "failure", "opened", "clicked")
+FIELDS: tuple[str, ...] = (
+    "pending", *CLASSES, "opened", "clicked", "reached_queued", "reached_sent", *SIGNALS
+)  # fmt: skip
+RATES: tuple[str, ...] = (
+    *CLASSES,
+    "failure",
+    "opened",
+    "clicked",
+    "spam",
+    "unsubscribe",
+    "block",
+    "deferral",
+)
+# Signal rate -> (numerator, denominator), both FIELDS or "outcomes".
+SIGNAL_RATES: dict[str, tuple[str, str]] = {
+    "spam": ("spam_reported", "delivered"),
+    "unsubscribe": ("unsubscribed", "delivered"),
+    "block": ("blocked", "outcomes"),
+    "deferral": ("deferred", "reached_sent"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Seen:
+    """The flags of one message (``FLAGS``): what it has seen besides its statuses."""
+
+    clicked: bool = False
+    spam_reported: bool = False
+    unsubscribed: bool = False
+    blocked: bool = False
+    deferred: bool = False
 
 
 def final_status(statuses: Iterable[EmailStatus | str]) -> EmailStatus | None:
@@ -104,6 +154,10 @@ class Figures:
     clicked: int = 0
     reached_queued: int = 0
     reached_sent: int = 0
+    spam_reported: int = 0
+    unsubscribed: int = 0
+    blocked: int = 0
+    deferred: int = 0
 
     @property
     def outcomes(self) -> int:
@@ -111,15 +165,24 @@ class Figures:
         return self.delivered + self.bounced + self.failed + self.canceled
 
     def counts(self) -> dict[str, int]:
-        return {name: getattr(self, name) for name in (*CLASSES, "opened", "clicked")}
+        return {name: getattr(self, name) for name in (*CLASSES, "opened", "clicked", *SIGNALS)}
+
+    def denominator(self, name: str) -> int:
+        """The count a rate of ``RATES`` divides by (the volume an alert rule's ``min_volume`` reads)."""
+        if name in SIGNAL_RATES:
+            under = SIGNAL_RATES[name][1]
+            return self.outcomes if under == "outcomes" else int(getattr(self, under))
+        return self.delivered if name in ("opened", "clicked") else self.outcomes
+
+    def numerator(self, name: str) -> int:
+        if name in SIGNAL_RATES:
+            return int(getattr(self, SIGNAL_RATES[name][0]))
+        if name == "failure":
+            return sum(getattr(self, n) for n in FAILURE_CLASSES)
+        return int(getattr(self, name))
 
     def rates(self) -> dict[str, float | None]:
-        return {
-            **{name: ratio(getattr(self, name), self.outcomes) for name in CLASSES},
-            "failure": ratio(sum(getattr(self, n) for n in FAILURE_CLASSES), self.outcomes),
-            "opened": ratio(self.opened, self.delivered),
-            "clicked": ratio(self.clicked, self.delivered),
-        }
+        return {name: ratio(self.numerator(name), self.denominator(name)) for name in RATES}
 
     def funnel(self) -> list[tuple[str, int]]:
         """``[stage, messages]`` per stage, never increasing."""
@@ -131,17 +194,23 @@ def ratio(numerator: int, denominator: int) -> float | None:
     return numerator / denominator if denominator else None
 
 
-def tally(messages: Iterable[tuple[EmailStatus | None, bool]]) -> Figures:
-    """Figures of messages given as (final status, has a click); None and INBOUND count nowhere."""
+def tally(messages: Iterable[tuple[EmailStatus | None, bool | Seen]]) -> Figures:
+    """Figures of messages given as (final status, what else it has seen: ``Seen``, or just whether it
+    has a click); None and INBOUND count nowhere."""
     counts = dict.fromkeys(FIELDS, 0)
-    for final, clicked in messages:
+    for final, flags in messages:
         if final is None or final is S.INBOUND:
             continue
+        seen = flags if isinstance(flags, Seen) else Seen(clicked=flags)
         name = outcome(final)
         counts[name or "pending"] += 1
-        stages = reached(final, clicked)
+        stages = reached(final, seen.clicked)
         for n, field_name in ((1, "reached_queued"), (2, "reached_sent"), (4, "opened"), (5, "clicked")):
             counts[field_name] += stages >= n
+        counts["spam_reported"] += name == "delivered" and seen.spam_reported
+        counts["unsubscribed"] += name == "delivered" and seen.unsubscribed
+        counts["blocked"] += name == "bounced" and seen.blocked
+        counts["deferred"] += stages >= 2 and seen.deferred
     return Figures(**counts)
 
 
@@ -164,10 +233,22 @@ def sql_final_status(has: Callable[[EmailStatus], str]) -> str:
     return f"multiIf({arms}, '')"
 
 
-def sql_counts(final: str, clicked: str) -> list[str]:
+def sql_flag(name: str) -> str:
+    """The column ``sql_flags`` gives flag ``name`` of ``FLAGS`` (``has_clicked``, ...)."""
+    return f"has_{name}"
+
+
+def sql_flags(has: Callable[[str], str]) -> str:
+    """Select expressions, one per ``FLAGS`` entry, named by ``sql_flag``; ``has(kind)`` is an expression
+    true when the message has seen the event kind (a status bit name such as ``SPAMREPORT``)."""
+    return ", ".join(f"({' OR '.join(map(has, kinds))}) AS {sql_flag(name)}" for name, kinds in FLAGS.items())
+
+
+def sql_counts(final: str) -> list[str]:
     """Aggregate expressions, one per ``FIELDS`` entry, over rows holding one message each: its final
-    status (the string column ``final``) and whether it has a click (the boolean column ``clicked``)."""
+    status (the string column ``final``) and its flags (the boolean columns of ``sql_flags``)."""
     delivered = _in(final, CLASSES["delivered"])
+    clicked = sql_flag("clicked")
     engaged = f"({final} = '{S.OPENED.value}' OR {clicked})"
     stage_from = {n: [s for s, r in _REACHED.items() if r >= n] for n in (1, 2)}
     return [
@@ -177,6 +258,10 @@ def sql_counts(final: str, clicked: str) -> list[str]:
         f"countIf({delivered} AND {clicked})",
         f"countIf({_in(final, stage_from[1])})",
         f"countIf({_in(final, stage_from[2])})",
+        f"countIf({delivered} AND {sql_flag('spam_reported')})",
+        f"countIf({delivered} AND {sql_flag('unsubscribed')})",
+        f"countIf({_in(final, CLASSES['bounced'])} AND {sql_flag('blocked')})",
+        f"countIf({_in(final, stage_from[2])} AND {sql_flag('deferred')})",
     ]
 
 
@@ -215,7 +300,14 @@ def figures_json(figures: Figures) -> dict[str, object]:
     }
 
 
-def figures_of(statuses: Mapping[str, Iterable[EmailStatus | str]], clicks: Iterable[str] = ()) -> Figures:
-    """Figures of messages given as id -> statuses seen, and the ids with a click."""
+def figures_of(
+    statuses: Mapping[str, Iterable[EmailStatus | str]],
+    clicks: Iterable[str] = (),
+    flags: Mapping[str, Seen] | None = None,
+) -> Figures:
+    """Figures of messages given as id -> statuses seen, and the ids with a click (or each id's ``Seen``)."""
     clicked = set(clicks)
-    return tally((final_status(s), mid in clicked) for mid, s in statuses.items())
+    seen = flags or {}
+    return tally(
+        (final_status(s), seen.get(mid) or Seen(clicked=mid in clicked)) for mid, s in statuses.items()
+    )

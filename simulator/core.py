@@ -17,7 +17,7 @@ from typing import Any
 
 from schemas.status import EmailStatus, OperationStatus
 from simulator.clock import SimClock
-from simulator.lifecycle import Outcomes, Plan, plan_email, plan_inbound, plan_operation
+from simulator.lifecycle import Outcomes, Plan, plan_email, plan_inbound, plan_operation, plan_signals
 from simulator.model import Address, Email, Operation, Transition
 from simulator.paging import Key, ListOrder, ListQuery, select
 from simulator.validation import SendRequest
@@ -31,6 +31,9 @@ OPERATION_STATUSES = frozenset(s.value for s in OperationStatus)
 class HappeningKind(StrEnum):
     EMAIL = "email"  # an email changed status
     OPEN = "open"  # an OPENED email was opened again
+    DEFERRED = "deferred"  # a delivery attempt was deferred (SendGrid webhooks only)
+    SPAM_REPORT = "spamreport"  # the recipient reported the email as spam (SendGrid webhooks only)
+    UNSUBSCRIBE = "unsubscribe"  # the recipient unsubscribed (SendGrid webhooks only)
     OPERATION = "operation"  # an operation changed status
 
 
@@ -55,6 +58,11 @@ class EmailTruth:
     created_at: datetime
     opens: int
     transitions: tuple[Transition, ...]  # every status it had so far
+    deferrals: int = 0  # deferred attempts so far
+    blocked: bool = False  # its bounce (so far) is a block
+    bounce_classification: str | None = None  # of its bounce so far
+    spam_reported: bool = False
+    unsubscribed: bool = False
 
 
 class Simulator:
@@ -70,6 +78,8 @@ class Simulator:
         self.order = order  # how lists are ordered (clients must not depend on it)
         self.outcomes = outcomes or Outcomes()
         self.rng = random.Random(seed)
+        # Signals draw from their own stream: the statuses planned for a seed do not depend on them.
+        self.signal_rng = random.Random(f"signals-{seed}")
         self.retention = retention
         self.emails: dict[str, Email] = {}
         self.operations: dict[str, Operation] = {}
@@ -101,6 +111,7 @@ class Simulator:
                 scheduled_for=request.send_at,
                 transitions=plan.transitions,
                 extra_opens=plan.extra_opens,
+                signals=plan_signals(self.signal_rng, self.outcomes, plan),
             )
             for r, plan in zip(request.recipients, plans, strict=True)
         ]
@@ -128,6 +139,13 @@ class Simulator:
             self._schedule(transition.at, HappeningKind.EMAIL, email.id)
         for at in email.extra_opens:
             self._schedule(at, HappeningKind.OPEN, email.id)
+        signals = email.signals
+        for at in signals.deferrals:
+            self._schedule(at, HappeningKind.DEFERRED, email.id)
+        if signals.spam_report is not None:
+            self._schedule(signals.spam_report, HappeningKind.SPAM_REPORT, email.id)
+        if signals.unsubscribe is not None:
+            self._schedule(signals.unsubscribe, HappeningKind.UNSUBSCRIBE, email.id)
 
     def _maybe_reply(self, email: Email, plan: Plan) -> None:
         delivered = [t.at for t in plan.transitions if t.status is EmailStatus.DELIVERED]
@@ -225,6 +243,20 @@ class Simulator:
                     created_at=email.created_at,
                     opens=email.opens(now),
                     transitions=tuple(t for t in email.transitions if t.at <= now),
+                    **_signals_by(email, now),
                 )
             )
         return out
+
+
+def _signals_by(email: Email, now: datetime) -> dict[str, Any]:
+    """The EmailTruth fields of ``email``'s signals that happened by ``now``."""
+    s = email.signals
+    bounced = any(t.status is EmailStatus.UNDELIVERED and t.at <= now for t in email.transitions)
+    return {
+        "deferrals": sum(1 for at in s.deferrals if at <= now),
+        "blocked": bounced and s.blocked,
+        "bounce_classification": s.bounce_classification if bounced else None,
+        "spam_reported": s.spam_report is not None and s.spam_report <= now,
+        "unsubscribed": s.unsubscribe is not None and s.unsubscribe <= now,
+    }

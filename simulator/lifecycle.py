@@ -9,6 +9,14 @@ Paths (times are API time after the previous status):
 - DELIVERED -> UNDELIVERED later (``async_bounce``) or -> OPENED (``opened``), then more opens;
 - INBOUND: a reply from a recipient (``inbound`` per outbound email), a single status.
 
+Deliverability signals (``plan_signals``, drawn from a random stream of their own so that the statuses
+above are the same with or without them): the ``slow`` emails are deferred one to three times while
+SENT (SendGrid ``deferred`` events, attempt 1, 2, ...); ``blocked`` of the UNDELIVERED emails are
+blocks (SendGrid bounce type ``blocked``), and every bounce has a SendGrid ``bounce_classification``;
+``spam_report`` and ``unsubscribe`` of the emails that stay delivered are reported as spam or
+unsubscribed after delivery. The Email API's own events carry none of these; SendGrid-format webhooks
+carry them all.
+
 Every path climbs mailpulse's status precedence (schemas.status), so "current status = highest status
 seen" holds for the simulator as it does downstream.
 """
@@ -21,7 +29,7 @@ from datetime import datetime, timedelta
 
 from schemas.status import EmailStatus, OperationStatus
 from simulator.clock import truncate_ms
-from simulator.model import OperationTransition, Transition
+from simulator.model import OperationTransition, Signals, Transition
 
 _S = EmailStatus
 Span = tuple[float, float]  # seconds of API time, drawn uniformly
@@ -38,6 +46,9 @@ class Outcomes:
     opened: float = 0.30
     canceled: float = 0.10  # of scheduled emails
     inbound: float = 0.01  # replies per outbound email
+    blocked: float = 0.3  # of UNDELIVERED emails: blocks (a refusal of the sender, not of the address)
+    spam_report: float = 0.002  # of emails that stay delivered: reported as spam
+    unsubscribe: float = 0.005  # of emails that stay delivered: unsubscribed
     extra_opens: tuple[float, ...] = (0.45, 0.30, 0.15, 0.10)  # P(0, 1, 2, 3 more opens)
     queue_s: Span = (0.2, 3.0)
     send_s: Span = (1.0, 30.0)
@@ -46,11 +57,16 @@ class Outcomes:
     open_after_s: Span = (60.0, 7200.0)
     reopen_after_s: Span = (30.0, 3600.0)
     inbound_after_s: Span = (60.0, 3600.0)
+    complaint_after_s: Span = (30.0, 3600.0)  # spam reports and unsubscribes, after delivery
 
     @property
     def longest_s(self) -> float:
         """Longest time from QUEUED to the last event of an email (bounds how long a run lasts)."""
-        tail = max(self.bounce_after_s[1], self.open_after_s[1] + 3 * self.reopen_after_s[1])
+        tail = max(
+            self.bounce_after_s[1],
+            self.open_after_s[1] + 3 * self.reopen_after_s[1],
+            self.complaint_after_s[1],
+        )
         return self.queue_s[1] + max(self.send_s[1], self.slow_send_s[1]) + tail
 
 
@@ -101,6 +117,34 @@ def plan_email(
             opens.append(_after(rng, opens[-1], outcomes.reopen_after_s))
         return Plan(tuple(steps), tuple(opens[1:]))
     return Plan(tuple(steps))
+
+
+# SendGrid's bounce classifications: those of refused addresses, and those of blocks.
+BOUNCE_CLASSIFICATIONS = ("Invalid Address", "Mailbox Unavailable", "Technical Failure", "Unclassified")
+BLOCK_CLASSIFICATIONS = ("Reputation", "Content", "Frequency or Volume Too High")
+
+
+def plan_signals(rng: random.Random, outcomes: Outcomes, plan: Plan) -> Signals:
+    """The signals of an email whose statuses are ``plan``."""
+    statuses = [t.status for t in plan.transitions]
+    deferrals: list[datetime] = []
+    if _S.SENT in statuses and statuses[-1] is not _S.SENT:
+        sent, answered = (t.at for t in plan.transitions[statuses.index(_S.SENT) :][:2])
+        if (answered - sent).total_seconds() > outcomes.send_s[1]:  # a slow one: deferred meanwhile
+            gap = (answered - sent) / 4
+            deferrals = [truncate_ms(sent + gap * (n + rng.random())) for n in range(rng.randint(1, 3))]
+    blocked, classification = False, None
+    if _S.UNDELIVERED in statuses:
+        blocked = _S.DELIVERED not in statuses and rng.random() < outcomes.blocked
+        classification = rng.choice(BLOCK_CLASSIFICATIONS if blocked else BOUNCE_CLASSIFICATIONS)
+    spam = unsubscribe = None
+    if statuses[-1] in (_S.DELIVERED, _S.OPENED):
+        delivered = plan.transitions[statuses.index(_S.DELIVERED)].at
+        if rng.random() < outcomes.spam_report:
+            spam = _after(rng, delivered, outcomes.complaint_after_s)
+        if rng.random() < outcomes.unsubscribe:
+            unsubscribe = _after(rng, delivered, outcomes.complaint_after_s)
+    return Signals(tuple(deferrals), blocked, classification, spam, unsubscribe)
 
 
 def plan_inbound(rng: random.Random, outcomes: Outcomes, sent_at: datetime) -> datetime:

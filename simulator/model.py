@@ -43,6 +43,20 @@ class Transition:
 
 
 @dataclass(frozen=True, slots=True)
+class Signals:
+    """What an email's webhooks say besides its statuses (SendGrid format only)."""
+
+    deferrals: tuple[datetime, ...] = ()  # attempt 1, 2, ... while SENT
+    blocked: bool = False
+    bounce_classification: str | None = None  # of its bounce
+    spam_report: datetime | None = None
+    unsubscribe: datetime | None = None
+
+    def times(self) -> tuple[datetime, ...]:
+        return (*self.deferrals, *(t for t in (self.spam_report, self.unsubscribe) if t is not None))
+
+
+@dataclass(frozen=True, slots=True)
 class Email:
     """One message to one recipient (or one received mail: status INBOUND, no operation)."""
 
@@ -55,6 +69,7 @@ class Email:
     scheduled_for: datetime | None
     transitions: tuple[Transition, ...]  # status changes, strictly increasing in time
     extra_opens: tuple[datetime, ...] = ()  # opens after the first one (no status change)
+    signals: Signals = field(default_factory=Signals)  # deferrals, block, spam report, unsubscribe
     _times: tuple[datetime, ...] = field(default=(), repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -72,7 +87,7 @@ class Email:
     @property
     def settles_at(self) -> datetime:
         """After this time nothing about the email changes or is reported any more."""
-        return max(self.transitions[-1].at, *self.extra_opens) if self.extra_opens else self.final.at
+        return max(self.final.at, *self.extra_opens, *self.signals.times())
 
     def opens(self, now: datetime) -> int:
         first = any(t.status is EmailStatus.OPENED and t.at <= now for t in self.transitions)

@@ -5,10 +5,12 @@ that moment (the shape mailpulse accepts, README), so ``data.updatedAt`` is the 
 ``updatedAt``; a repeated open is a new CloudEvent carrying the unchanged resource. Operations publish
 ``com.twilio.comms-api.operation.processing`` and ``…operation.completed`` with ``operation_id``.
 
-SendGrid Event Webhook: processed (QUEUED), delivered, bounce (UNDELIVERED), dropped (FAILED) and one
-``open`` per open, with whole-second timestamps; SendGrid has no SCHEDULED, SENT, CANCELED or
-INBOUND event. The X-Message-Id is the operation's, so mailpulse names the message
-``<X-Message-Id>:<recipient>`` (``sendgrid_message_id``). Bodies put ``\\r\\n`` after every event.
+SendGrid Event Webhook: processed (QUEUED), delivered, bounce (UNDELIVERED: ``type`` bounce or blocked,
+with a ``bounce_classification``), dropped (FAILED) and one ``open`` per open, with whole-second
+timestamps, and the signals: ``deferred`` (attempt 1, 2, ...), ``spamreport``, ``unsubscribe``.
+SendGrid has no SCHEDULED, SENT, CANCELED or INBOUND event. The X-Message-Id is the operation's, so
+mailpulse names the message ``<X-Message-Id>:<recipient>`` (``sendgrid_message_id``). Bodies put
+``\\r\\n`` after every event.
 
 Signatures use ingest's own functions (``schemas.signatures``): ingest verifies what the simulator signs.
 """
@@ -109,14 +111,43 @@ def sendgrid_event(rng: random.Random, email: Email, at: datetime) -> Payload | 
         "sg_message_id": f"{xid}.recvd-sim-{email.id[-10:]}",
         **email.tags,
     }
-    if name == "bounce":
+    if name == "bounce" and email.signals.blocked:
+        reason = "554 5.7.1 Service unavailable; client host blocked"
+        event |= {"type": "blocked", "reason": reason, "status": "5.7.1"}
+    elif name == "bounce":
         event |= {"type": "bounce", "reason": "550 5.1.1 mailbox unavailable", "status": "5.1.1"}
+    if name == "bounce" and email.signals.bounce_classification:
+        event["bounce_classification"] = email.signals.bounce_classification
     elif name == "dropped":
         event["reason"] = "Bounced Address"
     elif name == "delivered":
         event["response"] = "250 2.0.0 OK"
     elif name == "open":
         event["sg_machine_open"] = False
+    return event
+
+
+def sendgrid_signal_event(rng: random.Random, email: Email, kind: str, at: datetime) -> Payload | None:
+    """The SendGrid event of a signal (``deferred``, ``spamreport``, ``unsubscribe``) of ``email`` at
+    ``at``; None for received mail."""
+    if email.operation_id is None:
+        return None
+    xid = x_message_id(email)
+    event: Payload = {
+        "email": email.recipient.address,
+        "timestamp": int(at.timestamp()),
+        "event": kind,
+        "sg_event_id": rng.randbytes(16).hex(),
+        "sg_message_id": f"{xid}.recvd-sim-{email.id[-10:]}",
+        **email.tags,
+    }
+    if kind == "deferred":
+        attempt = email.signals.deferrals.index(at) + 1
+        event |= {
+            "smtp-id": f"<{xid}@ismtpd-sim>",
+            "attempt": str(attempt),
+            "response": "451 4.7.650 temporarily rate limited due to IP reputation",
+        }
     return event
 
 

@@ -12,10 +12,12 @@ What is generated, per message (one recipient of one send request):
 
   * SendGrid Event Webhook: ``processed`` -> (``deferred`` attempt "1", "2", ...) -> ``delivered`` ->
     ``open``... (machine opens flagged ``sg_machine_open``) / ``click``... (with ``url``), or ``bounce``
-    (``type`` "bounce" or "blocked", sometimes asynchronously after ``delivered`` and then sometimes without
-    ``sg_message_id``) or ``dropped``; rarely ``unsubscribe`` / ``spamreport``. Timestamps are whole Unix
-    seconds. SendGrid has no SENT, SCHEDULED or CANCELED: its in-flight messages are QUEUED (processed,
-    maybe deferred), and a CANCELED or INBOUND draw is redrawn (``OUTCOME_RATES`` is renormalised).
+    (``type`` "bounce" or "blocked", with a ``bounce_classification``; sometimes asynchronously after
+    ``delivered`` and then sometimes without ``sg_message_id``) or ``dropped``; rarely ``unsubscribe`` /
+    ``spamreport``. ``SignalRates`` sets how often (blocks, deferrals, spam reports, unsubscribes).
+    Timestamps are whole Unix seconds. SendGrid has no SENT, SCHEDULED or CANCELED: its in-flight
+    messages are QUEUED (processed, maybe deferred), and a CANCELED or INBOUND draw is redrawn
+    (``OUTCOME_RATES`` is renormalised).
   * Twilio Email API status CloudEvents: (SCHEDULED ->) QUEUED -> SENT -> DELIVERED -> OPENED..., or
     UNDELIVERED (after SENT, or asynchronously after DELIVERED), FAILED (after QUEUED), CANCELED (after
     SCHEDULED); INBOUND messages have a single INBOUND event. ``updatedAt`` has milliseconds and 'Z'.
@@ -93,7 +95,6 @@ FINAL_OUTBOUND: Final[frozenset[EmailStatus]] = TERMINAL_STATUSES - {_S.INBOUND}
 # Shape of the lifecycles (probabilities).
 _TWILIO_SCHEDULED = 0.08  # share of Twilio operations sent with schedule.sendAt
 _SG_ASYNC_BOUNCE = 0.30  # SendGrid UNDELIVERED: bounce after a delivered event
-_SG_BLOCKED = 0.25  # SendGrid UNDELIVERED: bounce type "blocked"
 _SG_NO_MESSAGE_ID = 0.5  # async SendGrid bounces that lack sg_message_id
 _SG_BLOCK_WITHOUT_STATUS = 0.3  # blocks that lack `status` (a known SendGrid trap, docs/providers.md)
 _TWILIO_ASYNC_BOUNCE = 0.35  # Twilio UNDELIVERED: after DELIVERED
@@ -101,8 +102,25 @@ _SG_NEW_EVENT_ID = 0.3  # SendGrid duplicates resent under a new sg_event_id
 _OPEN_COUNTS: Final = ((1, 0.50), (2, 0.75), (3, 0.90), (4, 1.0))  # cumulative
 _MACHINE_OPEN = 0.3  # OPENED messages whose first open is a machine prefetch (always for icloud.com)
 _CLICK_AFTER_OPEN = 0.35
-_UNSUBSCRIBE = 0.01
-_SPAM_REPORT = 0.002
+
+
+@dataclass(frozen=True, slots=True)
+class SignalRates:
+    """How often SendGrid traffic carries each deliverability signal (Twilio's Email API reports none)."""
+
+    blocked: float = 0.25  # of UNDELIVERED messages: a block (at most 1 - the 30% asynchronous bounces)
+    spam_report: float = 0.002  # of messages that stay delivered: reported as spam after delivery
+    unsubscribe: float = 0.01  # of clicks: followed by an unsubscribe (an unsubscribe link always is)
+    deferral: float = 0.07  # of messages delivered, or blocked: deferred first (1 to 3 attempts)
+    deferral_bounced: float = 0.25  # of other bounced messages: deferred first
+    deferral_in_flight: float = 0.5  # of messages still in flight (QUEUED): deferred so far
+
+    def __post_init__(self) -> None:
+        shares = (self.blocked, self.spam_report, self.unsubscribe, self.deferral, self.deferral_bounced,
+                  self.deferral_in_flight)  # fmt: skip
+        if not all(0.0 <= r <= 1.0 for r in shares) or self.blocked + _SG_ASYNC_BOUNCE > 1.0:
+            raise ValueError("signal rates must be within [0, 1], blocked at most 0.7")
+
 
 _RECIPIENT_DOMAINS: Final = (
     ("gmail.com", 34),
@@ -189,7 +207,7 @@ _BOUNCES: Final = (
     ("550 5.1.1 The email account that you tried to reach does not exist.", "5.1.1", "Invalid Address"),
     ("552 5.2.2 The recipient's inbox is out of storage space.", "5.2.2", "Mailbox Unavailable"),
     ("550 5.1.1 <{email}>: Recipient address rejected: User unknown", "5.1.1", "Invalid Address"),
-    ("554 5.4.14 Hop count exceeded - possible mail loop", "5.4.14", "Technical"),
+    ("554 5.4.14 Hop count exceeded - possible mail loop", "5.4.14", "Technical Failure"),
 )
 _BLOCKS: Final = (
     ("550 5.7.1 Our system has detected that this message is likely unsolicited mail.", "5.7.1", "Content"),
@@ -216,6 +234,8 @@ class Truth:
     # (EmailStatus value) for a status event, else the SendGrid event name ("deferred", "click",
     # "unsubscribe", "spamreport"). In generation order; len(events) == distinct_events.
     events: tuple[tuple[str, datetime], ...] = ()
+    blocked: bool = False  # its bounce is a block (SendGrid bounce type "blocked")
+    bounce_classification: str | None = None  # SendGrid's, of its bounce
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,6 +286,7 @@ def generate(
     duplicate_rate: float = 0.15,
     start: datetime | None = None,
     max_displacement: int = 300,
+    signals: SignalRates | None = None,
 ) -> Traffic:
     """Generate ``messages`` messages' webhook traffic and its truth; the same arguments give the same result.
 
@@ -273,6 +294,7 @@ def generate(
     ``duplicate_rate``: share of distinct events posted more than once.
     ``start``: time of the first send (timezone-aware; default ``DEFAULT_START``).
     ``max_displacement``: bound on how far (in places) a delivery moves from its arrival-time position.
+    ``signals``: rates of blocks, deferrals, spam reports and unsubscribes (default ``SignalRates()``).
     """
     if messages < 0:
         raise ValueError("messages must be >= 0")
@@ -283,7 +305,7 @@ def generate(
     start = DEFAULT_START if start is None else start
     if start.tzinfo is None:
         raise ValueError("start must be timezone-aware")
-    gen = _Generator(seed, start, duplicate_rate)
+    gen = _Generator(seed, start, duplicate_rate, signals or SignalRates())
     for _ in range(messages):
         gen.message(TWILIO if gen.rng.random() < twilio_share else SENDGRID)
     return Traffic(
@@ -323,6 +345,8 @@ class _MessageTruth:
     distinct: int = 0
     deliveries: int = 0
     events: list[tuple[str, int]] = field(default_factory=list)
+    blocked: bool = False
+    bounce_classification: str | None = None
 
     def freeze(self) -> Truth:
         return Truth(
@@ -335,6 +359,8 @@ class _MessageTruth:
             recipient=self.recipient,
             machine_opens=self.machine_opens,
             events=tuple((label, _at(ms)) for label, ms in self.events),
+            blocked=self.blocked,
+            bounce_classification=self.bounce_classification,
         )
 
 
@@ -360,8 +386,9 @@ _Delivery = tuple[int, int, Payload]
 
 
 class _Generator:
-    def __init__(self, seed: int, start: datetime, duplicate_rate: float) -> None:
+    def __init__(self, seed: int, start: datetime, duplicate_rate: float, signals: SignalRates) -> None:
         self.rng = random.Random(seed)
+        self.signals = signals
         self.start_ms = (start - _EPOCH) // _MS
         self.duplicate_rate = duplicate_rate
         self.clock = self.start_ms
@@ -535,8 +562,11 @@ class _Generator:
             return
         undelivered = outcome is _S.UNDELIVERED
         kind = rng.random() if undelivered else 1.0
-        blocked, async_bounce = kind < _SG_BLOCKED, _SG_BLOCKED <= kind < _SG_BLOCKED + _SG_ASYNC_BOUNCE
-        deferral_chance = {_S.QUEUED: 0.5}.get(outcome, 0.25 if undelivered and not blocked else 0.07)
+        rates = self.signals
+        blocked, async_bounce = kind < rates.blocked, rates.blocked <= kind < rates.blocked + _SG_ASYNC_BOUNCE
+        deferral_chance = {_S.QUEUED: rates.deferral_in_flight}.get(
+            outcome, rates.deferral_bounced if undelivered and not blocked else rates.deferral
+        )
         if rng.random() < deferral_chance:
             for attempt in range(1, rng.randint(1, 3) + 1):
                 t += self.between(20_000, 600_000) * attempt
@@ -552,6 +582,7 @@ class _Generator:
             if not (blocked and rng.random() < _SG_BLOCK_WITHOUT_STATUS):
                 extra["status"] = smtp_status
             extra.update(type="blocked" if blocked else "bounce", bounce_classification=classification)
+            mt.blocked, mt.bounce_classification = blocked, classification
             status_event("bounce", _S.UNDELIVERED, t, **extra)
             return
         t += self.lognormal(3000, 0.9, 200, 120_000)
@@ -574,11 +605,12 @@ class _Generator:
                 type="bounce",
                 bounce_classification=classification,
             )
+            mt.bounce_classification = classification
             emit(mt, SENDGRID, t // 1000 * 1000, ev, _S.UNDELIVERED)
             return
         if outcome is _S.OPENED:
             self.sendgrid_engagement(mt, send, event, delivered, address)
-        if rng.random() < _SPAM_REPORT:
+        if rng.random() < self.signals.spam_report:
             t = max(t, delivered) + self.between(60_000, 3600_000)
             ev = event("spamreport", t, smtp=False)
             del ev["category"], ev["campaign"]
@@ -625,7 +657,7 @@ class _Generator:
                         url_offset={"index": index, "type": "html"},
                     )
                     self.emit(mt, SENDGRID, click // 1000 * 1000, ev, None)
-                    if urls[index].endswith("/unsubscribe") or rng.random() < _UNSUBSCRIBE:
+                    if urls[index].endswith("/unsubscribe") or rng.random() < self.signals.unsubscribe:
                         at = click + self.between(2000, 60_000)
                         unsub = event("unsubscribe", at, smtp=False)
                         self.emit(mt, SENDGRID, at // 1000 * 1000, unsub, None)

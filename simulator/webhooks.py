@@ -26,7 +26,10 @@ from simulator.payloads import (
     email_cloud_event,
     operation_cloud_event,
     sendgrid_event,
+    sendgrid_signal_event,
 )
+
+SIGNAL_KINDS = frozenset({HappeningKind.DEFERRED, HappeningKind.SPAM_REPORT, HappeningKind.UNSUBSCRIBE})
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +148,11 @@ class WebhookPlanner:
             event = operation_cloud_event(self.rng, operation, simulator.operation_resource(operation, at))
             return None if event is None else (event, None)
         email = simulator.emails[happening.id]
+        if happening.kind in SIGNAL_KINDS:  # no Email API event exists for these
+            if target_format is not WebhookFormat.SENDGRID:
+                return None
+            signal = sendgrid_signal_event(self.rng, email, happening.kind.value, at)
+            return None if signal is None else (signal, None)
         current = email.current(at)
         assert current is not None
         subject = Subject(email.id, current.status.value)

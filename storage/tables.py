@@ -7,11 +7,20 @@ check the two agree (tests/storage/test_migrations.py, tests/integration/storage
 
 from __future__ import annotations
 
-# Bit i of message_minute.statuses is STATUS_BITS[i] (migration 6): stored data, append only.
+# SendGrid's bounce classifications (Event Webhook ``bounce_classification``), in this order: a message
+# with several takes the first.
+CLASSIFICATIONS: tuple[str, ...] = (
+    "Invalid Address", "Technical Failure", "Content", "Reputation", "Frequency or Volume Too High",
+    "Mailbox Unavailable", "Unclassified",
+)  # fmt: skip
+CLASSIFICATION_PREFIX = "BOUNCE:"
+# Bit i of message_minute.statuses is STATUS_BITS[i]: stored data, append only. Migration 6's bits, then
+# BLOCKED and one per bounce classification (migration 13).
 STATUS_BITS: tuple[str, ...] = (
     "SCHEDULED", "QUEUED", "SENT", "DELIVERED", "UNDELIVERED", "OPENED", "FAILED", "CANCELED", "INBOUND",
     "DEFERRED", "CLICK", "SPAMREPORT", "UNSUBSCRIBE", "GROUP_UNSUBSCRIBE", "GROUP_RESUBSCRIBE",
-    "ACCOUNT_STATUS_CHANGE", "OPERATION", "UNKNOWN",
+    "ACCOUNT_STATUS_CHANGE", "OPERATION", "UNKNOWN", "BLOCKED",
+    *(CLASSIFICATION_PREFIX + c for c in CLASSIFICATIONS),
 )  # fmt: skip
 
 _STATUS_TIME_COLUMNS = (

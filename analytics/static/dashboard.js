@@ -7,13 +7,15 @@
   const STATUS_COLORS = {
     SCHEDULED: "#cbd5e1", QUEUED: "#94a3b8", SENT: "#60a5fa", DELIVERED: "#16a34a", OPENED: "#14b8a6",
     CLICK: "#8b5cf6", UNDELIVERED: "#f59e0b", FAILED: "#dc2626", CANCELED: "#a8a29e", INBOUND: "#a855f7",
-    DEFERRED: "#fb923c",
+    DEFERRED: "#fb923c", BLOCKED: "#b45309", SPAMREPORT: "#be123c", UNSUBSCRIBE: "#64748b",
   };
   const STATUS_ORDER = Object.keys(STATUS_COLORS);
   const METRIC_COLORS = { failure_rate: "#dc2626", bounce_rate: "#f59e0b" };
   // Alert rule metrics -> the rate of schemas/outcomes.py they watch (the API's "rates" keys).
   const METRIC_RATES = { failure_rate: "failure", bounce_rate: "bounced" };
   const OUTCOME_CLASSES = ["delivered", "bounced", "failed", "canceled"];
+  // Deliverability signal rates (schemas/outcomes.py) -> the count each divides.
+  const SIGNALS = { spam: "spam_reported", unsubscribe: "unsubscribed", block: "blocked", deferral: "deferred" };
   const meta = (name, fallback) => {
     const value = Number(document.querySelector(`meta[name="${name}"]`)?.content);
     return Number.isFinite(value) && value > 0 ? value : fallback;
@@ -220,6 +222,67 @@
     return draw("chart-worst", [trace], lay, rows.length);
   }
 
+  function drawSpam(ts, rules) {
+    const color = "#dc2626";
+    const trace = {
+      type: "scatter", mode: "lines+markers", name: "spam rate", connectgaps: false,
+      ...gapped(ts.points, ts.bucket_s, (p) => (p.rates.spam === null ? null : p.rates.spam * 100)),
+      line: { color, width: 2 }, marker: { size: 4 }, hovertemplate: "%{y:.3f}%",
+    };
+    const thresholds = rules.filter((r) => r.metric === "spam_rate");
+    const shapes = thresholds.map((r) => ({
+      type: "line", xref: "paper", x0: 0, x1: 1, y0: r.threshold * 100, y1: r.threshold * 100,
+      line: { color, width: 1.5, dash: "dash" },
+    }));
+    const annotations = thresholds.map((r) => ({
+      xref: "paper", x: 1, xanchor: "right", y: r.threshold * 100, yanchor: "bottom", showarrow: false,
+      text: plotlyText(`${r.name}${r.by ? ` by ${r.by}` : ""} > ${pct(r.threshold, 1)}`),
+      font: { size: 11, color }, bgcolor: theme().panel, borderpad: 2,
+    }));
+    const top = Math.max(0.1, ...thresholds.map((r) => r.threshold * 100), ...trace.y.filter((y) => y !== null));
+    const lay = layout({ shapes, annotations });
+    lay.yaxis = { ...lay.yaxis, ticksuffix: "%", range: [0, top * 1.15] };
+    return draw("chart-spam", [trace], lay, ts.points.filter((p) => p.rates.spam !== null).length);
+  }
+
+  // One row per mailbox provider; each cell keeps the exact rate in data-value.
+  function drawProviders(breakdown) {
+    const body = document.querySelector("#providers tbody");
+    body.replaceChildren();
+    for (const r of breakdown.rows) {
+      const row = body.insertRow();
+      const cells = [
+        [r.key, undefined], [int(r.messages), r.messages], [pct(r.rates.delivered), r.rates.delivered],
+        [pct(r.rates.bounced), r.rates.bounced], [pct(r.rates.block), r.rates.block],
+        [pct(r.rates.spam, 3), r.rates.spam], [pct(r.rates.deferral), r.rates.deferral],
+      ];
+      const names = ["key", "messages", "delivered", "bounced", "block", "spam", "deferral"];
+      cells.forEach(([text, value], i) => {
+        const cell = row.insertCell();
+        cell.textContent = text;
+        cell.id = `provider-${r.key}-${names[i]}`;
+        if (value !== undefined) cell.dataset.value = JSON.stringify(value);
+      });
+    }
+    document.getElementById("providers").dataset.points = String(breakdown.rows.length);
+  }
+
+  function drawClasses(breakdown) {
+    const rows = breakdown.rows.filter((r) => r.counts.bounced > 0);
+    const trace = {
+      type: "bar", orientation: "h", y: rows.map((r) => plotlyText(r.key || "(none given)")),
+      x: rows.map((r) => r.counts.bounced), marker: { color: "#f59e0b" },
+      text: rows.map((r) => `${int(r.counts.bounced)} (${int(r.counts.blocked)} blocked)`),
+      textposition: "outside", cliponaxis: false, hovertemplate: "%{y}: %{x}<extra></extra>",
+    };
+    const lay = layout({ margin: { l: 160, r: 16, t: 8, b: 32 }, hovermode: "closest" });
+    lay.yaxis = { ...lay.yaxis, autorange: "reversed", automargin: true };
+    lay.xaxis = { ...lay.xaxis, range: [0, Math.max(1, ...trace.x) * 1.4] };
+    const el = document.getElementById("chart-classes");
+    el.dataset.bounced = JSON.stringify(Object.fromEntries(rows.map((r) => [r.key, r.counts.bounced])));
+    return draw("chart-classes", [trace], lay, rows.length);
+  }
+
   // Each figure's element shows it formatted and keeps the exact value the API gave in data-value.
   function drawCards(s) {
     const set = (id, text, value) => {
@@ -235,6 +298,10 @@
     }
     set("h-opened", pct(s.rates.opened), s.rates.opened);
     set("h-opened-n", int(s.counts.opened), s.counts.opened);
+    for (const [name, count] of Object.entries(SIGNALS)) {
+      set(`h-${name}`, pct(s.rates[name], name === "spam" ? 3 : 2), s.rates[name]);
+      set(`h-${name}-n`, int(s.counts[count]), s.counts[count]);
+    }
     const ttd = s.time_to_deliver_ms;
     set("h-ttd", duration(ttd.p50));
     set("h-ttd-sub", `p50 · p95 ${duration(ttd.p95)} · p99 ${duration(ttd.p99)}`);
@@ -242,7 +309,8 @@
 
   function drawAlerts(alerts) {
     const note = alerts.rules
-      .map((r) => `${r.name}: ${r.metric.replace("_", " ")} > ${pct(r.threshold, 0)} over ${r.window_s} s`
+      .map((r) => `${r.name}: ${r.metric.replace("_", " ")} > ${pct(r.threshold, r.threshold < 0.01 ? 1 : 0)}`
+        + ` over ${r.window_s} s`
         + `${r.by ? ` by ${r.by}` : ""}, min ${r.min_volume}`)
       .join(" · ");
     document.getElementById("rules-note").textContent = note;
@@ -262,7 +330,7 @@
       badge.className = `state ${e.state}`;
       badge.textContent = e.state;
       const cells = [local(e.at), e.rule, e.dimension ? `${e.dimension}=${e.key}` : "all mail", badge,
-        pct(e.value), pct(e.threshold, 0), int(e.volume)];
+        pct(e.value, e.threshold < 0.01 ? 3 : 2), pct(e.threshold, e.threshold < 0.01 ? 1 : 0), int(e.volume)];
       for (const value of cells) {
         const cell = row.insertCell();
         if (value instanceof Node) cell.append(value); else cell.textContent = value;
@@ -284,7 +352,8 @@
     const to = pinned ? new Date(pinned.to) : new Date();
     const q = pinned || { from: new Date(to - RANGES[range]).toISOString(), to: to.toISOString() };
     try {
-      const [summary, ts, latency, worst, funnel, alerts] = await Promise.all([
+      const all = { limit: 1000, min_volume: 1 };
+      const [summary, ts, latency, worst, funnel, alerts, providers, classes] = await Promise.all([
         api("/api/summary", q),
         api("/api/timeseries", q),
         api("/api/latency", q),
@@ -293,11 +362,15 @@
         }),
         api("/api/funnel", q),
         api("/api/alerts", { ...q, limit: 50 }),
+        api("/api/breakdown", { ...q, ...all, by: "mailbox_provider", order: "messages" }),
+        api("/api/breakdown", { ...q, ...all, by: "bounce_classification", order: "bounced" }),
       ]);
       drawCards(summary);
       drawAlerts(alerts);
+      drawProviders(providers);
       await Promise.all([
         drawVolume(ts), drawRates(ts, alerts.rules), drawFunnel(funnel), drawLatency(latency), drawWorst(worst),
+        drawClasses(classes), drawSpam(ts, alerts.rules),
       ]);
       showError(null);
       updated.dataset.state = "ok";

@@ -6,7 +6,9 @@ of the webhooks dropped (intermediate statuses only: a message's final status al
 stays knowable, while many messages lose their QUEUED, SENT or DELIVERED) and a share held back and posted
 last (late events). The expected figures are computed here from the generator's final statuses, with the
 formulas of docs/figures.md written out independently; `mailpulse report --json`, /api/summary,
-/api/funnel and the dashboard page in headless Chromium must all show exactly those.
+/api/funnel and the dashboard page in headless Chromium must all show exactly those: the outcome classes,
+the funnel, and the deliverability signals (spam complaints, unsubscribes, blocks, deferrals), in total,
+per mailbox provider and (bounces) per bounce classification.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from mailpulse.settings import Settings
 from schemas.event import CanonicalEvent
 from schemas.sendgrid import parse_sendgrid_event
 from schemas.twilio import parse_cloud_event
-from simulator.traffic import SENDGRID, Payload, Traffic, generate
+from simulator.traffic import SENDGRID, Payload, SignalRates, Traffic, Truth, generate
 from tests.integration.analytics.browser import CHROMIUM, Dom, chromium, serving
 from tests.integration.analytics.client import ApiClient
 from tests.integration.groundtruth import arrival_order
@@ -46,6 +48,12 @@ DROP_RATE = 0.35  # of the intermediate status events: every copy of a dropped e
 LATE_RATE = 0.15  # of the deliveries: posted after all the others
 TOKEN = "figures-truth-token"
 START = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+# More of every signal than the defaults give, so that each figure is far from zero in 700 messages.
+SIGNALS = SignalRates(blocked=0.4, spam_report=0.05, unsubscribe=0.05, deferral=0.2)
+# The generator's recipient domains by mailbox provider, written out (docs/mailbox-providers.md).
+MAILBOX_PROVIDER = {"gmail.com": "google", "yahoo.com": "yahoo", "aol.com": "yahoo",
+                    "outlook.com": "microsoft", "hotmail.com": "microsoft", "icloud.com": "apple",
+                    "comcast.net": "comcast"}  # fmt: skip
 
 # docs/figures.md, written out (not imported from schemas.outcomes).
 CLASS_OF = {"DELIVERED": "delivered", "OPENED": "delivered", "UNDELIVERED": "bounced", "FAILED": "failed",
@@ -56,15 +64,21 @@ REACHED = {
 }
 
 
-def truth_figures(traffic: Traffic) -> dict[str, Any]:
-    """messages, counts, rates and funnel from the generator's final statuses and clicks."""
-    counts = dict.fromkeys(("delivered", "bounced", "failed", "canceled", "opened", "clicked"), 0)
+def mailbox_provider(t: Truth) -> str:
+    return MAILBOX_PROVIDER.get(t.recipient.rsplit("@", 1)[1], "other")
+
+
+def truth_figures(truths: list[Truth]) -> dict[str, Any]:
+    """messages, counts, rates and funnel from the generator's final statuses, clicks and signals."""
+    names = ("delivered", "bounced", "failed", "canceled", "opened", "clicked")
+    counts = dict.fromkeys((*names, "spam_reported", "unsubscribed", "blocked", "deferred"), 0)
     pending = queued = sent = 0
-    for t in traffic.truth.values():
+    for t in truths:
         final = t.status.value
         if final == "INBOUND":
             continue
-        clicked = any(label == "click" for label, _ in t.events)
+        labels = {label for label, _ in t.events}
+        clicked = "click" in labels
         if final in CLASS_OF:
             counts[CLASS_OF[final]] += 1
         else:
@@ -72,13 +86,25 @@ def truth_figures(traffic: Traffic) -> dict[str, Any]:
         if CLASS_OF.get(final) == "delivered":
             counts["opened"] += final == "OPENED" or clicked
             counts["clicked"] += clicked
+            counts["spam_reported"] += "spamreport" in labels
+            counts["unsubscribed"] += bool(labels & {"unsubscribe", "group_unsubscribe"})
+        counts["blocked"] += final == "UNDELIVERED" and t.blocked
+        counts["deferred"] += final in REACHED["SENT"] and "deferred" in labels
         queued += final in REACHED["QUEUED"]
         sent += final in REACHED["SENT"]
     outcomes = counts["delivered"] + counts["bounced"] + counts["failed"] + counts["canceled"]
-    rates = {name: counts[name] / outcomes for name in ("delivered", "bounced", "failed", "canceled")}
-    rates["failure"] = (counts["bounced"] + counts["failed"]) / outcomes
-    rates["opened"] = counts["opened"] / counts["delivered"]
-    rates["clicked"] = counts["clicked"] / counts["delivered"]
+
+    def ratio(a: int, b: int) -> float | None:
+        return a / b if b else None
+
+    rates = {name: ratio(counts[name], outcomes) for name in ("delivered", "bounced", "failed", "canceled")}
+    rates["failure"] = ratio(counts["bounced"] + counts["failed"], outcomes)
+    rates["opened"] = ratio(counts["opened"], counts["delivered"])
+    rates["clicked"] = ratio(counts["clicked"], counts["delivered"])
+    rates["spam"] = ratio(counts["spam_reported"], counts["delivered"])
+    rates["unsubscribe"] = ratio(counts["unsubscribed"], counts["delivered"])
+    rates["block"] = ratio(counts["blocked"], outcomes)
+    rates["deferral"] = ratio(counts["deferred"], sent)
     funnel = [["QUEUED", queued], ["SENT", sent], ["DELIVERED", counts["delivered"]],
               ["OPENED", counts["opened"]], ["CLICKED", counts["clicked"]]]  # fmt: skip
     return {"messages": outcomes, "pending": pending, "counts": counts, "rates": rates, "funnel": funnel}
@@ -134,12 +160,12 @@ def iso(t: datetime) -> str:
 def test_report_api_and_dashboard_equal_the_truth(
     settings: Settings, store: ClickHouseStore, tmp_path: Path
 ) -> None:
-    traffic = generate(MESSAGES, seed=19, duplicate_rate=0.2, start=START)
+    traffic = generate(MESSAGES, seed=19, duplicate_rate=0.2, start=START, signals=SIGNALS)
     posts, lost, dropped = deliveries(traffic)
-    want = truth_figures(traffic)
+    want = truth_figures(list(traffic.truth.values()))
     assert dropped > 100 and lost > MESSAGES // 5, "many messages lost an intermediate status"
     assert len(posts) > len({(p, json.dumps(r, sort_keys=True)) for p, r in posts}), "duplicates posted"
-    assert all(v > 0 for v in want["counts"].values()), "every class and engagement occurs"
+    assert all(v > 0 for v in want["counts"].values()), "every class, engagement and signal occurs"
     asyncio.run(asyncio.wait_for(post(settings, store, posts), 150))
 
     times = [at for t in traffic.truth.values() for _, at in t.events]
@@ -153,6 +179,27 @@ def test_report_api_and_dashboard_equal_the_truth(
     assert report(service, params, datetime.now(UTC), 10, 1, as_json=True, out=out) == 0
     printed = json.loads(out.getvalue())
     assert {k: printed[k] for k in figures} == want
+    # Per mailbox provider, every figure; per bounce classification, the bounced and blocked messages.
+    providers: dict[str, list[Truth]] = {}
+    for t in traffic.truth.values():
+        if t.status.value != "INBOUND":
+            providers.setdefault(mailbox_provider(t), []).append(t)
+    per_provider = {key: truth_figures(ts) for key, ts in providers.items()}
+    assert {r["key"]: {k: r[k] for k in figures} for r in printed["mailbox_providers"]["rows"]} == {
+        key: f for key, f in per_provider.items() if f["messages"]
+    }
+    assert {"google", "microsoft", "yahoo", "apple", "other"} <= set(per_provider)
+    classes: dict[str, list[int]] = {}
+    for t in traffic.truth.values():
+        if t.status.value == "UNDELIVERED":
+            tally = classes.setdefault(t.bounce_classification or "", [0, 0])
+            tally[0] += 1
+            tally[1] += t.blocked
+    assert {
+        r["key"]: [r["counts"]["bounced"], r["counts"]["blocked"]]
+        for r in printed["bounce_classifications"]["rows"]
+    } == classes
+    assert len(classes) >= 5 and "Reputation" in classes
     stages = [step[1] for step in printed["funnel"]]
     assert stages == sorted(stages, reverse=True), "the funnel never increases"
 
@@ -180,3 +227,17 @@ def test_report_api_and_dashboard_equal_the_truth(
         want["funnel"]
     )
     assert dom.attrs["chart-funnel"].get("data-points") == "5"
+    for name, count in (("spam", "spam_reported"), ("unsubscribe", "unsubscribed"), ("block", "blocked"),
+                        ("deferral", "deferred")):  # fmt: skip
+        rate = want["rates"][name]
+        assert dom.text[f"h-{name}"] == f"{rate * 100:.{3 if name == 'spam' else 2}f}%", name
+        assert json.loads(str(dom.attrs[f"h-{name}"]["data-value"])) == rate, name
+        assert dom.text[f"h-{name}-n"] == f"{want['counts'][count]:,}", name
+    for key, f in per_provider.items():
+        if not f["messages"]:
+            continue
+        for name in ("spam", "block", "deferral", "delivered"):
+            assert json.loads(str(dom.attrs[f"provider-{key}-{name}"]["data-value"])) == f["rates"][name]
+        assert dom.text[f"provider-{key}-messages"] == f"{f['messages']:,}"
+    shown = json.loads(str(dom.attrs["chart-classes"]["data-bounced"]))
+    assert shown == {key: n for key, (n, _) in classes.items()}

@@ -18,7 +18,15 @@ import pytest
 
 from adapters.clickhouse import ClickHouseStore
 from mailpulse.demo import DemoOptions, Outcome, read_messages, run_demo
-from mailpulse.demo_alert import RECOVERY_DELIVERIES, SPIKE_BOUNCES, SPIKE_DOMAIN
+from mailpulse.demo_alert import (
+    RECOVERY_DELIVERIES,
+    SPAM_DELIVERIES,
+    SPAM_PROVIDER,
+    SPAM_RECOVERY,
+    SPAM_REPORTS,
+    SPIKE_BOUNCES,
+    SPIKE_DOMAIN,
+)
 from mailpulse.runtime import poller
 from mailpulse.settings import Settings
 from processors.status_processor import StatusProcessor
@@ -138,6 +146,20 @@ def test_the_demo_reaches_the_truth_with_webhooks_and_poller_together(
     )
     assert states == [("firing",), ("resolved",)]
     assert any(line.startswith("  alert FIRING") for line in said)
+    # Then the spam spike at one mailbox provider: over the 0.3% limit, then under it.
+    spam = outcome.spam
+    assert spam is not None and spam.ok, "\n".join(said)
+    assert spam.fired and spam.fired.key == SPAM_PROVIDER and spam.fired.metric == "spam_rate"
+    assert spam.fired.value is not None and spam.fired.value > spam.fired.threshold == 0.003
+    assert spam.fired.volume <= SPAM_DELIVERIES + 200  # the spike, and the simulator's mail there
+    assert spam.resolved and spam.resolved.value is not None
+    assert 0 < spam.resolved.value <= 0.003 and spam.resolved.volume >= SPAM_REPORTS / 0.003
+    assert spam.resolved.volume <= SPAM_DELIVERIES + SPAM_RECOVERY + 200
+    states = store.query(
+        f"SELECT state FROM {store.database}.alerts WHERE metric = 'spam_rate' ORDER BY at",
+    )
+    assert states == [("firing",), ("resolved",)]
+    assert sum(line.startswith("  alert FIRING") for line in said) == 2
     rates = {line.split()[0]: line.split()[1:3] for line in said if line.split()[:1] in CLASSES}
     assert set(rates) == {"delivered", "bounced", "failed", "canceled"}
     for clickhouse_rate, truth_rate in rates.values():

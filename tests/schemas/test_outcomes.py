@@ -50,6 +50,38 @@ def test_a_delivered_message_without_queued_event_still_counts_at_queued() -> No
     assert figures.rates()["delivered"] == 0.5 and figures.rates()["bounced"] == 0.5
 
 
+def test_signals_count_among_their_class_and_divide_by_their_denominator() -> None:
+    every = o.Seen(clicked=True, spam_reported=True, unsubscribed=True, blocked=True, deferred=True)
+    figures = o.tally([(f, every) for f in [*S, None]] + [(S.DELIVERED, o.Seen()), (S.UNDELIVERED, False)])
+    # A spam report or unsubscribe counts on a delivered message, a block on a bounced one, a deferral
+    # on one that reached SENT; elsewhere the flag counts nowhere (it cannot have happened in the range).
+    assert (figures.spam_reported, figures.unsubscribed) == (2, 2)  # DELIVERED, OPENED
+    assert figures.blocked == 1  # UNDELIVERED with the flag (not the one without)
+    assert figures.deferred == 4  # SENT, UNDELIVERED, DELIVERED, OPENED
+    assert (figures.delivered, figures.outcomes, figures.reached_sent) == (3, 7, 6)
+    rates = figures.rates()
+    assert rates["spam"] == rates["unsubscribe"] == 2 / 3
+    assert rates["block"] == 1 / 7 and rates["deferral"] == 4 / 6
+    assert [figures.denominator(r) for r in ("spam", "block", "deferral", "failure", "opened")] == [
+        3,
+        7,
+        6,
+        7,
+        3,
+    ]
+    assert figures.counts()["blocked"] == 1 and set(o.SIGNALS) <= set(figures.counts())
+    assert list(rates) == list(o.RATES)
+    # Figures as SQL columns come back in FIELDS order, the signals included.
+    assert o.from_row([getattr(figures, f) for f in o.FIELDS]) == figures
+
+
+def test_flags_as_sql_name_each_event_kind() -> None:
+    sql = o.sql_flags(lambda kind: f"has('{kind}')")
+    assert "(has('UNSUBSCRIBE') OR has('GROUP_UNSUBSCRIBE')) AS has_unsubscribed" in sql
+    assert "(has('BLOCKED')) AS has_blocked" in sql and sql.count(" AS has_") == len(o.FLAGS)
+    assert len(o.sql_counts("f")) == len(o.FIELDS)
+
+
 def test_rates_without_denominator_are_none() -> None:
     assert set(o.Figures().rates().values()) == {None}
 

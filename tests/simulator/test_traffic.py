@@ -19,6 +19,7 @@ from simulator.traffic import (
     OUTCOME_RATES,
     SENDGRID,
     TWILIO,
+    SignalRates,
     Traffic,
     Truth,
     delivery_rate,
@@ -249,3 +250,31 @@ def test_status_counts_and_delivery_rate() -> None:
     shares = expected_shares(0.5)
     final = sum(shares[s] for s in (S.DELIVERED, S.OPENED, S.UNDELIVERED, S.FAILED, S.CANCELED))
     assert abs(rate - (shares[S.DELIVERED] + shares[S.OPENED]) / final) < 0.01
+
+
+def test_signal_rates_set_blocks_deferrals_and_spam_reports_and_the_truth_records_them() -> None:
+    rates = SignalRates(blocked=0.6, spam_report=0.2, deferral=0.3)
+    traffic = generate(3000, seed=8, twilio_share=0.0, signals=rates)
+    events = [raw for batch in traffic.sendgrid_batches for raw in batch]
+    bounces: dict[str, tuple[bool, str | None]] = {}
+    for raw in events:
+        if raw["event"] == "bounce":
+            mid = parse_sendgrid_event(raw, datetime.now(UTC)).message_id
+            bounces[mid] = (raw["type"] == "blocked", raw.get("bounce_classification"))
+    truth = traffic.truth
+    assert bounces and all(
+        (truth[m].blocked, truth[m].bounce_classification) == b for m, b in bounces.items()
+    )
+    bounced = [t for t in truth.values() if t.status is EmailStatus.UNDELIVERED]
+    assert all(t.bounce_classification for t in bounced)
+    assert 0.5 < sum(t.blocked for t in bounced) / len(bounced) < 0.7
+    delivered = [t for t in truth.values() if t.status in (EmailStatus.DELIVERED, EmailStatus.OPENED)]
+    spam = [t for t in delivered if any(label == "spamreport" for label, _ in t.events)]
+    assert 0.15 < len(spam) / len(delivered) < 0.25
+    deferred = [t for t in delivered if any(label == "deferred" for label, _ in t.events)]
+    assert 0.25 < len(deferred) / len(delivered) < 0.35
+    assert not any(
+        t.blocked or t.bounce_classification for t in generate(300, 8, twilio_share=1.0).truth.values()
+    )
+    with pytest.raises(ValueError):
+        SignalRates(blocked=0.8)  # with the 30% asynchronous bounces, more than every bounce

@@ -138,3 +138,39 @@ def test_bodies_are_signed_as_the_receiver_checks(target_format: WebhookFormat) 
         signature = headers["X-Twilio-Email-Event-Webhook-Signature"]
         timestamp = headers[SENDGRID_TIMESTAMP_HEADER]
         verify_sendgrid(payload, signature, timestamp, key.public_key(), 1_800_000_000.0, 300)
+
+
+SIGNALS = Outcomes(
+    failed=0.0, undelivered=0.3, slow=0.3, async_bounce=0.0, inbound=0.0, blocked=0.5, spam_report=0.2,
+    unsubscribe=0.1,
+)  # fmt: skip
+
+
+def test_sendgrid_webhooks_carry_the_signals_at_the_configured_rates() -> None:
+    """Deferrals, blocks with classifications, spam reports and unsubscribes leave as SendGrid events
+    that parse into their kinds, exactly as the simulator's truth has them; Event Streams carries none."""
+    sim = settled_simulator(600, SIGNALS)
+    _, batches = planned(sim, WebhookPolicy(duplicate_rate=0.0), SENDGRID, TWILIO)
+    sendgrid = [parse_sendgrid_event(e, NOW) for b in batches if b.target == 0 for e in b.events]
+    twilio = [parse_cloud_event(e, NOW) for b in batches if b.target == 1 for e in b.events]
+    assert all(e.kind in (EventKind.STATUS, EventKind.OPERATION) for e in twilio)
+    truth = {sendgrid_message_id(sim.emails[t.id]): t for t in sim.truth(sim.clock.now())}
+    kinds: dict[EventKind, Counter[str]] = {k: Counter() for k in EventKind}
+    blocked, classified = set(), {}
+    for e in sendgrid:
+        kinds[e.kind][e.message_id] += 1
+        if e.status is EmailStatus.UNDELIVERED:
+            classified[e.message_id] = e.bounce_classification
+            if e.raw_type == "blocked":
+                blocked.add(e.message_id)
+    assert kinds[EventKind.DEFERRED] == Counter({m: t.deferrals for m, t in truth.items() if t.deferrals})
+    assert set(kinds[EventKind.SPAM_REPORT]) == {m for m, t in truth.items() if t.spam_reported}
+    assert set(kinds[EventKind.UNSUBSCRIBE]) == {m for m, t in truth.items() if t.unsubscribed}
+    assert blocked == {m for m, t in truth.items() if t.blocked}
+    assert classified == {m: t.bounce_classification for m, t in truth.items() if t.bounce_classification}
+    # The configured rates, roughly (600 emails).
+    delivered = sum(t.status in (EmailStatus.DELIVERED, EmailStatus.OPENED) for t in truth.values())
+    bounced = sum(t.status is EmailStatus.UNDELIVERED for t in truth.values())
+    assert 0.12 < len(kinds[EventKind.SPAM_REPORT]) / delivered < 0.28
+    assert 0.35 < len(blocked) / bounced < 0.65
+    assert 0.2 < len(kinds[EventKind.DEFERRED]) / len(truth) < 0.4

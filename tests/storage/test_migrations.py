@@ -8,7 +8,7 @@ from pathlib import Path
 
 from storage import migrations
 from storage.migrations import MIGRATIONS, SchemaOptions
-from storage.migrations.m0006_message_minute import STATUS_BITS as STORED_STATUS_BITS
+from storage.migrations.m0013_signals import STATUS_BITS as STORED_STATUS_BITS
 from storage.tables import STATUS_BITS
 from tests.imports import imported_modules
 
@@ -32,6 +32,7 @@ RELEASED: dict[int, tuple[str, str]] = {
     10: ("c1b6d392f66b7e3e", "2b2aa33803e482b6"),
     11: ("dc656b2249a14eaa", "31c5b2407f217959"),
     12: ("6325af591c7a6f4d", "9f2aa11f69ca07fa"),
+    13: ("e72f17fdde6b1c65", "7bd4fa67081e800d"),
 }
 
 

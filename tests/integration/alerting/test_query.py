@@ -6,12 +6,13 @@ from __future__ import annotations
 import random
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 
 import pytest
 
 from adapters.clickhouse import ClickHouseStore
 from alerting.evaluate import Evaluator
-from alerting.query import Counts, counts_from_rows, rates_query, window
+from alerting.query import counts_from_rows, rates_query, window
 from alerting.state_machine import Sample
 from schemas.alert_rules import AlertRule, Dimension
 from schemas.event import CanonicalEvent, Provider, Source, envelope_json
@@ -23,21 +24,36 @@ NOON = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 FINAL_FIRST = ("OPENED", "UNDELIVERED", "DELIVERED", "FAILED", "QUEUED")
 
 
+class Counts(NamedTuple):
+    outcomes: int
+    failures: int  # bounced + failed
+    bounced: int
+
+
 def event(
-    message: str, status: str, at: datetime, sender: str, provider: str = "twilio", **tags: str
+    message: str,
+    status: str,
+    at: datetime,
+    sender: str,
+    provider: str = "twilio",
+    recipient: str = "mail.example",
+    **tags: str,
 ) -> CanonicalEvent:
+    """A status (upper-case) or another event kind; ``BLOCKED`` is an UNDELIVERED of raw type blocked."""
+    blocked = status == "BLOCKED"
+    status = "UNDELIVERED" if blocked else status
     kind = EventKind.STATUS if status in EmailStatus.__members__ else EventKind(status.lower())
     return CanonicalEvent(
         event_id=f"{message}-{status}-{at.timestamp()}",
         message_id=message,
         kind=kind,
         status=EmailStatus(status) if kind is EventKind.STATUS else None,
-        raw_type=status.lower(),
+        raw_type="blocked" if blocked else status.lower(),
         occurred_at=at,
         received_at=at,
         source=Source.WEBHOOK,
         provider=Provider(provider),
-        recipient_domain="mail.example",
+        recipient_domain=recipient,
         sender_domain=sender,
         tags=tags,
     )
@@ -55,7 +71,8 @@ def at(minutes: int, seconds: int = 0) -> datetime:
 
 def counts(store: ClickHouseStore, by: Dimension, now: datetime, window_s: int = 300) -> dict[str, Counts]:
     sql, params = rates_query(store.database, by, *window(now, window_s))
-    return counts_from_rows(store.query(sql, params))
+    figures = counts_from_rows(store.query(sql, params))
+    return {k: Counts(f.outcomes, f.numerator("failure"), f.bounced) for k, f in figures.items()}
 
 
 def test_hand_counted_window(store: ClickHouseStore) -> None:
@@ -75,7 +92,7 @@ def test_hand_counted_window(store: ClickHouseStore) -> None:
             event("a7", "QUEUED", at(6), shop),
             event("a7", "CANCELED", at(8), shop),  # an outcome, not a failure
             event("b1", "DELIVERED", at(8), other, "sendgrid", campaign="x", team="y"),
-            event("b2", "UNDELIVERED", at(8, 30), other, "sendgrid", campaign="x"),
+            event("b2", "UNDELIVERED", at(8, 30), other, "sendgrid", "mail.example", campaign="x"),
         ],
     )
     now = at(10)
@@ -145,3 +162,38 @@ def test_generated_traffic_matches_the_definitions(store: ClickHouseStore) -> No
             got = counts(store, by, now, window_s)
             assert got == expected, (now, window_s, by)
             assert sum(c.outcomes for c in got.values()) > 0
+
+
+def test_signal_metrics_per_mailbox_provider(store: ClickHouseStore) -> None:
+    """Spam, block and deferral rates per mailbox provider, hand-counted; min_volume reads each rate's
+    denominator (delivered for spam, outcomes for blocks, reached SENT for deferrals)."""
+    shop = "shop.example"
+    gmail = [
+        e
+        for n in range(4)
+        for e in (
+            event(f"g{n}", "DELIVERED", at(5), shop, "sendgrid", "gmail.com"),
+            *([event(f"g{n}", "SPAMREPORT", at(6), shop, "sendgrid", "gmail.com")] if n < 2 else []),
+            *([event(f"g{n}", "DEFERRED", at(5), shop, "sendgrid", "gmail.com")] if n == 3 else []),
+        )
+    ]
+    yahoo = [
+        event("y1", "DELIVERED", at(5), shop, "sendgrid", "yahoo.co.uk"),
+        event("y2", "BLOCKED", at(5), shop, "sendgrid", "aol.com"),
+        event("y3", "UNDELIVERED", at(5), shop, "sendgrid", "ymail.com"),
+        event("y4", "DEFERRED", at(5), shop, "sendgrid", "yahoo.com"),  # never reached SENT: not counted
+        event("y4", "QUEUED", at(5), shop, "sendgrid", "yahoo.com"),
+        event("y5", "SPAMREPORT", at(5), shop, "sendgrid", "yahoo.com"),  # not delivered in range: no
+    ]
+    elsewhere = [event("o1", "DELIVERED", at(5), shop, "sendgrid", "example.org")]
+    load(store, gmail + yahoo + elsewhere)
+    rules = tuple(
+        AlertRule(name=m, metric=m, threshold=0.5, by="mailbox_provider")
+        for m in ("spam_rate", "block_rate", "deferral_rate")
+    )
+    measured = Evaluator(store.query, store.database).measure(rules, at(10))
+    assert measured == {
+        "spam_rate": {"google": Sample(2 / 4, 4), "yahoo": Sample(0.0, 1), "other": Sample(0.0, 1)},
+        "block_rate": {"google": Sample(0.0, 4), "yahoo": Sample(1 / 3, 3), "other": Sample(0.0, 1)},
+        "deferral_rate": {"google": Sample(1 / 4, 4), "yahoo": Sample(0.0, 3), "other": Sample(0.0, 1)},
+    }

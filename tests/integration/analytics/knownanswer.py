@@ -5,7 +5,9 @@ api.md is computed independently from the same plan, in plain Python.
 The plan puts events just before, inside and just after the queried range, gives some messages two
 DELIVERED events (webhook and poller times differ; the first counts), bounces after delivery (a message in
 DELIVERED and UNDELIVERED counts once among outcomes), mail without QUEUED (start = SENT) or without any
-start (no time to deliver), repeated opens and clicks, and several tags per message.
+start (no time to deliver), repeated opens and clicks, and several tags per message; spam reports,
+unsubscribes, deferrals, blocks and bounce classifications, to recipient domains of known mailbox
+providers and others.
 """
 
 from __future__ import annotations
@@ -27,9 +29,22 @@ from schemas.status import EmailStatus, EventKind
 FROM = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 TO = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 SENDERS = ("shop.example", "news.example", "bills.example")
-RECIPIENTS = ("gmail.example", "yahoo.example", "outlook.example", "aol.example", "tiny.example", "x.example")
+RECIPIENTS = ("gmail.com", "yahoo.com", "outlook.com", "aol.example", "tiny.example", "me.com")
+# The mailbox provider of each recipient domain, written out (not taken from schemas.mailbox_providers).
+MAILBOX_PROVIDER = {
+    "gmail.com": "google",
+    "yahoo.com": "yahoo",
+    "outlook.com": "microsoft",
+    "me.com": "apple",
+}
+CLASSIFICATIONS = ("Invalid Address", "Reputation", "Content", "Mailbox Unavailable")
 TAGSETS: tuple[dict[str, str], ...] = ({}, {"campaign": "a"}, {"campaign": "b", "env": "prod"})
-KINDS = {"CLICK": EventKind.CLICK, "DEFERRED": EventKind.DEFERRED}
+KINDS = {
+    "CLICK": EventKind.CLICK,
+    "DEFERRED": EventKind.DEFERRED,
+    "SPAMREPORT": EventKind.SPAM_REPORT,
+    "UNSUBSCRIBE": EventKind.UNSUBSCRIBE,
+}
 
 
 @dataclass
@@ -40,6 +55,12 @@ class Message:
     recipient_domain: str
     tags: dict[str, str]
     events: list[tuple[str, datetime]] = field(default_factory=list)  # (STATUS or KIND, time)
+    blocked: bool = False  # its UNDELIVERED events are blocks
+    classification: str | None = None  # of its UNDELIVERED events
+
+    @property
+    def mailbox_provider(self) -> str:
+        return MAILBOX_PROVIDER.get(self.recipient_domain, "other")
 
     def first(self, status: str) -> datetime | None:
         times = [t for s, t in self.events if s == status]
@@ -52,6 +73,7 @@ def _ms(rng: random.Random, low: int, high: int) -> timedelta:
 
 def plan(messages: int = 600, seed: int = 6) -> list[Message]:
     rng = random.Random(seed)
+    signals = random.Random(seed + 1)  # its own draws: the rest of the plan is as without signals
     out = []
     for i in range(messages):
         m = Message(
@@ -90,6 +112,7 @@ def plan(messages: int = 600, seed: int = 6) -> list[Message]:
             m.events.append(("FAILED", done))
         elif fate < 0.97 and m.provider == "sendgrid":  # canceled before it went out
             m.events.append(("CANCELED", done))
+        _signals(m, signals, done)
         if m.events:
             out.append(m)
     # Exact edges: events at the first and last millisecond inside, and at the first one outside.
@@ -97,6 +120,18 @@ def plan(messages: int = 600, seed: int = 6) -> list[Message]:
     out[2].events.append(("FAILED", TO - timedelta(milliseconds=1)))
     out[4].events.append(("UNDELIVERED", TO))
     return out
+
+
+def _signals(m: Message, rng: random.Random, done: datetime) -> None:
+    """Spam reports and unsubscribes after delivery, blocks and classifications of bounces."""
+    names = {name for name, _ in m.events}
+    if "DELIVERED" in names and rng.random() < 0.08:
+        m.events.append(("SPAMREPORT", done + _ms(rng, 1000, 30 * 60_000)))
+    if "DELIVERED" in names and rng.random() < 0.05:
+        m.events.append(("UNSUBSCRIBE", done + _ms(rng, 1000, 30 * 60_000)))
+    if "UNDELIVERED" in names:
+        m.blocked = rng.random() < 0.4
+        m.classification = rng.choice(CLASSIFICATIONS) if rng.random() < 0.9 else None
 
 
 def canonical(m: Message) -> list[CanonicalEvent]:
@@ -109,7 +144,7 @@ def canonical(m: Message) -> list[CanonicalEvent]:
                 message_id=m.id,
                 kind=kind,
                 status=None if name in KINDS else EmailStatus(name),
-                raw_type=name.lower(),
+                raw_type="blocked" if name == "UNDELIVERED" and m.blocked else name.lower(),
                 occurred_at=at,
                 received_at=at + timedelta(seconds=2),
                 source=Source.WEBHOOK,
@@ -120,6 +155,8 @@ def canonical(m: Message) -> list[CanonicalEvent]:
                 sender_domain=m.sender_domain,
                 tags=m.tags,
                 machine_open=False if name == "OPENED" else None,
+                bounce_type=("blocked" if m.blocked else "bounce") if name == "UNDELIVERED" else None,
+                bounce_classification=m.classification if name == "UNDELIVERED" else None,
             )
         )
     return events
@@ -161,11 +198,14 @@ REACHED_QUEUED = {"QUEUED", "FAILED", "SENT", "UNDELIVERED", "DELIVERED", "OPENE
 REACHED_SENT = {"SENT", "UNDELIVERED", "DELIVERED", "OPENED"}
 
 
-def figures(finals: Iterable[tuple[str | None, bool]]) -> dict[str, Any]:
-    """The figures of messages given as (final status, has a click), as the API gives them."""
+def figures(finals: Iterable[tuple[str | None, set[str]]]) -> dict[str, Any]:
+    """The figures of messages given as (final status, the other event kinds it has: CLICK, SPAMREPORT,
+    UNSUBSCRIBE, BLOCKED, DEFERRED), as the API gives them."""
     classes = dict.fromkeys(("delivered", "bounced", "failed", "canceled"), 0)
     pending = opened = clicked = queued = sent = 0
-    for final, click in finals:
+    signals = dict.fromkeys(("spam_reported", "unsubscribed", "blocked", "deferred"), 0)
+    for final, kinds in finals:
+        click = "CLICK" in kinds
         if final is None:
             continue
         if final in CLASS_OF:
@@ -177,6 +217,10 @@ def figures(finals: Iterable[tuple[str | None, bool]]) -> dict[str, Any]:
         clicked += delivered and click
         queued += final in REACHED_QUEUED
         sent += final in REACHED_SENT
+        signals["spam_reported"] += delivered and "SPAMREPORT" in kinds
+        signals["unsubscribed"] += delivered and "UNSUBSCRIBE" in kinds
+        signals["blocked"] += final == "UNDELIVERED" and "BLOCKED" in kinds
+        signals["deferred"] += final in REACHED_SENT and "DEFERRED" in kinds
     outcomes = sum(classes.values())
 
     def ratio(a: int, b: int) -> float | None:
@@ -185,12 +229,16 @@ def figures(finals: Iterable[tuple[str | None, bool]]) -> dict[str, Any]:
     return {
         "messages": outcomes,
         "pending": pending,
-        "counts": {**classes, "opened": opened, "clicked": clicked},
+        "counts": {**classes, "opened": opened, "clicked": clicked, **signals},
         "rates": {
             **{name: ratio(n, outcomes) for name, n in classes.items()},
             "failure": ratio(classes["bounced"] + classes["failed"], outcomes),
             "opened": ratio(opened, classes["delivered"]),
             "clicked": ratio(clicked, classes["delivered"]),
+            "spam": ratio(signals["spam_reported"], classes["delivered"]),
+            "unsubscribe": ratio(signals["unsubscribed"], classes["delivered"]),
+            "block": ratio(signals["blocked"], outcomes),
+            "deferral": ratio(signals["deferred"], sent),
         },
         "funnel": [
             ["QUEUED", queued],
@@ -209,9 +257,11 @@ def _counts(messages: Iterable[Message], start: datetime, end: datetime) -> dict
     finals = []
     for m in messages:
         seen = {name for name, at in m.events if start <= at < end}
+        if "UNDELIVERED" in seen and m.blocked:
+            seen.add("BLOCKED")
         for name in seen:
             sets[name].add(m.id)
-        finals.append((next((s for s in FINAL_FIRST if s in seen), None), "CLICK" in seen))
+        finals.append((next((s for s in FINAL_FIRST if s in seen), None), seen))
     volumes = dict.fromkeys(
         ("SCHEDULED", "QUEUED", "SENT", "DELIVERED", "UNDELIVERED", "OPENED", "FAILED", "CANCELED", "CLICK"),
         0,
@@ -313,9 +363,12 @@ def latency(plan: list[Message], filters: dict[str, str], bucket: int) -> Any:
     }  # fmt: skip
 
 
-def _keys(m: Message, by: str) -> list[str]:
+def _keys(m: Message, by: str, start: datetime, end: datetime) -> list[str]:
     if by == "tag":
         return [f"{k}={v}" for k, v in m.tags.items()] or [""]
+    if by == "bounce_classification":  # the classification of its bounce in range, else ''
+        bounced = any(name == "UNDELIVERED" and start <= at < end for name, at in m.events)
+        return [m.classification or "" if bounced else ""]
     return [getattr(m, by)]
 
 
@@ -330,10 +383,10 @@ def breakdown(
     end: datetime = TO,
 ) -> Any:
     chosen = [m for m in plan if _matches(m, filters)]
-    keys = sorted({k for m in chosen for k in _keys(m, by)})
+    keys = sorted({k for m in chosen for k in _keys(m, by, start, end)})
     rows = []
     for key in keys:
-        counts = _counts([m for m in chosen if key in _keys(m, by)], start, end)
+        counts = _counts([m for m in chosen if key in _keys(m, by, start, end)], start, end)
         if any(counts["volumes"].values()) and counts["messages"] >= min_volume:
             rows.append({"key": key, **counts})
 

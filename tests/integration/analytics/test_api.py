@@ -102,6 +102,10 @@ def test_422_range_and_breakdown_problems(api: ApiClient) -> None:
     bad = api.get("/api/breakdown", params=params, headers=AUTH)
     assert bad.status_code == 422
     assert [e.split(":", 1)[0] for e in bad.json()["errors"]] == ["by", "order", "limit", "min_volume"]
+    unknown = api.get("/api/summary", params={**RANGE, "mailbox_provider": "gmail.com"}, headers=AUTH)
+    assert unknown.status_code == 422 and unknown.json()["errors"][0].startswith(
+        "mailbox_provider: 'gmail.com'"
+    )
     twice = api.get("/api/summary", params=[("from", RANGE["from"]), ("from", RANGE["from"])], headers=AUTH)
     assert twice.json() == {"errors": ["from: given 2 times, expected once"]}
     minutes = api.get("/api/timeseries", params={"from": "2026-01-01T00:00Z", "to": "2026-03-01T00:00Z",
@@ -175,6 +179,7 @@ VALID = {  # a valid value for each documented parameter
     "provider": "twilio",
     "sender_domain": "shop.example",
     "recipient_domain": "gmail.example",
+    "mailbox_provider": "google",
     "tag": "campaign=a",
     "bucket": "300",
     "by": "tag",

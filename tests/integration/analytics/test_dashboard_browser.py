@@ -25,7 +25,8 @@ from tests.integration.analytics.dashboard_data import buckets, load, utcnow
 pytestmark = [pytest.mark.clickhouse]
 
 STAGES = ("QUEUED", "SENT", "DELIVERED", "OPENED", "CLICKED")
-CHARTS = ("chart-volume", "chart-rates", "chart-funnel", "chart-latency", "chart-worst")
+CHARTS = ("chart-volume", "chart-rates", "chart-funnel", "chart-latency", "chart-worst", "chart-classes",
+          "chart-spam")  # fmt: skip
 TOKEN = "browser-test-token"
 # A bucket has an outcome when one of its events has a status of an outcome class: an OPENED event alone,
 # a minute after its DELIVERED across a bucket boundary, makes a delivered outcome there too.
@@ -75,6 +76,13 @@ def test_every_chart_renders_the_data_in_headless_chromium(store: ClickHouseStor
     assert points(dom, "chart-funnel") == 5  # QUEUED, SENT, DELIVERED, OPENED, CLICKED
     assert points(dom, "chart-worst") == 4  # every recipient domain has 60 outcomes >= 10
     assert dom.text["h-messages"] == f"{loaded.outcomes:,}"
+    assert points(dom, "chart-spam") == buckets(delivered, bucket)  # a spam rate wherever mail was delivered
+    assert (
+        points(dom, "chart-classes") == 1
+    )  # no bounce here carries a classification: one bar, none given...
+    assert dom.attrs["providers"].get("data-points") == "1"  # ...nor goes to a known mailbox provider
+    assert dom.text["provider-other-messages"] == f"{loaded.outcomes:,}"
+    assert dom.text["h-spam"] == "0.000%" and dom.text["h-block-n"] == "0"
     # Every message here was queued: the funnel starts at all of them and never increases.
     steps = [int(dom.text[f"funnel-{stage}"].replace(",", "")) for stage in STAGES]
     assert steps[0] == len({e.message_id for e in loaded.events}) and steps == sorted(steps, reverse=True)

@@ -28,9 +28,11 @@ FILTERS: list[dict[str, str]] = [
     {},
     {"provider": "twilio"},
     {"sender_domain": "news.example"},
-    {"recipient_domain": "yahoo.example"},
+    {"recipient_domain": "yahoo.com"},
     {"tag": "campaign=b"},
-    {"tag": "env=prod", "provider": "sendgrid", "recipient_domain": "gmail.example"},
+    {"tag": "env=prod", "provider": "sendgrid", "recipient_domain": "gmail.com"},
+    {"mailbox_provider": "google"},
+    {"mailbox_provider": "other", "provider": "sendgrid"},
     {"recipient_domain": "nowhere.example"},
 ]
 
@@ -109,8 +111,25 @@ def test_latency(api: ApiClient, plan: list[ka.Message], filters: dict[str, str]
     assert get(api, "/api/latency", bucket=900, **filters) == ka.latency(plan, filters, 900)
 
 
-@pytest.mark.parametrize("by", ["provider", "sender_domain", "recipient_domain", "tag"])
-@pytest.mark.parametrize("order", ["failure", "bounced", "failed", "canceled", "delivered", "messages"])
+@pytest.mark.parametrize(
+    "by",
+    ["provider", "sender_domain", "recipient_domain", "mailbox_provider", "tag", "bounce_classification"],
+)
+@pytest.mark.parametrize(
+    "order",
+    [
+        "failure",
+        "bounced",
+        "failed",
+        "canceled",
+        "delivered",
+        "spam",
+        "unsubscribe",
+        "block",
+        "deferral",
+        "messages",
+    ],
+)
 def test_breakdown(api: ApiClient, plan: list[ka.Message], by: str, order: str) -> None:
     answer = get(api, "/api/breakdown", by=by, order=order, limit=100, min_volume=1)
     assert answer == ka.breakdown(plan, {}, by, order, 100, 1)
@@ -157,7 +176,7 @@ def test_alerts_newest_first_in_range(api: ApiClient, loaded: ClickHouseStore) -
         ("2026-11-20T10:39:00Z", "resolved", "yahoo.example", 0.05, 60),
         ("2026-11-20T10:30:00Z", "firing", "yahoo.example", 0.25, 40),
     ]
-    assert [r["name"] for r in answer["rules"]] == ["failure-rate", "bounce-rate"]
+    assert [r["name"] for r in answer["rules"]] == [r.name for r in DEFAULT_RULES]
     assert answer["rules"][0]["threshold"] == 0.10
     assert len(get(api, "/api/alerts", limit=1)["events"]) == 1
 

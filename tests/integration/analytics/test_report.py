@@ -65,6 +65,27 @@ def test_report_prints_the_known_figures(tmp_path: Path) -> None:
         k: want["time_to_deliver_ms"][k] for k in ("p50", "p95", "p99", "count")
     }
     assert body["worst_recipient_domains"]["rows"][0]["key"] == worst["key"]
+    providers = ka.breakdown(ka.plan(), {}, "mailbox_provider", "messages", 1000, 1)["rows"]
+    assert body["mailbox_providers"]["rows"] == [
+        {k: v for k, v in row.items() if k != "volumes"} for row in providers
+    ]
+    classes = ka.breakdown(ka.plan(), {}, "bounce_classification", "bounced", 1000, 1)["rows"]
+    assert body["bounce_classifications"]["rows"] == [
+        {k: v for k, v in row.items() if k != "volumes"} for row in classes if row["counts"]["bounced"]
+    ]
+    assert sum(r["counts"]["bounced"] for r in body["bounce_classifications"]["rows"]) == counts["bounced"]
+    assert {r["key"] for r in body["bounce_classifications"]["rows"]} > set(ka.CLASSIFICATIONS)
+    assert counts["spam_reported"] and counts["blocked"] and counts["deferred"] and counts["unsubscribed"]
+    # The tables: signals, providers by name, classifications.
+    assert (
+        f"{rates['spam']:.3%}" in out and f"{rates['block']:.2%}" in out and f"{rates['deferral']:.2%}" in out
+    )
+    assert "Google (Gmail)" in out and "Apple (iCloud)" in out and "Reputation" in out
+
+    google = run(*common, "--to", ka.iso(ka.TO), "--mailbox-provider", "google", "--json", env=env)
+    assert (
+        json.loads(google.stdout)["counts"] == ka.summary(ka.plan(), {"mailbox_provider": "google"})["counts"]
+    )
     bad = run(*common, "--to", "not-a-time", "--tag", "x", env=env)
     assert bad.returncode == 2
     assert (

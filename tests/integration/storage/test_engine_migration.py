@@ -13,9 +13,9 @@ from adapters.clickhouse import ClickHouseStore
 from schemas.event import CanonicalEvent, envelope_json
 from schemas.sendgrid import parse_sendgrid_event
 from schemas.twilio import parse_cloud_event
-from simulator.traffic import generate
+from simulator.traffic import SignalRates, generate
 from storage.migrations import MIGRATIONS, SchemaOptions, migrations_table
-from storage.tables import EVENT_COLUMNS, STATE_COLUMNS
+from storage.tables import CLASSIFICATIONS, EVENT_COLUMNS, STATE_COLUMNS, STATUS_BITS
 from tests.schemas.events import old_event_row
 from tests.schemas.reference_state import fold
 
@@ -103,3 +103,49 @@ def _ms(value: Any) -> Any:
     if isinstance(value, datetime):
         return int((value.replace(tzinfo=None) - _EPOCH).total_seconds() * 1000)
     return dict(value) if isinstance(value, dict) else value
+
+
+def _figures(store: ClickHouseStore) -> dict[str, Any]:
+    from analytics.queries import Window
+    from analytics.service import AnalyticsService
+
+    window = Window(datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 12, 31, tzinfo=UTC))
+    summary = AnalyticsService(store.client, store.database).summary(window)
+    return {k: summary[k] for k in ("messages", "counts", "volumes")}
+
+
+def test_migration_13_adds_blocks_and_classifications_to_existing_data(store: ClickHouseStore) -> None:
+    assert MIGRATIONS[12].name == "signals"
+    _old_schema(store, 12)
+    traffic = generate(300, 9, duplicate_rate=0.3, twilio_share=0.2, signals=SignalRates(blocked=0.7))
+    events = [parse_sendgrid_event(raw, RECEIVED) for batch in traffic.sendgrid_batches for raw in batch]
+    store.load([envelope_json(e) for e in events], "before-13")
+    before = _figures(store)
+    assert before["counts"]["bounced"] > 0 and "BLOCKED" not in before["volumes"]
+
+    assert store.migrate() == ["0013_signals"]
+    after = _figures(store)
+    blocked = {e.message_id for e in events if e.raw_type == "blocked"}
+    assert blocked and after["volumes"]["BLOCKED"] == len(blocked)
+    assert 0 < after["counts"]["blocked"] <= len(blocked)
+    # Everything else as it was: the backfill only adds bits and keys.
+    unchanged = {k: v for k, v in after["counts"].items() if k not in ("blocked",)}
+    assert unchanged == {k: v for k, v in before["counts"].items() if k not in ("blocked",)}
+    assert {k: v for k, v in after["volumes"].items() if k != "BLOCKED"} == before["volumes"]
+    classes = sum(1 << STATUS_BITS.index(f"BOUNCE:{c}") for c in CLASSIFICATIONS)
+    classified = store.query(
+        f"SELECT uniqExact(message_id) FROM {store.database}.message_minute WHERE bitAnd(statuses, {classes})"
+    )
+    assert classified == [(len({e.message_id for e in events if e.bounce_classification}),)]
+
+    # A re-run (a crash in the middle) changes no figure; new events go through one view, the new one.
+    for statement in MIGRATIONS[12].statements(SchemaOptions(store.database)):
+        store.client.command(statement)
+    assert _figures(store) == after
+    views = store.query(
+        f"SELECT name FROM system.tables WHERE database = '{store.database}' "
+        "AND name LIKE 'message_minute%mv'"
+    )
+    assert views == [("message_minute_signals_mv",)]
+    store.load([envelope_json(e) for e in events], "after-13")  # the same events again: nothing changes
+    assert _figures(store) == after

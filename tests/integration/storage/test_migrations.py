@@ -13,7 +13,7 @@ from schemas.sendgrid import parse_sendgrid_event
 from schemas.twilio import parse_cloud_event
 from simulator.traffic import generate
 from storage.migrations import MIGRATIONS, Retention, SchemaOptions
-from storage.tables import EVENT_COLUMNS, STATUS_BITS
+from storage.tables import CLASSIFICATIONS, EVENT_COLUMNS, STATUS_BITS
 from tests.schemas.events import old_event_row as event_row
 
 pytestmark = [pytest.mark.clickhouse]
@@ -44,7 +44,8 @@ def rollup_vs_events(store: ClickHouseStore) -> tuple[list[tuple[object, ...]], 
 
 def message_minute_vs_events(store: ClickHouseStore) -> tuple[dict[tuple[object, ...], int], ...]:
     """Status bits per (minute, message, provider, domains, tags) from message_minute, and the same
-    computed here in Python from the deduplicated `events` view."""
+    computed here in Python from the deduplicated `events` view (a block sets BLOCKED besides
+    UNDELIVERED; a bounce's classification sets its bit)."""
     db = store.database
     stored = store.query(
         f"SELECT minute, message_id, provider, sender_domain, recipient_domain, tags, groupBitOr(statuses) "
@@ -53,9 +54,11 @@ def message_minute_vs_events(store: ClickHouseStore) -> tuple[dict[tuple[object,
     truth: dict[tuple[object, ...], int] = {}
     query = (
         f"SELECT toStartOfMinute(occurred_at), message_id, provider, sender_domain, recipient_domain, tags, "
-        f"kind, status FROM {db}.events"
+        f"kind, status, raw_type, bounce_classification FROM {db}.events"
     )
-    for minute, message, provider, sender, recipient, tags, kind, status in store.query(query):
+    for minute, message, provider, sender, recipient, tags, kind, status, raw, classification in store.query(
+        query
+    ):
         key = (
             minute,
             message,
@@ -64,8 +67,13 @@ def message_minute_vs_events(store: ClickHouseStore) -> tuple[dict[tuple[object,
             recipient,
             tuple(sorted(f"{k}={v}" for k, v in tags.items())),
         )
-        name = status if kind == "status" else kind.upper()
-        truth[key] = truth.get(key, 0) | 1 << STATUS_BITS.index(name)
+        names = [status if kind == "status" else kind.upper()]
+        if raw == "blocked":
+            names.append("BLOCKED")
+        if classification is not None:
+            names.append(f"BOUNCE:{classification if classification in CLASSIFICATIONS else 'Unclassified'}")
+        for name in names:
+            truth[key] = truth.get(key, 0) | 1 << STATUS_BITS.index(name)
     return {(*r[:5], tuple(r[5])): r[6] for r in stored}, truth
 
 
@@ -94,12 +102,16 @@ def test_rollup_is_exact_with_duplicated_rows_and_tags(store: ClickHouseStore) -
     assert tagged == direct and direct[0][0] > 0
     bits, expected_bits = message_minute_vs_events(store)
     assert bits == expected_bits and len(expected_bits) > 100
+    blocked = 1 << STATUS_BITS.index("BLOCKED")
+    classes = sum(1 << STATUS_BITS.index(f"BOUNCE:{c}") for c in CLASSIFICATIONS)
+    assert any(b & blocked for b in bits.values()), "blocks occur and set their bit"
+    assert any(b & classes for b in bits.values()), "bounces set their classification's bit"
 
 
 def test_a_database_from_before_migrations_is_upgraded_and_backfilled(store: ClickHouseStore) -> None:
     db = store.database
     rollups = ("rollup_minute", "message_minute")
-    for table in (*(f"{r}_mv" for r in rollups), *rollups, "schema_migrations"):
+    for table in ("rollup_minute_mv", "message_minute_signals_mv", *rollups, "schema_migrations"):
         store.client.command(f"DROP TABLE {db}.{table}")
     events = generated_events(200, seed=11)
     store.insert("email_events", EVENT_COLUMNS, [event_row(e, 0, i) for i, e in enumerate(events)], "before")
@@ -111,6 +123,7 @@ def test_a_database_from_before_migrations_is_upgraded_and_backfilled(store: Cli
     assert rollup == truth and truth
     bits, expected_bits = message_minute_vs_events(store)
     assert bits == expected_bits and expected_bits
+    assert any(b & 1 << STATUS_BITS.index("BLOCKED") for b in bits.values()), "blocks backfilled"
     tables = {str(name) for (name,) in store.query(f"SELECT name FROM system.tables WHERE database = '{db}'")}
     assert {"rollup_minute", "message_minute"} <= tables
     assert not tables & {"rollup_hour", "rollup_hour_tag", "rollup_5min"}  # superseded, dropped by 7
