@@ -73,8 +73,8 @@ class CollectorClock:
 async def drain(
     settings: Settings, bootstrap: str, store: ClickHouseStore, records: int
 ) -> tuple[float, ProcessorStats, CollectorClock]:
-    """Seconds the processor takes to consume, merge, load and commit ``records`` records, and what
-    the garbage collector did meanwhile."""
+    """Seconds the processor takes to consume, load and commit at least ``records`` records (whole
+    batches: ``stats.records`` says how many), and what the garbage collector did meanwhile."""
     async with processor(settings, bootstrap, store) as proc:
         await wait_assigned(proc)
         with CollectorClock() as collector:
@@ -82,6 +82,13 @@ async def drain(
             while not proc.drained(records):
                 await proc.run_once()
             return time.perf_counter() - started, proc.stats, collector
+
+
+def rate(drained: tuple[float, ProcessorStats, CollectorClock]) -> float:
+    """Events/s of a ``drain``: the records it loaded (its last batch may go past the target) over its
+    seconds."""
+    seconds, stats, _ = drained
+    return stats.records / seconds
 
 
 class NilSinkStore(ClickHouseStore):
