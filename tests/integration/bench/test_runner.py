@@ -1,6 +1,7 @@
 """Smoke test of `mailpulse bench --quick --json FILE`: every measurement runs and prints a positive
 figure, and the JSON holds every figure under its stable key (and the collector clock measurement 5
-reports from).
+reports from). The size options shrink --quick further (and are exercised so): a smoke test needs each
+measurement to run on some events, not figures worth reading.
 
 It never checks a time or a target (speed is for the bench to report, not for tests to assert). The bench
 opens its own chDB directory, so it runs as a subprocess (chDB allows one data path per process).
@@ -66,6 +67,9 @@ STABLE_KEYS = (
 )
 
 
+SMALLER = ("--events", "3000", "--stored-events", "6000", "--http-seconds", "0.5", "--e2e-seconds", "1")
+
+
 @dataclass(frozen=True, slots=True)
 class QuickRun:
     stdout: str
@@ -76,7 +80,7 @@ class QuickRun:
 def quick(tmp_path_factory: pytest.TempPathFactory) -> QuickRun:
     out = tmp_path_factory.mktemp("bench") / "bench.json"
     done = subprocess.run(
-        [sys.executable, "-m", "mailpulse.cli", "bench", "--quick", "--json", str(out)],
+        [sys.executable, "-m", "mailpulse.cli", "bench", "--quick", "--json", str(out), *SMALLER],
         capture_output=True,
         text=True,
         timeout=600,
