@@ -15,8 +15,10 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/mailpulse demo
 
+# Two workers (one per core), each with its own broker and chDB directory; a file stays on one worker,
+# so module fixtures are built once. `pytest -q` alone runs the same tests in one process.
 test: $(STAMP) chromium lint typecheck
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2 --dist loadfile
 
 # Debian's chromium for the dashboard's headless-browser test (runs as root, as CI does).
 chromium:
