@@ -22,14 +22,20 @@ class CuttableProxy:
         return self
 
     async def cut(self) -> None:
-        """Close the listener (new connections are refused) and abort every open connection."""
+        """Close the listener (new connections are refused) and abort every open connection; returns
+        once their sockets are closed (an abort closes the socket on a later turn of the loop, so a
+        blocking call right after would otherwise leave the broker's side open)."""
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
             self._server = None
-        for writer in list(self._writers):
+        writers = list(self._writers)
+        for writer in writers:
             writer.transport.abort()
         self._writers.clear()
+        for writer in writers:
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
 
     async def restore(self) -> None:
         await self.start()
