@@ -22,8 +22,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 from clickhouse_connect.driver.client import Client
 
 from adapters.clickhouse import ClickHouseStore
-from adapters.publisher import encode, send_batched
-from ingest.fastpath import Record, received_stamp, sendgrid_record, twilio_record
+from adapters.publisher import Record, encode, send_batched
+from ingest.fastpath import received_stamp, sendgrid_record, twilio_record
 from mailpulse.runtime import processor
 from mailpulse.settings import Settings
 from mailpulse.topics import ensure_topics
