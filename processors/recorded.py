@@ -13,17 +13,26 @@ from datetime import UTC, datetime
 from adapters.clickhouse import ClickHouseStore
 from processors.load import Ranges, format_ranges, parse_ranges
 
-_COLUMNS = ["consumer_group", "topic", "partition", "start", "ranges", "recorded_at"]
-_TYPES = ["String", "String", "UInt32", "UInt64", "String", "DateTime64(6, 'UTC')"]
+# One statement with bound parameters, not the driver's insert: that one reads the table's description
+# first, a cost the first batch of every processor would pay.
+_RECORD = """INSERT INTO {db}.processor_batches (consumer_group, topic, partition, start, ranges, recorded_at)
+SELECT {{group:String}}, {{topic:String}}, ps.1, ps.2, {{ranges:String}}, {{at:DateTime64(6, 'UTC')}}
+FROM (SELECT arrayJoin(arrayZip({{partitions:Array(UInt32)}}, {{starts:Array(UInt64)}})) AS ps)"""
 
 
 def record(store: ClickHouseStore, group: str, topic: str, ranges: Ranges) -> None:
     """One row per partition of the batch, each with the whole batch's ranges (blocking)."""
-    text = format_ranges(ranges)
-    now = datetime.now(UTC)
-    rows = [[group, topic, p, start, text, now] for p, (start, _) in sorted(ranges.items())]
-    store.client.insert(
-        f"{store.database}.processor_batches", rows, column_names=_COLUMNS, column_type_names=_TYPES
+    ordered = sorted(ranges.items())
+    store.client.command(
+        _RECORD.format(db=store.database),
+        parameters={
+            "group": group,
+            "topic": topic,
+            "ranges": format_ranges(ranges),
+            "at": datetime.now(UTC),
+            "partitions": [p for p, _ in ordered],
+            "starts": [start for _, (start, _) in ordered],
+        },
     )
 
 
