@@ -95,12 +95,16 @@ def median_seconds(run: Callable[[], Any], repeat: int = 3) -> float:
 def timings(service: AnalyticsService, window: q.Window, bucket: int) -> dict[str, float]:
     worst = q.Breakdown("recipient_domain", "failure", 10, 100)
     by_tag = q.Breakdown("tag", "messages", 10, 1)
+    by_provider = q.Breakdown("mailbox_provider", "spam", 10, 100)
+    by_class = q.Breakdown("bounce_classification", "messages", 10, 1)
     runs: dict[str, Callable[[], Any]] = {
         "summary": lambda: service.summary(window),
         f"timeseries (bucket {bucket} s)": lambda: service.timeseries(window, bucket),
         f"latency (bucket {bucket} s)": lambda: service.latency(window, bucket),
         "breakdown recipient_domain": lambda: service.breakdown(window, worst),
         "breakdown tag": lambda: service.breakdown(window, by_tag),
+        "breakdown mailbox_provider": lambda: service.breakdown(window, by_provider),
+        "breakdown bounce_classification": lambda: service.breakdown(window, by_class),
         "funnel": lambda: service.funnel(window),
         "alerts": lambda: service.alerts(window, 50),
         "summary, filtered": lambda: service.summary(
