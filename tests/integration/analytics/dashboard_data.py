@@ -105,3 +105,13 @@ def buckets(times: list[datetime], bucket_s: int) -> int:
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def opened_alone_now() -> datetime:
+    """A time at most 4 minutes ago for ``load``, such that its data starts 60 s past a 300 s bucket
+    boundary: then the last open falls alone into a bucket after its delivery's, so a test that counts
+    the dashboard's points per bucket meets that case on every run, not on one run in five."""
+    now = utcnow()
+    start = now.replace(second=0, microsecond=0) - timedelta(minutes=50)
+    back = (int(start.timestamp()) - 60) % 300 // 60  # whole minutes to step back
+    return now - timedelta(minutes=back)
