@@ -9,13 +9,14 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from adapters.clickhouse import ClickHouseStore
 from processors.status_processor import create_consumer
 
+Fetched = dict[TopicPartition, list[ConsumerRecord]]
 SESSION_TIMEOUT_MS = 2000  # Tansu delays a join by half of it: short, as for the bench's processors
 
 
@@ -33,8 +34,10 @@ async def wait_assignment(consumer: AIOKafkaConsumer, timeout_s: float = 30.0) -
             await asyncio.sleep(0.02)
 
 
-async def bare_drain(bootstrap: str, topic: str, records: int, batch: int, wait_ms: int) -> float:
-    """Seconds to fetch ``records`` records and commit after each fetch, touching none of them."""
+async def timed_drain(
+    bootstrap: str, topic: str, records: int, batch: int, wait_ms: int, handle: Callable[[Fetched], None]
+) -> float:
+    """Seconds to fetch ``records`` records, ``handle`` each non-empty fetch, and commit after it."""
     consumer = fresh_consumer(bootstrap, topic)
     await consumer.start()
     try:
@@ -44,11 +47,17 @@ async def bare_drain(bootstrap: str, topic: str, records: int, batch: int, wait_
         while seen < records:
             fetched = await consumer.getmany(timeout_ms=wait_ms, max_records=batch)
             if fetched:
-                seen += sum(len(r) for r in fetched.values())
+                handle(fetched)
                 await consumer.commit()
+                seen += sum(len(r) for r in fetched.values())
         return time.perf_counter() - started
     finally:
         await consumer.stop()
+
+
+async def bare_drain(bootstrap: str, topic: str, records: int, batch: int, wait_ms: int) -> float:
+    """Seconds to fetch ``records`` records and commit after each fetch, touching none of them."""
+    return await timed_drain(bootstrap, topic, records, batch, wait_ms, lambda _: None)
 
 
 def byte_insert(store: ClickHouseStore, values: Sequence[bytes], batch: int) -> float:

@@ -6,12 +6,11 @@ of a batch cut short by a crash."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
-from bench.ceiling import fresh_consumer, wait_assignment
+from bench.ceiling import Fetched, timed_drain
 from schemas.event import Envelope
 
 TABLE = "email_events"
@@ -45,19 +44,9 @@ async def drain(
     client: Client, database: str, bootstrap: str, topic: str, records: int, batch: int, wait_ms: int
 ) -> float:
     """Seconds to consume, validate, insert and commit ``records`` records."""
-    consumer = fresh_consumer(bootstrap, topic)
-    await consumer.start()
-    try:
-        await wait_assignment(consumer)
-        started = time.perf_counter()
-        seen = 0
-        while seen < records:
-            fetched = await consumer.getmany(timeout_ms=wait_ms, max_records=batch)
-            rows = [row(r.value or b"", r.partition, r.offset) for rs in fetched.values() for r in rs]
-            if rows:
-                client.insert(f"{database}.{TABLE}", rows, column_names=list(COLUMNS))
-                await consumer.commit()
-                seen += len(rows)
-        return time.perf_counter() - started
-    finally:
-        await consumer.stop()
+
+    def insert(fetched: Fetched) -> None:
+        rows = [row(r.value or b"", r.partition, r.offset) for rs in fetched.values() for r in rs]
+        client.insert(f"{database}.{TABLE}", rows, column_names=list(COLUMNS))
+
+    return await timed_drain(bootstrap, topic, records, batch, wait_ms, insert)

@@ -244,10 +244,8 @@ async def run(sizes: Sizes, workdir: Path, ingest_only: bool = False) -> tuple[l
         discard(client, "bench_plain")
 
         log(f"5 processor: draining {n:,} records")
-        drain_s, stats, collector = await processor.drain(
-            proc_settings, bootstrap, stores["bench_processor"], n
-        )
-        proc_rate = stats.records / drain_s
+        drained = await processor.drain(proc_settings, bootstrap, stores["bench_processor"], n)
+        proc_rate, (_, stats, collector) = processor.rate(drained), drained
         discard(client, "bench_processor")
         log(f"4 bare byte insert, Null table without views: {n:,} values")
         null_rate = n / ceiling.byte_insert(processor.null_landing(client, "bench_null"), values, batch)
@@ -255,8 +253,8 @@ async def run(sizes: Sizes, workdir: Path, ingest_only: bool = False) -> tuple[l
         log(f"5 processor, nil sink: draining {n:,} records")
         nil_settings = processor.bench_settings(settings, "bench.status")
         nil = processor.nil_sink(client, "bench_nil")
-        nil_s, nil_stats, _ = await processor.drain(nil_settings, bootstrap, nil, n)
-        nil_rate = nil_stats.records / nil_s
+        nil_drained = await processor.drain(nil_settings, bootstrap, nil, n)
+        nil_rate, nil_stats = processor.rate(nil_drained), nil_drained[1]
         discard(client, "bench_nil")
         log(f"5 processor, Null landing table: draining {n:,} records")
         null_settings = processor.bench_settings(settings, "bench.status")
