@@ -60,6 +60,8 @@ STABLE_KEYS = (
     "ceiling_events_per_s",
     "plain_consumer_events_per_s",
     "nil_sink_events_per_s",
+    "nil_sink_drain_before_events_per_s",
+    "nil_sink_drain_after_events_per_s",
     "null_insert_events_per_s",
     "null_landing_events_per_s",
     "restart_drain_events_per_s",
@@ -112,4 +114,8 @@ def test_quick_bench_writes_every_stable_key_to_json(quick: QuickRun) -> None:
         assert isinstance(figures.get(key), (int, float)) and figures[key] > 0, key
     assert figures["restart_stored_events"] >= figures["sizes"]["stored_events"]
     assert figures["e2e_visible"] == figures["e2e_acknowledged"]
+    # Judged against the drains on either side of it, not against one measured minutes earlier.
+    drains = ("nil_sink_drain_before_events_per_s", "nil_sink_drain_after_events_per_s")
+    around = sum(figures[key] for key in drains) / 2
+    assert figures["processor_own_vs_bare_drain"] == pytest.approx(figures["nil_sink_events_per_s"] / around)
     assert len(figures["rows"]) == len(quick.stdout.split("\n\n")[0].splitlines()) - 2  # header, rule
