@@ -323,6 +323,8 @@ class StatusProcessor:
                 )
                 batch.recorded = True
             if not batch.loaded:
+                # Awaited before the next fetch, not beside it: with one core for the drain and an
+                # embedded engine, overlapping them gained nothing (docs/performance.md#hot-path-choices).
                 values = [r.value or b"" for r in batch.records]
                 batch.rejected = await asyncio.to_thread(load_or_bisect, self.store, values, batch.token)
                 batch.loaded = True
