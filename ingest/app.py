@@ -38,6 +38,7 @@ from ingest.elements import DEFAULT_MAX_ELEMENTS, NotJson, Rejections, load_batc
 from ingest.fastpath import received_stamp, sendgrid_record, twilio_record
 from ingest.inbound import inbound_endpoint
 from ingest.openapi import openapi_document
+from ingest.paths import SENDGRID_EVENTS, SENDGRID_INBOUND, TWILIO_EVENTS
 from ingest.responses import FastJSONResponse, error, signature_refused, unavailable
 from schemas.event import CanonicalEvent
 from schemas.inbound import INBOUND_MAX_BYTES
@@ -297,19 +298,17 @@ def create_app(publisher: Publisher, config: IngestConfig | None = None) -> Inge
         return JSONResponse(document)
 
     direct = {
-        "/webhooks/sendgrid/events": BatchEndpoint(
+        SENDGRID_EVENTS: BatchEndpoint(
             "sendgrid", parse_sendgrid_event, sendgrid_record, publisher, config, sendgrid
         ),
-        "/webhooks/twilio/events": BatchEndpoint(
-            "twilio", parse_cloud_event, twilio_record, publisher, config, twilio
-        ),
+        TWILIO_EVENTS: BatchEndpoint("twilio", parse_cloud_event, twilio_record, publisher, config, twilio),
     }
     return IngestApp(
         direct,
         routes=[
             *(Route(path, endpoint, methods=["POST"]) for path, endpoint in direct.items()),
             Route(
-                "/webhooks/sendgrid/inbound",
+                SENDGRID_INBOUND,
                 inbound_endpoint(
                     publisher,
                     config.inbound_max_bytes,

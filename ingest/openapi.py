@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from ingest.elements import DEFAULT_MAX_ELEMENTS, MAX_ERRORS, PER_ELEMENT_LETTERS
+from ingest.paths import SENDGRID_EVENTS, SENDGRID_INBOUND, TWILIO_EVENTS
 from schemas.event import MAX_TAG_KEY, MAX_TAG_VALUE, MAX_TAGS, UINT32_MAX
 from schemas.sendgrid import MAX_TIMESTAMP, MIN_TIMESTAMP
 from schemas.sendgrid_inbound import IDENTIFYING_FIELDS
@@ -320,21 +321,21 @@ def openapi_document(
             "`error`. A method a path does not declare gets 405 (text/plain) with `Allow`.",
         },
         "paths": {
-            "/webhooks/sendgrid/events": _batch(
+            SENDGRID_EVENTS: _batch(
                 "SendGrid Event Webhook batch",
                 "SendGridEvent",
                 max_body_bytes,
                 max_elements,
                 sendgrid_signing,
             ),
-            "/webhooks/twilio/events": _batch(
+            TWILIO_EVENTS: _batch(
                 "Twilio Event Streams batch of CloudEvents",
                 "CloudEvent",
                 max_body_bytes,
                 max_elements,
                 twilio_signing,
             ),
-            "/webhooks/sendgrid/inbound": {
+            SENDGRID_INBOUND: {
                 "post": {
                     "summary": "SendGrid Inbound Parse: one received mail becomes one INBOUND event",
                     "description": "4xx only for mail that must never be stored (SendGrid drops a mail on "

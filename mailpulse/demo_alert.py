@@ -18,6 +18,7 @@ import httpx
 from adapters.clickhouse import ClickHouseStore
 from alerting.runner import AlertRunner
 from alerting.state_machine import Notification
+from ingest.paths import SENDGRID_EVENTS
 from mailpulse.runtime import alerts_runner
 from mailpulse.settings import Settings
 
@@ -105,7 +106,7 @@ def spam_batches(start: int, count: int, reports: int) -> list[list[dict[str, An
 
 async def _post(client: httpx.AsyncClient, batches: list[list[dict[str, Any]]]) -> None:
     for batch in batches:
-        answer = await client.post("/webhooks/sendgrid/events", json=batch)
+        answer = await client.post(SENDGRID_EVENTS, json=batch)
         answer.raise_for_status()
 
 

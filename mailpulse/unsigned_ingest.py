@@ -6,15 +6,16 @@ from __future__ import annotations
 import logging
 
 from ingest.app import IngestConfig
+from ingest.paths import SENDGRID_EVENTS, SENDGRID_INBOUND, TWILIO_EVENTS
 from mailpulse.settings import Settings
 
 log = logging.getLogger(__name__)
 
 # Each webhook endpoint and the setting that makes it verify signatures.
 SIGNATURE_SETTINGS = {
-    "/webhooks/sendgrid/events": "MAILPULSE_SENDGRID_WEBHOOK_PUBLIC_KEY",
-    "/webhooks/sendgrid/inbound": "MAILPULSE_SENDGRID_INBOUND_PUBLIC_KEY",
-    "/webhooks/twilio/events": "MAILPULSE_TWILIO_AUTH_TOKEN",
+    SENDGRID_EVENTS: "MAILPULSE_SENDGRID_WEBHOOK_PUBLIC_KEY",
+    SENDGRID_INBOUND: "MAILPULSE_SENDGRID_INBOUND_PUBLIC_KEY",
+    TWILIO_EVENTS: "MAILPULSE_TWILIO_AUTH_TOKEN",
 }
 ALLOW_UNSIGNED = "MAILPULSE_ALLOW_UNSIGNED"
 
@@ -22,9 +23,9 @@ ALLOW_UNSIGNED = "MAILPULSE_ALLOW_UNSIGNED"
 def unsigned_endpoints(config: IngestConfig) -> list[str]:
     """The endpoints that accept events without a signature: those whose verifier is not configured."""
     verifiers = {
-        "/webhooks/sendgrid/events": config.sendgrid,
-        "/webhooks/sendgrid/inbound": config.sendgrid_inbound,
-        "/webhooks/twilio/events": config.twilio,
+        SENDGRID_EVENTS: config.sendgrid,
+        SENDGRID_INBOUND: config.sendgrid_inbound,
+        TWILIO_EVENTS: config.twilio,
     }
     return [path for path, verifier in verifiers.items() if verifier is None]
 

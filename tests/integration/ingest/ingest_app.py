@@ -16,6 +16,7 @@ from mailpulse.topics import ensure_topics
 from tests.integration.pipeline import read_topic
 
 BASE_URL = "http://ingest.test"
+TOKEN = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"  # the Twilio auth token of the signed apps
 
 
 @contextlib.asynccontextmanager

@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from mailpulse.broker import EmbeddedBroker, free_port
 
 
 class CuttableProxy:
@@ -77,3 +81,17 @@ class CuttableProxy:
                 side.transport.abort()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
+
+
+@contextlib.asynccontextmanager
+async def broker_behind_proxy(log_path: Path) -> AsyncIterator[tuple[EmbeddedBroker, CuttableProxy]]:
+    """A Tansu broker that advertises a started proxy in front of it; on exit the proxy flows again and
+    is cut (its connections closed before the broker stops)."""
+    proxy_port = free_port()
+    with EmbeddedBroker(advertised_port=proxy_port, log_path=log_path) as broker:
+        proxy = await CuttableProxy(proxy_port, broker.port).start()
+        try:
+            yield broker, proxy
+        finally:
+            proxy.resume()
+            await proxy.cut()

@@ -16,11 +16,11 @@ import pytest
 
 from adapters.publisher import encode
 from ingest.responses import RETRY_AFTER_S
-from mailpulse.broker import EmbeddedBroker, free_port
+from mailpulse.broker import EmbeddedBroker
 from mailpulse.settings import Settings
 from schemas.sendgrid import parse_sendgrid_event
 from tests.integration.ingest.ingest_app import ingest_client
-from tests.integration.ingest.proxy import CuttableProxy
+from tests.integration.ingest.proxy import CuttableProxy, broker_behind_proxy
 from tests.integration.pipeline import read_topic
 from tests.webhook_events import sendgrid_event
 
@@ -73,13 +73,8 @@ def test_unreachable_kafka_gives_503_and_no_acknowledged_event_is_lost(
         return [orjson.loads(r.value)["event_id"] for r in records]
 
     async def run() -> list[str]:
-        proxy_port = free_port()
-        with EmbeddedBroker(advertised_port=proxy_port, log_path=tmp_path / "tansu.log") as broker:
-            proxy = await CuttableProxy(proxy_port, broker.port).start()
-            try:
-                return await scenario(broker, proxy)
-            finally:
-                await proxy.cut()
+        async with broker_behind_proxy(tmp_path / "tansu.log") as (broker, proxy):
+            return await scenario(broker, proxy)
 
     in_topic = asyncio.run(run())
     print(f"\noutcomes: {outcomes}")
@@ -151,14 +146,8 @@ def test_bytes_awaiting_kafka_are_capped_and_readyz_fails_while_acks_stall(
         return seen
 
     async def run() -> dict[str, Any]:
-        proxy_port = free_port()
-        with EmbeddedBroker(advertised_port=proxy_port, log_path=tmp_path / "tansu.log") as broker:
-            proxy = await CuttableProxy(proxy_port, broker.port).start()
-            try:
-                return await scenario(broker, proxy)
-            finally:
-                proxy.resume()
-                await proxy.cut()
+        async with broker_behind_proxy(tmp_path / "tansu.log") as (broker, proxy):
+            return await scenario(broker, proxy)
 
     seen = asyncio.run(run())
     assert seen["before"] == 200 and seen["ready before"] == (200, [])

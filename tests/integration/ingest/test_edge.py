@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from starlette.types import Message
 
 from ingest.app import IngestApp, IngestConfig, create_app
+from ingest.paths import SENDGRID_EVENTS, TWILIO_EVENTS
 from mailpulse.broker import free_port
 from mailpulse.runtime import serve_ingest, wait_listening
 from mailpulse.settings import Settings
@@ -29,13 +30,10 @@ from schemas.signatures import (
     sign_twilio,
     with_body_sha256,
 )
-from tests.integration.ingest.ingest_app import kafka_publisher
+from tests.integration.ingest.ingest_app import TOKEN, kafka_publisher
 
 pytestmark = [pytest.mark.kafka]
 
-TOKEN = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
-SG_PATH = "/webhooks/sendgrid/events"
-TWILIO_PATH = "/webhooks/twilio/events"
 BODY = b'[{"email":"ana@example.com","timestamp":1763900000,"event":"processed","smtp-id":"<a@b>"}]'
 
 
@@ -94,12 +92,12 @@ def test_signature_headers_and_timestamp_are_refused_before_the_body_is_read(set
             stale = str(int(time.time()) - 400)
             signed = sign_sendgrid(key, now, BODY)
             unread = {
-                "missing": (await call(app, SG_PATH, {}), 401),
-                "no timestamp": (await call(app, SG_PATH, {SENDGRID_SIGNATURE_HEADER: signed}), 401),
+                "missing": (await call(app, SENDGRID_EVENTS, {}), 401),
+                "no timestamp": (await call(app, SENDGRID_EVENTS, {SENDGRID_SIGNATURE_HEADER: signed}), 401),
                 "stale": (
                     await call(
                         app,
-                        SG_PATH,
+                        SENDGRID_EVENTS,
                         {
                             SENDGRID_SIGNATURE_HEADER: sign_sendgrid(key, stale, BODY),
                             SENDGRID_TIMESTAMP_HEADER: stale,
@@ -109,13 +107,15 @@ def test_signature_headers_and_timestamp_are_refused_before_the_body_is_read(set
                 ),
                 "not base64": (
                     await call(
-                        app, SG_PATH, {SENDGRID_SIGNATURE_HEADER: "@@", SENDGRID_TIMESTAMP_HEADER: now}
+                        app,
+                        SENDGRID_EVENTS,
+                        {SENDGRID_SIGNATURE_HEADER: "@@", SENDGRID_TIMESTAMP_HEADER: now},
                     ),
                     403,
                 ),
-                "twilio missing": (await call(app, TWILIO_PATH, {}), 401),
+                "twilio missing": (await call(app, TWILIO_EVENTS, {}), 401),
                 "twilio no bodySHA256": (
-                    await call(app, TWILIO_PATH, {TWILIO_SIGNATURE_HEADER: sign_twilio("x", TOKEN)}),
+                    await call(app, TWILIO_EVENTS, {TWILIO_SIGNATURE_HEADER: sign_twilio("x", TOKEN)}),
                     403,
                 ),
             }
@@ -126,18 +126,18 @@ def test_signature_headers_and_timestamp_are_refused_before_the_body_is_read(set
             # Headers that pass: the body is read, then its signature checked (this one is forged).
             forged = sign_sendgrid(ec.generate_private_key(ec.SECP256R1()), now, BODY)
             status, answer, reads = await call(
-                app, SG_PATH, {SENDGRID_SIGNATURE_HEADER: forged, SENDGRID_TIMESTAMP_HEADER: now}
+                app, SENDGRID_EVENTS, {SENDGRID_SIGNATURE_HEADER: forged, SENDGRID_TIMESTAMP_HEADER: now}
             )
             assert (status, reads) == (403, 1), answer
             assert answer["error"] == "signature does not match the body and timestamp"
             status, answer, reads = await call(
-                app, SG_PATH, {SENDGRID_SIGNATURE_HEADER: signed, SENDGRID_TIMESTAMP_HEADER: now}
+                app, SENDGRID_EVENTS, {SENDGRID_SIGNATURE_HEADER: signed, SENDGRID_TIMESTAMP_HEADER: now}
             )
             assert (status, reads) == (200, 1) and answer["accepted"] == 1, answer
-            url = with_body_sha256(f"http://ingest.test{TWILIO_PATH}", BODY)
+            url = with_body_sha256(f"http://ingest.test{TWILIO_EVENTS}", BODY)
             query = url.split("?", 1)[1]
             status, answer, reads = await call(
-                app, TWILIO_PATH, {TWILIO_SIGNATURE_HEADER: sign_twilio(url, "f" * 32)}, query
+                app, TWILIO_EVENTS, {TWILIO_SIGNATURE_HEADER: sign_twilio(url, "f" * 32)}, query
             )
             assert (status, reads) == (403, 1), answer
 

@@ -13,6 +13,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from ingest.app import IngestConfig
+from ingest.paths import SENDGRID_EVENTS, SENDGRID_INBOUND, TWILIO_EVENTS
 from mailpulse.settings import Settings
 from schemas.privacy import RecipientPrivacy
 from schemas.signatures import (
@@ -26,15 +27,11 @@ from schemas.signatures import (
     with_body_sha256,
 )
 from tests.ingest.mail import MESSAGE_ID, attachment_files, inbound_fields, multipart
-from tests.integration.ingest.ingest_app import BASE_URL, ingest_client, published
+from tests.integration.ingest.ingest_app import BASE_URL, TOKEN, ingest_client, published
 from tests.webhook_events import cloud_event, sendgrid_event
 
 pytestmark = [pytest.mark.kafka]
 
-TOKEN = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
-SG_PATH = "/webhooks/sendgrid/events"
-TWILIO_PATH = "/webhooks/twilio/events"
-INBOUND_PATH = "/webhooks/sendgrid/inbound"
 JSON = {"content-type": "application/json"}
 
 
@@ -68,15 +65,17 @@ def test_sendgrid_signatures(one_partition: Settings, sendgrid_key: ec.EllipticC
                 orjson.dumps([sendgrid_event("processed", 0, 1)]) + b"\r\n"
             )  # bytes as sent, not re-encoded
             answers = {
-                "missing": await client.post(SG_PATH, content=body, headers=JSON),
+                "missing": await client.post(SENDGRID_EVENTS, content=body, headers=JSON),
                 "forged": await client.post(
-                    SG_PATH, content=body, headers=sendgrid_headers(forged_key, body)
+                    SENDGRID_EVENTS, content=body, headers=sendgrid_headers(forged_key, body)
                 ),
                 "stale": await client.post(
-                    SG_PATH, content=body, headers=sendgrid_headers(sendgrid_key, body, time.time() - 400)
+                    SENDGRID_EVENTS,
+                    content=body,
+                    headers=sendgrid_headers(sendgrid_key, body, time.time() - 400),
                 ),
                 "tampered": await client.post(
-                    SG_PATH,
+                    SENDGRID_EVENTS,
                     content=body.replace(b"processed", b"delivered"),
                     headers=sendgrid_headers(sendgrid_key, body),
                 ),
@@ -88,7 +87,9 @@ def test_sendgrid_signatures(one_partition: Settings, sendgrid_key: ec.EllipticC
                 assert answers[name].status_code == 403, name
             assert "outside ±300 s" in answers["stale"].json()["error"]
             assert answers["forged"].json()["error"] == "signature does not match the body and timestamp"
-            valid = await client.post(SG_PATH, content=body, headers=sendgrid_headers(sendgrid_key, body))
+            valid = await client.post(
+                SENDGRID_EVENTS, content=body, headers=sendgrid_headers(sendgrid_key, body)
+            )
             assert valid.status_code == 200 and valid.json()["accepted"] == 1
         return await published(settings, 1)
 
@@ -99,7 +100,7 @@ def test_sendgrid_signatures(one_partition: Settings, sendgrid_key: ec.EllipticC
 def test_twilio_signatures(one_partition: Settings) -> None:
     settings = one_partition
     body = orjson.dumps([cloud_event("DELIVERED", 7, 1)])
-    url = with_body_sha256(f"{BASE_URL}{TWILIO_PATH}", body)
+    url = with_body_sha256(f"{BASE_URL}{TWILIO_EVENTS}", body)
     path = url.removeprefix(BASE_URL)
 
     async def scenario() -> list[dict[str, Any]]:
@@ -116,7 +117,7 @@ def test_twilio_signatures(one_partition: Settings) -> None:
             assert forged.status_code == 403
             tampered = await post(path, sign_twilio(url, TOKEN), body.replace(b"DELIVERED", b"OPENED"))
             assert tampered.json() == {"error": "bodySHA256 does not match the body"}
-            no_hash = await post(TWILIO_PATH, sign_twilio(f"{BASE_URL}{TWILIO_PATH}", TOKEN))
+            no_hash = await post(TWILIO_EVENTS, sign_twilio(f"{BASE_URL}{TWILIO_EVENTS}", TOKEN))
             assert no_hash.status_code == 403 and "bodySHA256" in no_hash.json()["error"]
             with_port = await post(path, sign_twilio(url.replace("ingest.test", "ingest.test:80"), TOKEN))
             assert with_port.status_code == 200, with_port.text
@@ -124,7 +125,7 @@ def test_twilio_signatures(one_partition: Settings) -> None:
         public = "https://hooks.example.com/mailpulse"
         proxied = IngestConfig(twilio=TwilioVerifier(TOKEN, public))
         async with ingest_client(settings, proxied) as client:
-            signed = with_body_sha256(f"{public}{TWILIO_PATH}", body)
+            signed = with_body_sha256(f"{public}{TWILIO_EVENTS}", body)
             answer = await client.post(
                 path, content=body, headers={**JSON, TWILIO_SIGNATURE_HEADER: sign_twilio(signed, TOKEN)}
             )
@@ -139,7 +140,7 @@ def test_inbound_parse_with_allowed_disallowed_and_inline_attachments(settings: 
 
     async def scenario() -> list[dict[str, Any]]:
         async with ingest_client(settings) as client:
-            answer = await client.post(INBOUND_PATH, content=body, headers={"content-type": content_type})
+            answer = await client.post(SENDGRID_INBOUND, content=body, headers={"content-type": content_type})
             assert answer.status_code == 200, answer.text
             assert answer.json() == {
                 "accepted": 1,
@@ -180,7 +181,7 @@ def test_inbound_refusals_are_only_for_mail_that_must_never_be_stored(
         async with ingest_client(settings, signed_config(sendgrid_key)) as client:
 
             async def post(content: bytes, headers: dict[str, str]) -> httpx.Response:
-                return await client.post(INBOUND_PATH, content=content, headers=headers)
+                return await client.post(SENDGRID_INBOUND, content=content, headers=headers)
 
             refusals = {
                 415: await post(b"{}", JSON),
@@ -193,16 +194,18 @@ def test_inbound_refusals_are_only_for_mail_that_must_never_be_stored(
             assert ok.status_code == 200, ok.text
         async with ingest_client(settings) as client:
             no_boundary = await client.post(
-                INBOUND_PATH, content=body, headers={"content-type": "multipart/form-data"}
+                SENDGRID_INBOUND, content=body, headers={"content-type": "multipart/form-data"}
             )
             assert no_boundary.status_code == 400 and "boundary" in no_boundary.json()["error"]
-            broken = await client.post(INBOUND_PATH, content=body[: len(body) // 2], headers=multipart_header)
+            broken = await client.post(
+                SENDGRID_INBOUND, content=body[: len(body) // 2], headers=multipart_header
+            )
             assert broken.status_code == 400, broken.text
             not_mail, ctype = multipart({"text": "hello"})
-            answer = await client.post(INBOUND_PATH, content=not_mail, headers={"content-type": ctype})
+            answer = await client.post(SENDGRID_INBOUND, content=not_mail, headers={"content-type": ctype})
             assert answer.status_code == 422 and answer.json()["errors"][0]["field"] == "headers"
             declared = await client.post(
-                INBOUND_PATH,
+                SENDGRID_INBOUND,
                 content=b"x",
                 headers={**multipart_header, "content-length": str(21 * 1024 * 1024)},
             )
@@ -223,7 +226,7 @@ def test_every_problem_is_listed_and_bad_elements_go_to_dead_letters(settings: S
 
     async def scenario() -> list[dict[str, Any]]:
         async with ingest_client(settings) as client:
-            answer = await client.post(SG_PATH, json=batch)
+            answer = await client.post(SENDGRID_EVENTS, json=batch)
             assert answer.status_code == 200
             body = answer.json()
             assert (body["accepted"], body["rejected"]) == (1, 3)
@@ -235,10 +238,12 @@ def test_every_problem_is_listed_and_bad_elements_go_to_dead_letters(settings: S
                 (3, "timestamp"),
             }
             assert all(e["message"] for e in body["errors"])
-            wrong_type = await client.post(SG_PATH, content=b"[]", headers={"content-type": "text/plain"})
+            wrong_type = await client.post(
+                SENDGRID_EVENTS, content=b"[]", headers={"content-type": "text/plain"}
+            )
             assert wrong_type.status_code == 415
             assert wrong_type.json()["error"] == "content type must be application/json, got 'text/plain'"
-            bad_twilio = await client.post(TWILIO_PATH, json=[{"specversion": "2"}])
+            bad_twilio = await client.post(TWILIO_EVENTS, json=[{"specversion": "2"}])
             assert bad_twilio.status_code == 422
             assert {e["field"] for e in bad_twilio.json()["errors"]} >= {"specversion", "id", "data"}
         return await published(settings, 4, settings.deadletter_topic)
@@ -256,7 +261,7 @@ def test_a_bad_element_too_large_for_kafka_is_dead_lettered_cut_to_fit(settings:
 
     async def scenario() -> list[dict[str, Any]]:
         async with ingest_client(settings) as client:
-            answer = await client.post(SG_PATH, json=[sendgrid_event("delivered", 30, 3), bad])
+            answer = await client.post(SENDGRID_EVENTS, json=[sendgrid_event("delivered", 30, 3), bad])
             assert answer.status_code == 200
             body = answer.json()
             assert (body["accepted"], body["rejected"]) == (1, 1)
@@ -277,14 +282,14 @@ def test_a_valid_event_too_large_for_kafka_is_refused_alone(settings: Settings) 
 
     async def scenario() -> list[dict[str, Any]]:
         async with ingest_client(settings) as client:
-            answer = await client.post(SG_PATH, json=[sendgrid_event("delivered", 30, 3), huge])
+            answer = await client.post(SENDGRID_EVENTS, json=[sendgrid_event("delivered", 30, 3), huge])
             assert answer.status_code == 200
             body = answer.json()
             assert (body["accepted"], body["rejected"]) == (1, 1)
             [problem] = body["errors"]
             assert (problem["index"], problem["field"]) == (1, "(event)")
             assert "of a Kafka record" in problem["message"]
-            alone = await client.post(SG_PATH, json=[huge])
+            alone = await client.post(SENDGRID_EVENTS, json=[huge])
             assert alone.status_code == 422 and alone.json()["rejected"] == 1
         return await published(settings, 2, settings.deadletter_topic)
 
@@ -301,8 +306,10 @@ def test_privacy_is_applied_before_publishing(settings: Settings, mode: str) -> 
     async def scenario() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         async with ingest_client(settings, IngestConfig(privacy=privacy)) as client:
             good = sendgrid_event("delivered", 30, 3)
-            assert (await client.post(SG_PATH, json=[good, {"email": "ana@example.com"}])).status_code == 200
-            answer = await client.post(INBOUND_PATH, content=body, headers={"content-type": content_type})
+            assert (
+                await client.post(SENDGRID_EVENTS, json=[good, {"email": "ana@example.com"}])
+            ).status_code == 200
+            answer = await client.post(SENDGRID_INBOUND, content=body, headers={"content-type": content_type})
             assert answer.status_code == 200
         events = await published(settings, 2)
         return events, await published(settings, 1, settings.deadletter_topic)

@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 
 from ingest.app import IngestConfig, create_app
 from ingest.openapi import openapi_document
+from ingest.paths import SENDGRID_EVENTS, SENDGRID_INBOUND, TWILIO_EVENTS
 from mailpulse.settings import Settings
 from schemas.deadletter import json_text
 from schemas.privacy import RecipientPrivacy
@@ -43,7 +44,7 @@ from schemas.signatures import (
 )
 from tests.ingest.mail import HEADERS, inbound_fields, multipart
 from tests.integration.groundtruth import read_all
-from tests.integration.ingest.ingest_app import asgi_client, kafka_publisher
+from tests.integration.ingest.ingest_app import BASE_URL, asgi_client, kafka_publisher
 from tests.webhook_events import sendgrid_event
 
 pytestmark = [pytest.mark.kafka]
@@ -52,8 +53,6 @@ TOTAL = int(os.environ.get("MAILPULSE_FUZZ_REQUESTS", "10000"))
 BURST = 25
 TOKEN = "fuzz-auth-token-0123456789abcdef"
 SIGNING_KEY = ec.generate_private_key(ec.SECP256R1())
-BASE = "http://ingest.test"
-SG, TWILIO, INBOUND = "/webhooks/sendgrid/events", "/webhooks/twilio/events", "/webhooks/sendgrid/inbound"
 T0 = 1_763_900_000
 
 
@@ -224,8 +223,8 @@ b64_junk = st.binary(min_size=1, max_size=80).map(lambda b: base64.b64encode(b).
 
 @st.composite
 def calls(draw: st.DrawFn) -> Call:
-    path = draw(st.sampled_from([SG, TWILIO, INBOUND]))
-    if path == INBOUND:
+    path = draw(st.sampled_from([SENDGRID_EVENTS, TWILIO_EVENTS, SENDGRID_INBOUND]))
+    if path == SENDGRID_INBOUND:
         body, content_type = draw(inbound_bodies())
         if draw(st.integers(0, 9)) == 0:
             content_type = draw(content_types)
@@ -236,8 +235,8 @@ def calls(draw: st.DrawFn) -> Call:
     query = ""
     if signed:
         how = draw(st.sampled_from(["valid", "valid", "missing", "forged", "stale", "garbage"]))
-        if path == TWILIO:
-            url = with_body_sha256(f"{BASE}{path}", body if how != "forged" else body + b"!")
+        if path == TWILIO_EVENTS:
+            url = with_body_sha256(f"{BASE_URL}{path}", body if how != "forged" else body + b"!")
             query = url.split("?", 1)[1]
             if how != "missing":
                 token = TOKEN if how in ("valid", "stale", "forged") else "wrong"
@@ -382,7 +381,9 @@ def test_unwritable_elements_are_refused_and_their_neighbours_published_once(set
 
     async def post_as_a_sender(client: httpx.AsyncClient) -> httpx.Response:
         for _ in range(3):
-            answer = await client.post(SG, content=body, headers={"content-type": "application/json"})
+            answer = await client.post(
+                SENDGRID_EVENTS, content=body, headers={"content-type": "application/json"}
+            )
             if answer.status_code < 500:
                 break
         return answer
@@ -400,7 +401,7 @@ def test_unwritable_elements_are_refused_and_their_neighbours_published_once(set
             app = create_app(publisher, IngestConfig(privacy=RecipientPrivacy(mode, b"fuzz-key")))
             # A 500 is an answer here, as a sender sees it, not an exception in the test.
             transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-            async with httpx.AsyncClient(transport=transport, base_url=BASE) as client:
+            async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as client:
                 answer = await post_as_a_sender(client)
         # The producer stopped: the logs hold everything published, read to their ends (extras too).
         events = await read_all(bootstrap, topics.status_topic, 10.0)
