@@ -232,8 +232,11 @@ async def run(sizes: Sizes, workdir: Path, ingest_only: bool = False) -> tuple[l
         proc_settings = processor.bench_settings(settings, "bench.status")
         batch, wait_ms = proc_settings.batch_max_records, proc_settings.batch_wait_ms
 
+        async def bare_drain_rate() -> float:
+            return n / await ceiling.bare_drain(bootstrap, "bench.status", n, batch, wait_ms)
+
         log(f"4 bare drain: {n:,} records, batches of {batch:,}")
-        drain_rate = n / await ceiling.bare_drain(bootstrap, "bench.status", n, batch, wait_ms)
+        drain_rate = await bare_drain_rate()
         log(f"4 bare byte insert: {n:,} values")
         insert_rate = n / ceiling.byte_insert(stores["bench_ceiling"], values, batch)
         discard(client, "bench_ceiling")
@@ -255,11 +258,11 @@ async def run(sizes: Sizes, workdir: Path, ingest_only: bool = False) -> tuple[l
         # is against fresh drains: load moving on the machine between them moves both sides.
         log(f"5 processor, nil sink: draining {n:,} records between two bare drains")
         nil = processor.nil_sink(client, "bench_nil")
-        drain_before = n / await ceiling.bare_drain(bootstrap, "bench.status", n, batch, wait_ms)
+        drain_before = await bare_drain_rate()
         nil_settings = processor.bench_settings(settings, "bench.status")
         nil_drained = await processor.drain(nil_settings, bootstrap, nil, n)
         nil_rate, nil_stats = processor.rate(nil_drained), nil_drained[1]
-        drain_after = n / await ceiling.bare_drain(bootstrap, "bench.status", n, batch, wait_ms)
+        drain_after = await bare_drain_rate()
         discard(client, "bench_nil")
         log(f"5 processor, Null landing table: draining {n:,} records")
         null_settings = processor.bench_settings(settings, "bench.status")
